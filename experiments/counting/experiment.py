@@ -1,0 +1,159 @@
+"""Data, model and task glue of the counting experiment."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from lib import cells, data as data_lib, initializers, recurrence, trainer
+from lib.metrics import Average
+
+
+def make_data(num_samples: int, seq_len: int, seed: int) -> dict[str, np.ndarray]:
+  """``x``: (N, T, 1) random bits (the notes' ``np.around(rand)``); ``y``: their count."""
+  rng = np.random.default_rng(seed)
+  x = rng.integers(0, 2, size=(num_samples, seq_len)).astype(np.float32)
+  return {"x": x[..., None], "y": x.sum(axis=1)}
+
+
+def make_cell(model_cfg: ml_collections.ConfigDict) -> cells.Elman:
+  if model_cfg.cell == "linear":
+    return cells.linear(model_cfg.hidden, init=model_cfg.init)
+  kwargs = {} if model_cfg.init == "default" else dict(
+      kernel_init=model_cfg.init, recurrent_init=model_cfg.init)
+  return cells.make(model_cfg.cell, model_cfg.hidden, **kwargs)
+
+
+def init_params(cell: cells.Elman, key: jax.Array) -> dict:
+  kc, kd = jax.random.split(key)
+  params = {"cell": cell.init(kc, 1)}
+  if not _is_linear(cell):  # dense read-out, as the Keras models of notes 002
+    params["out"] = {"w": initializers.glorot_uniform()(kd, (cell.hidden, 1)),
+                     "b": jnp.zeros((1,))}
+  return params
+
+
+def _is_linear(cell) -> bool:
+  return type(cell) is cells.Elman and cell.activation == "identity"
+
+
+def predict(cell: cells.Elman, params: dict, x_BxTx1: jax.Array, unroll: int = 1) -> jax.Array:
+  """The count estimate per sequence: the final state (linear) or a dense read-out."""
+  carry, _ = recurrence.unroll(cell, params["cell"], x_BxTx1, unroll=unroll)
+  h = cell.output(carry)
+  if "out" in params:
+    return (h @ params["out"]["w"] + params["out"]["b"])[:, 0]
+  return h[:, 0]  # W_out = 1 fixed, as the notes
+
+
+def weights(params: dict) -> dict[str, float]:
+  """The linear cell's two weights (the notes print these)."""
+  c = params["cell"]
+  if c["w_x"].size != 1:
+    return {}
+  return {"w_x": c["w_x"].reshape(()), "w_rec": c["w_rec"].reshape(())}
+
+
+def build_task(config: ml_collections.ConfigDict) -> trainer.Task:
+  d = config.data
+  train = make_data(d.num_samples, d.seq_len, d.seed)
+  test = {k: jnp.asarray(v) for k, v in make_data(d.eval_samples, d.seq_len, d.seed + 1).items()}
+  long = {k: jnp.asarray(v) for k, v in make_data(d.eval_samples, d.long_seq_len, d.seed + 2).items()}
+  source = data_lib.batches(train, d.batch_size, d.seed)
+  if config.trainer.num_steps != config.num_epochs * source.steps_per_epoch:
+    raise ValueError(f"trainer.num_steps={config.trainer.num_steps} is not num_epochs x "
+                     f"steps per epoch ({config.num_epochs} x {source.steps_per_epoch}).")
+  cell = make_cell(config.model)
+  unroll = config.model.unroll
+
+  def loss_fn(params, batch, rng):
+    del rng  # deterministic model
+    err = predict(cell, params, batch["x"], unroll) - batch["y"]
+    sse = jnp.sum(err ** 2)
+    n = err.shape[0]
+    objective = sse if config.loss == "sse" else sse / n
+    metrics = {"cost": sse, "mse": Average(sse, jnp.float32(n))}
+    metrics.update(weights(params))  # the (w_x, w_rec) path, for the surface plot
+    return objective, metrics
+
+  @jax.jit
+  def eval_fn(params):
+    out = {}
+    for name, ds in (("", test), ("long_", long)):
+      err = predict(cell, params, ds["x"], unroll) - ds["y"]
+      out[f"{name}mse"] = jnp.mean(err ** 2)
+      out[f"{name}acc"] = jnp.mean(jnp.round(predict(cell, params, ds["x"], unroll)) == ds["y"])
+    return out
+
+  return trainer.Task(
+      name=f"counting/{config.variant}",
+      init_params=lambda key: init_params(cell, key),
+      loss_fn=loss_fn, train_batch=source, eval_fn=eval_fn,
+      summary_fn=weights, curve_metric="cost")
+
+
+def cost_surface(x_NxTx1: np.ndarray, y_N: np.ndarray, wx: np.ndarray, wrec: np.ndarray) -> np.ndarray:
+  """The notes' cost over a (w_rec, w_x) grid, one vmap over the grid."""
+  cell = cells.linear(1)
+  x, y = jnp.asarray(x_NxTx1), jnp.asarray(y_N)
+
+  def cost(a, b):
+    p = {"cell": {"w_x": a.reshape(1, 1), "w_rec": b.reshape(1, 1)}}
+    return jnp.sum((predict(cell, p, x) - y) ** 2)
+
+  WX, WR = jnp.meshgrid(jnp.asarray(wx), jnp.asarray(wrec))
+  return np.asarray(jax.jit(jax.vmap(cost))(WX.ravel(), WR.ravel())).reshape(WX.shape)
+
+
+def run(config: ml_collections.ConfigDict, workdir: str, verbose: bool = True) -> dict:
+  """Trains one variant and prints the notes' lines (initial/final weights, cost every 100)."""
+  task = build_task(config)
+  init_w = weights(task.init_params(jax.random.split(jax.random.key(config.seed))[0]))
+  summary = trainer.train(task, config, workdir)
+  if verbose:
+    _print_like_notes(workdir, init_w, summary)
+  return summary
+
+
+def _print_like_notes(workdir: str, init_w: dict, summary: dict) -> None:
+  from lib import writers
+  if init_w:
+    print(f"Initial weights: wx = {float(init_w['w_x']):8.4f}, wRec = {float(init_w['w_rec']):8.4f}")
+  for rec in writers.read_records(workdir, "train"):
+    if rec["step"] % 100 == 0:
+      print(f"epoch[{rec['step']:5d}] : cost ={float(rec['cost']):8.4f}")
+  w = summary["extra"]
+  if w:
+    print(f"Final weights : wx = {w['w_x']:8.4f}, wRec = {w['w_rec']:8.4f}")
+  print(f"{summary['experiment']}: {summary['status']} after {summary['steps']} steps in "
+        f"{summary['wall_time_s']:.1f} s; eval mse {summary['final'].get('eval/mse', float('nan')):.4g}, "
+        f"long-sequence mse {summary['final'].get('eval/long_mse', float('nan')):.4g}")
+
+
+def gd_seed_scan(config: ml_collections.ConfigDict, num_seeds: int = 32) -> dict[str, np.ndarray]:
+  """Plain gradient descent from ``num_seeds`` initialisations, trained together.
+
+  One jitted program: ``vmap`` over seeds of a ``scan`` over epochs. Shows how
+  often the notes' lr=1e-5 run escapes the plateau within ``num_epochs``.
+  """
+  d = config.data
+  data = make_data(d.num_samples, d.seq_len, d.seed)
+  x, y = jnp.asarray(data["x"]), jnp.asarray(data["y"])
+  cell, lr = cells.linear(1, init=config.model.init), config.optimizer.lr
+
+  def cost(p):
+    return jnp.sum((predict(cell, p, x) - y) ** 2)
+
+  def one(seed):
+    p = init_params(cell, jax.random.split(jax.random.key(seed))[0])
+
+    def epoch(p, _):
+      return jax.tree.map(lambda w, g: w - lr * g, p, jax.grad(cost)(p)), None
+
+    p_end, _ = jax.lax.scan(epoch, p, None, length=config.num_epochs)
+    w0 = weights(p)
+    return w0["w_x"], w0["w_rec"], cost(p_end)
+
+  w_x0, w_rec0, final = jax.jit(jax.vmap(one))(jnp.arange(num_seeds))
+  return {"w_x0": np.asarray(w_x0), "w_rec0": np.asarray(w_rec0), "final_cost": np.asarray(final)}

@@ -1,0 +1,1 @@
+"""Launchers: ``reproduce`` (every experiment's quick preset), ``bench`` (benchmarks)."""

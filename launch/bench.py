@@ -1,0 +1,45 @@
+"""Benchmark harness: runs a named benchmark, prints a table, times peers side by side.
+
+  python -m launch.bench rnn_step [--peers=torch] [--repeats=7] [--out=runs/bench]
+
+A benchmark is a module in ``launch/benchmarks`` with ``run(peers, repeats) ->
+list[dict]`` (one row per measurement) and ``COLUMNS``. Peers (e.g. PyTorch) are
+optional extras: a missing one is reported and skipped, never required.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+
+from absl import app, flags
+
+from launch.benchtools import machine, table
+
+BENCHMARKS = {
+    "rnn_step": "launch.benchmarks.rnn_step",
+}
+
+_PEERS = flags.DEFINE_list("peers", ["torch"], "Peer libraries to time beside rnnlab.")
+_REPEATS = flags.DEFINE_integer("repeats", 7, "Timed repeats (the median is reported).")
+_OUT = flags.DEFINE_string("out", "runs/bench", "Folder for <name>.json and <name>.md.")
+
+
+def main(argv):
+  if len(argv) != 2 or argv[1] not in BENCHMARKS:
+    raise app.UsageError(f"Usage: python -m launch.bench NAME; NAME in {sorted(BENCHMARKS)}")
+  name = argv[1]
+  mod = importlib.import_module(BENCHMARKS[name])
+  rows = mod.run(peers=_PEERS.value, repeats=_REPEATS.value)
+  md = table(rows, mod.COLUMNS)
+  os.makedirs(_OUT.value, exist_ok=True)
+  with open(os.path.join(_OUT.value, f"{name}.json"), "w") as f:
+    json.dump({"benchmark": name, "machine": machine(), "rows": rows}, f, indent=2)
+  with open(os.path.join(_OUT.value, f"{name}.md"), "w") as f:
+    f.write(f"{machine()}\n\n{md}\n")
+  print(machine())
+  print(md)
+
+
+if __name__ == "__main__":
+  app.run(main)

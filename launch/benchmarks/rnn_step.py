@@ -1,0 +1,102 @@
+"""Training-step throughput (forward + backward + SGD update) of one recurrent layer:
+rnnlab's ``lib`` (jitted ``make_train_step`` over ``recurrence.unroll``) against
+PyTorch ``nn.LSTM`` / ``nn.RNN`` on the same shapes, batch-first, MSE on every
+step's output.
+
+Shapes (batch, steps, input, hidden): the PTB small config (20, 20, 200, 200),
+an MNIST-rows classifier (64, 28, 70, 256), a short-sequence case (128, 7, 16, 128).
+"""
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from launch.benchtools import time_ms
+from lib import cells, recurrence, trainer
+
+SHAPES = ((20, 20, 200, 200), (64, 28, 70, 256), (128, 7, 16, 128))
+KINDS = ("lstm", "elman")
+COLUMNS = ("cell", "batch", "steps", "input", "hidden", "unroll", "rnnlab_ms", "torch_ms",
+           "speedup_vs_torch", "rnnlab_examples_per_s")
+NUMBER = 20  # steps per timed repeat
+
+
+def _data(B, T, D, H, seed=0):
+  rng = np.random.default_rng(seed)
+  return (rng.standard_normal((B, T, D), np.float32), rng.standard_normal((B, T, H), np.float32))
+
+
+def choose_unroll(T: int) -> int:
+  """Short sequences unroll fully; XLA then fuses across steps. Longer ones
+  keep a rolled loop (a full unroll only grows compile time)."""
+  return T if T <= 8 else 1
+
+
+def rnnlab_step(kind: str, B: int, T: int, D: int, H: int, unroll: int):
+  cell = cells.LSTM(H) if kind == "lstm" else cells.Elman(H)
+  x, y = map(jnp.asarray, _data(B, T, D, H))
+
+  def loss_fn(params, batch, rng):
+    _, out = recurrence.unroll(cell, params, batch["x"], unroll=unroll)
+    return jnp.mean((out - batch["y"]) ** 2), {}
+
+  tx = optax.sgd(0.01)
+  params = cell.init(jax.random.key(0), D)
+  state = trainer.TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
+  step = jax.jit(trainer.make_train_step(loss_fn, tx), donate_argnums=0)
+  batch, rng = {"x": x, "y": y}, jax.random.key(1)
+  holder = [state]
+
+  def run():
+    holder[0], m = step(holder[0], batch, rng)
+    return m["loss"].total
+
+  return run
+
+
+def torch_step(kind: str, B: int, T: int, D: int, H: int):
+  import torch
+  x, y = map(torch.from_numpy, _data(B, T, D, H))
+  torch.manual_seed(0)
+  net = (torch.nn.LSTM(D, H, batch_first=True) if kind == "lstm"
+         else torch.nn.RNN(D, H, nonlinearity="tanh", batch_first=True))
+  opt = torch.optim.SGD(net.parameters(), lr=0.01)
+
+  def run():
+    opt.zero_grad(set_to_none=True)
+    out, _ = net(x)
+    loss = ((out - y) ** 2).mean()
+    loss.backward()
+    opt.step()
+    return loss
+
+  return run
+
+
+def run(peers=("torch",), repeats: int = 7, shapes=SHAPES, kinds=KINDS) -> list[dict]:
+  have_torch = "torch" in peers
+  if have_torch:
+    try:
+      import torch  # noqa: F401
+    except ImportError:
+      print("PyTorch is not installed (pip install torch): timing rnnlab alone.")
+      have_torch = False
+  rows = []
+  for kind in kinds:
+    for B, T, D, H in shapes:
+      unroll = choose_unroll(T)
+      ours = time_ms(rnnlab_step(kind, B, T, D, H, unroll), number=NUMBER, repeats=repeats,
+                     sync=jax.block_until_ready)
+      row = {"cell": kind, "batch": B, "steps": T, "input": D, "hidden": H, "unroll": unroll,
+             "rnnlab_ms": ours, "rnnlab_examples_per_s": B / ours * 1e3}
+      if have_torch:
+        theirs = time_ms(torch_step(kind, B, T, D, H), number=NUMBER, repeats=repeats)
+        row.update(torch_ms=theirs, speedup_vs_torch=theirs / ours)
+      rows.append(row)
+      print(functools.reduce(lambda s, kv: s + f" {kv[0]}={kv[1]:.3g}" if isinstance(kv[1], float)
+                             else s + f" {kv[0]}={kv[1]}", row.items(), ""), flush=True)
+  return rows

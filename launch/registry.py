@@ -1,0 +1,8 @@
+"""Experiments registered with ``launch/reproduce``.
+
+Each entry names a module exposing ``reproduce(out_dir, quick) -> {'records',
+'figures'}``. A new experiment adds one line here (see WORKSPACE.md).
+"""
+EXPERIMENTS = {
+    "counting": "experiments.counting.reproduce",
+}

@@ -1,0 +1,56 @@
+"""Step-indexed batch sources: ``batch = source(step)``.
+
+The trainer asks for batches by step number, so a resumed run sees exactly the
+batches an uninterrupted one would. Shuffling is seeded per epoch.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+class FullBatch:
+  """The whole data set every step, kept on the device (no per-step copy)."""
+
+  def __init__(self, arrays: Mapping[str, Any]):
+    self.arrays = {k: jnp.asarray(v) for k, v in arrays.items()}
+    self.steps_per_epoch = 1
+
+  def __call__(self, step: int) -> dict[str, jax.Array]:
+    return self.arrays
+
+
+class EpochBatches:
+  """Minibatches of a seeded permutation per epoch; the last partial batch is dropped
+  so every step has one shape (one compilation)."""
+
+  def __init__(self, arrays: Mapping[str, Any], batch_size: int, seed: int):
+    self.arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    sizes = {len(v) for v in self.arrays.values()}
+    if len(sizes) != 1:
+      raise ValueError(f"Arrays differ in length: { {k: len(v) for k, v in self.arrays.items()} }")
+    self.n = sizes.pop()
+    if not 0 < batch_size <= self.n:
+      raise ValueError(f"batch_size must be in [1, {self.n}], got {batch_size}.")
+    self.batch_size, self.seed = batch_size, seed
+    self.steps_per_epoch = self.n // batch_size
+    self._perm_epoch, self._perm = -1, None
+
+  def __call__(self, step: int) -> dict[str, np.ndarray]:
+    epoch, i = divmod(step, self.steps_per_epoch)
+    if epoch != self._perm_epoch:
+      self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.n)
+      self._perm_epoch = epoch
+    idx = self._perm[i * self.batch_size:(i + 1) * self.batch_size]
+    return {k: v[idx] for k, v in self.arrays.items()}
+
+
+def batches(arrays: Mapping[str, Any], batch_size: int, seed: int):
+  """``FullBatch`` when ``batch_size`` is 0 or covers the data, else ``EpochBatches``."""
+  n = len(next(iter(arrays.values())))
+  if batch_size <= 0 or batch_size >= n:
+    return FullBatch(arrays)
+  return EpochBatches(arrays, batch_size, seed)

@@ -1,0 +1,54 @@
+"""Loss-curve figures (PNG) of the kind the notes show."""
+from __future__ import annotations
+
+import os
+from typing import Mapping, Optional, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def plot_curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], path: str, *,
+                title: str = "", xlabel: str = "step", ylabel: str = "loss",
+                logy: bool = False) -> str:
+  """One line per named ``(x, y)`` series; non-positive values are dropped on a log axis."""
+  fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+  for name, (x, y) in series.items():
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    keep = np.isfinite(y) & ((y > 0) if logy else True)
+    ax.plot(x[keep], y[keep], label=name, lw=1.4)
+  if logy:
+    ax.set_yscale("log")
+  ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+  ax.grid(alpha=0.3, which="both")
+  if len(series) > 1:
+    ax.legend()
+  fig.tight_layout()
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fig.savefig(path)
+  plt.close(fig)
+  return path
+
+
+def plot_surface(x: np.ndarray, y: np.ndarray, z_YxX: np.ndarray, path: str, *,
+                 title: str = "", xlabel: str = "", ylabel: str = "",
+                 paths: Optional[Mapping[str, tuple[Sequence[float], Sequence[float]]]] = None,
+                 mark: Optional[tuple[float, float]] = None) -> str:
+  """A log-scaled filled contour of ``z`` with optional optimisation paths on top."""
+  fig, ax = plt.subplots(figsize=(6.0, 5.0), dpi=110)
+  cs = ax.contourf(x, y, np.log10(np.maximum(z_YxX, 1e-12)), levels=30, cmap="viridis")
+  fig.colorbar(cs, ax=ax, label="log10 cost")
+  for name, (px, py) in (paths or {}).items():
+    ax.plot(px, py, ".-", ms=2, lw=1, label=name)
+  if mark is not None:
+    ax.plot(*mark, "r*", ms=12, label="optimum")
+  ax.set(title=title, xlabel=xlabel, ylabel=ylabel, xlim=(x.min(), x.max()), ylim=(y.min(), y.max()))
+  if paths or mark is not None:
+    ax.legend(loc="lower left", fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
+  return path

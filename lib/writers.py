@@ -1,0 +1,89 @@
+"""Metric writers: JSON lines (for scripts) and TensorBoard events (no TensorFlow)."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from typing import Iterable, Mapping, Optional
+
+METRICS_FILE = "metrics.jsonl"
+
+
+def _json_value(v: float):
+  # JSON has no NaN/Inf; keep them readable and round-trippable as strings.
+  return v if math.isfinite(v) else str(v)
+
+
+class MetricWriter:
+  """Appends ``{"step", "split", "time", <metric>: value}`` records.
+
+  On resume from step ``s`` it first drops records after ``s`` (they came from
+  the interrupted run past its last checkpoint and will be written again), and
+  asks TensorBoard to purge events from ``s + 1`` on. When ``s`` is not a
+  multiple of ``log_every``, the first record after the resume averages the
+  steps since ``s`` only (the interrupted run's partial window is not kept).
+  """
+
+  def __init__(self, workdir: str, resume_step: int = 0, tensorboard: bool = True):
+    os.makedirs(workdir, exist_ok=True)
+    self.path = os.path.join(workdir, METRICS_FILE)
+    if resume_step == 0 and os.path.exists(self.path):
+      os.remove(self.path)
+    elif os.path.exists(self.path):
+      kept = [r for r in read_records(self.path) if r["step"] <= resume_step]
+      with open(self.path, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in kept)
+    self._file = open(self.path, "a")
+    self._tb = None
+    if tensorboard:
+      from tensorboardX import SummaryWriter  # heavy import, only when used
+      self._tb = SummaryWriter(os.path.join(workdir, "tb"),
+                               purge_step=resume_step + 1 if resume_step else None)
+
+  def write(self, step: int, split: str, metrics: Mapping[str, float]) -> None:
+    rec = {"step": int(step), "split": split, "time": round(time.time(), 3)}
+    rec.update({k: _json_value(float(v)) for k, v in metrics.items()})
+    self._file.write(json.dumps(rec) + "\n")
+    if self._tb is not None:
+      for k, v in metrics.items():
+        self._tb.add_scalar(f"{split}/{k}", float(v), int(step))
+
+  def flush(self) -> None:
+    self._file.flush()
+    if self._tb is not None:
+      self._tb.flush()
+
+  def close(self) -> None:
+    self.flush()
+    self._file.close()
+    if self._tb is not None:
+      self._tb.close()
+
+
+def read_records(path: str, split: Optional[str] = None) -> list[dict]:
+  """Reads a metrics.jsonl (a file or a workdir), optionally one split."""
+  if os.path.isdir(path):
+    path = os.path.join(path, METRICS_FILE)
+  out = []
+  with open(path) as f:
+    for lineno, line in enumerate(f, 1):
+      if not line.strip():
+        continue
+      try:
+        rec = json.loads(line)
+      except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{lineno}: not a JSON record ({e}).") from e
+      if split is None or rec.get("split") == split:
+        out.append(rec)
+  return out
+
+
+def series(records: Iterable[dict], key: str) -> tuple[list[int], list[float]]:
+  """``(steps, values)`` of one metric across records that have it."""
+  xs, ys = [], []
+  for r in records:
+    if key in r:
+      xs.append(r["step"])
+      ys.append(float(r[key]))
+  return xs, ys

@@ -1,0 +1,92 @@
+"""The notes-003 results, with the configs' fixed seeds."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from experiments.counting import config as config_lib, experiment
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module")
+def summaries(tmp_path_factory):
+  root = tmp_path_factory.mktemp("counting")
+  return {v: experiment.run(config_lib.get_config(v), str(root / v), verbose=False)
+          for v in ("gd", "rmsprop", "rprop")}
+
+
+def test_rmsprop_finds_both_weights(summaries):
+  w = summaries["rmsprop"]["extra"]
+  assert abs(w["w_x"] - 1.0) < 0.01 and abs(w["w_rec"] - 1.0) < 0.01, w  # notes: 0.9995, 0.9993
+
+
+def test_gd_cost_below_notes_bound(summaries):
+  s = summaries["gd"]
+  assert s["steps"] == 2001
+  assert s["final"]["train/cost"] < 0.1, s["final"]  # notes: 0.0663
+
+
+def test_rprop_finds_both_weights(summaries):
+  w = summaries["rprop"]["extra"]
+  assert abs(w["w_x"] - 1.0) < 0.01 and abs(w["w_rec"] - 1.0) < 0.01, w
+
+
+def test_same_seed_same_numbers(tmp_path, summaries):
+  again = experiment.run(config_lib.get_config("rmsprop"), str(tmp_path), verbose=False)
+  assert again["extra"] == summaries["rmsprop"]["extra"]
+  assert again["final"] == summaries["rmsprop"]["final"]
+
+
+@pytest.mark.parametrize("cell", config_lib.CELL_VARIANTS)
+def test_nonlinear_cells_learn_to_count(tmp_path, cell):
+  c = config_lib.get_config(cell)
+  c.num_epochs = 1001  # the quick preset
+  s = experiment.run(c, str(tmp_path), verbose=False)
+  # Predicting the mean count scores the targets' variance, ~2.3.
+  assert s["final"]["train/mse"] < 0.25, s["final"]
+
+
+def test_minibatches_and_epochs_set_the_step_count(tmp_path):
+  c = config_lib.get_config("rprop")
+  c.data.batch_size, c.num_epochs = 5, 3
+  assert c.trainer.num_steps == 12
+  assert experiment.run(c, str(tmp_path), verbose=False)["steps"] == 12
+
+
+def test_unknown_variant_is_a_clear_error():
+  with pytest.raises(ValueError, match="expected one of"):
+    config_lib.get_config("adamw")
+
+
+def _main(tmp_path, *flags):
+  return subprocess.run(
+      [sys.executable, "-m", "experiments.counting.main", f"--workdir={tmp_path}", *flags],
+      cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def test_main_prints_like_the_notes_and_writes_the_run(tmp_path):
+  r = _main(tmp_path, "--config=experiments/counting/config.py:gd", "--config.num_epochs=200")
+  assert r.returncode == 0, r.stderr
+  assert "Initial weights: wx =" in r.stdout and "epoch[  200] : cost =" in r.stdout
+  assert "Final weights : wx =" in r.stdout
+  assert json.loads((tmp_path / "config.json").read_text())["optimizer"]["lr"] == 1e-5
+  assert (tmp_path / "loss_curve.png").exists() and (tmp_path / "checkpoints").exists()
+
+
+def test_unknown_config_key_fails_listing_valid_keys(tmp_path):
+  r = _main(tmp_path, "--config=experiments/counting/config.py:gd", "--config.optimizer.lrr=0.1")
+  assert r.returncode != 0
+  assert r.returncode == 2 and "config.optimizer has no key 'lrr'" in r.stderr, r.stderr[-2000:]
+  assert "Valid keys of config.optimizer: b1, b2, clip_norm" in r.stderr and "Traceback" not in r.stderr
+  assert not (tmp_path / "summary.json").exists()
+
+
+def test_diverging_run_exits_with_a_message(tmp_path):
+  r = _main(tmp_path, "--config=experiments/counting/config.py:gd", "--config.optimizer.lr=0.02",
+            "--config.trainer.checkpoint_every=5")
+  assert r.returncode == 1
+  assert "error: Non-finite training metrics at step" in r.stderr
+  assert "Traceback" not in r.stderr

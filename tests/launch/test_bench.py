@@ -1,0 +1,27 @@
+"""The benchmark harness on tiny shapes (timings are recorded by hand, never asserted)."""
+import jax
+import numpy as np
+
+from launch import benchtools
+from launch.benchmarks import rnn_step
+
+
+def test_rnn_step_runs_and_reports_rows():
+  rows = rnn_step.run(peers=(), repeats=1, shapes=((4, 3, 5, 6),))
+  assert [r["cell"] for r in rows] == ["lstm", "elman"]
+  assert all(r["rnnlab_ms"] > 0 and "torch_ms" not in r for r in rows)
+  md = benchtools.table(rows, rnn_step.COLUMNS)
+  assert md.count("\n") == 3 and "| lstm | 4 | 3 |" in md
+
+
+def test_train_step_updates_parameters():
+  step = rnn_step.rnnlab_step("lstm", 4, 3, 5, 6, unroll=3)
+  first, second = float(step()), float(step())
+  assert np.isfinite(first) and second < first  # SGD on a fixed batch lowers the loss
+
+
+def test_time_ms_waits_for_results():
+  calls = []
+  ms = benchtools.time_ms(lambda: calls.append(1) or jax.numpy.ones(3), number=4, repeats=2,
+                          warmup=1, sync=jax.block_until_ready)
+  assert ms > 0 and len(calls) == 1 + 4 * 2
