@@ -34,8 +34,9 @@ def as_averages(metrics: Mapping[str, Any]) -> dict[str, Average]:
   return {k: v if _is_avg(v) else Average.of(v) for k, v in metrics.items()}
 
 
+@jax.jit  # one dispatch per step, not one per metric
 def merge(a: Mapping[str, Average], b: Mapping[str, Average]) -> dict[str, Average]:
-  return jax.tree.map(jnp.add, dict(a), dict(b), is_leaf=None)
+  return jax.tree.map(jnp.add, dict(a), dict(b))
 
 
 def to_floats(metrics: Mapping[str, Any]) -> dict[str, float]:
