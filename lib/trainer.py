@@ -29,6 +29,7 @@ import numpy as np
 import optax
 
 from lib import checkpoint, metrics as metrics_lib, optim, plotting, writers
+from lib.progress import Progress
 
 Params = Any
 Batch = Any
@@ -169,8 +170,11 @@ class _Run:
     self.start_step = self.step = int(self.state.step)
     self.writer = writers.MetricWriter(workdir, self.start_step, self.tc.tensorboard) \
         if self.is_chief else None
-    self.train_step = jax.jit(make_train_step(task.loss_fn, tx, self.schedule),
-                              donate_argnums=0)
+    train_step = make_train_step(task.loss_fn, tx, self.schedule)
+    # The step's key is folded in under jit: no extra host dispatch per step.
+    self.train_step = jax.jit(
+        lambda state, batch, key: train_step(state, batch, jax.random.fold_in(key, state.step)),
+        donate_argnums=0)
     self.eval_fn = task.eval_fn
     self.progress = None
     self.pending: list[tuple[int, dict]] = []
@@ -180,14 +184,12 @@ class _Run:
 
   # -- the loop ---------------------------------------------------------------
   def loop(self) -> None:
-    from lib.progress import Progress
     total = self.tc.num_steps
     self.progress = Progress(total, self.start_step)
     window = None
     for step in range(self.start_step, total):
       batch = self.task.train_batch(step)
-      rng = jax.random.fold_in(self.step_key, step)
-      self.state, m = self.train_step(self.state, batch, rng)
+      self.state, m = self.train_step(self.state, batch, self.step_key)
       self.step = step + 1
       window = m if window is None else metrics_lib.merge(window, m)
       last = self.step == total

@@ -47,6 +47,11 @@ def predict(cell: cells.Elman, params: dict, x_BxTx1: jax.Array, unroll: int = 1
   return h[:, 0]  # W_out = 1 fixed, as the notes
 
 
+def sse(cell: cells.Elman, params: dict, x_BxTx1: jax.Array, y_B: jax.Array, unroll: int = 1):
+  """The notes' cost: the sum of squared errors of the count estimates."""
+  return jnp.sum((predict(cell, params, x_BxTx1, unroll) - y_B) ** 2)
+
+
 def weights(params: dict) -> dict[str, float]:
   """The linear cell's two weights (the notes print these)."""
   c = params["cell"]
@@ -69,11 +74,10 @@ def build_task(config: ml_collections.ConfigDict) -> trainer.Task:
 
   def loss_fn(params, batch, rng):
     del rng  # deterministic model
-    err = predict(cell, params, batch["x"], unroll) - batch["y"]
-    sse = jnp.sum(err ** 2)
-    n = err.shape[0]
-    objective = sse if config.loss == "sse" else sse / n
-    metrics = {"cost": sse, "mse": Average(sse, jnp.float32(n))}
+    cost = sse(cell, params, batch["x"], batch["y"], unroll)
+    n = batch["y"].shape[0]
+    objective = cost if config.loss == "sse" else cost / n
+    metrics = {"cost": cost, "mse": Average(cost, jnp.float32(n))}
     metrics.update(weights(params))  # the (w_x, w_rec) path, for the surface plot
     return objective, metrics
 
@@ -81,9 +85,9 @@ def build_task(config: ml_collections.ConfigDict) -> trainer.Task:
   def eval_fn(params):
     out = {}
     for name, ds in (("", test), ("long_", long)):
-      err = predict(cell, params, ds["x"], unroll) - ds["y"]
-      out[f"{name}mse"] = jnp.mean(err ** 2)
-      out[f"{name}acc"] = jnp.mean(jnp.round(predict(cell, params, ds["x"], unroll)) == ds["y"])
+      pred = predict(cell, params, ds["x"], unroll)
+      out[f"{name}mse"] = jnp.mean((pred - ds["y"]) ** 2)
+      out[f"{name}acc"] = jnp.mean(jnp.round(pred) == ds["y"])
     return out
 
   return trainer.Task(
@@ -99,8 +103,7 @@ def cost_surface(x_NxTx1: np.ndarray, y_N: np.ndarray, wx: np.ndarray, wrec: np.
   x, y = jnp.asarray(x_NxTx1), jnp.asarray(y_N)
 
   def cost(a, b):
-    p = {"cell": {"w_x": a.reshape(1, 1), "w_rec": b.reshape(1, 1)}}
-    return jnp.sum((predict(cell, p, x) - y) ** 2)
+    return sse(cell, {"cell": {"w_x": a.reshape(1, 1), "w_rec": b.reshape(1, 1)}}, x, y)
 
   WX, WR = jnp.meshgrid(jnp.asarray(wx), jnp.asarray(wrec))
   return np.asarray(jax.jit(jax.vmap(cost))(WX.ravel(), WR.ravel())).reshape(WX.shape)
@@ -143,7 +146,7 @@ def gd_seed_scan(config: ml_collections.ConfigDict, num_seeds: int = 32) -> dict
   cell, lr = cells.linear(1, init=config.model.init), config.optimizer.lr
 
   def cost(p):
-    return jnp.sum((predict(cell, p, x) - y) ** 2)
+    return sse(cell, p, x, y)
 
   def one(seed):
     p = init_params(cell, jax.random.split(jax.random.key(seed))[0])
