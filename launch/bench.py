@@ -18,6 +18,7 @@ from launch.benchtools import machine, table
 
 BENCHMARKS = {
     "rnn_step": "launch.benchmarks.rnn_step",
+    "lm_step": "launch.benchmarks.lm_step",
 }
 
 _PEERS = flags.DEFINE_list("peers", ["torch"], "Peer libraries to time beside rnnlab.")

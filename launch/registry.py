@@ -5,4 +5,5 @@ Each entry names a module exposing ``reproduce(out_dir, quick) -> {'records',
 """
 EXPERIMENTS = {
     "counting": "experiments.counting.reproduce",
+    "rnnlm": "experiments.rnnlm.reproduce",
 }

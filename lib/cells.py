@@ -112,8 +112,8 @@ class LSTM(Elman):
     return params
 
   def zero_carry(self, batch_shape, dtype=jnp.float32):
-    z = jnp.zeros((*batch_shape, self.hidden), dtype)
-    return (z, z)  # (h, c)
+    shape = (*batch_shape, self.hidden)
+    return (jnp.zeros(shape, dtype), jnp.zeros(shape, dtype))  # (h, c)
 
   def output(self, carry):
     return carry[0]

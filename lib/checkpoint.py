@@ -15,13 +15,25 @@ class _QuietOrbax(logging.logging.Filter):
     return record.levelno >= logging.WARNING or "orbax" not in record.pathname
 
 
-logging.get_absl_handler().addFilter(_QuietOrbax())
+_QUIET = _QuietOrbax()
+
+
+def _quiet_orbax() -> None:
+  """Filters every root handler present now (absl's may be installed after import)."""
+  absl_handler = logging.get_absl_handler()  # it delegates to python_handler, whose filters apply
+  for h in [absl_handler, absl_handler.python_handler, *logging.logging.getLogger().handlers]:
+    if _QUIET not in h.filters:
+      h.addFilter(_QUIET)
+
+
+_quiet_orbax()
 
 
 class Checkpointer:
   """Saves ``state`` every ``every`` steps (and when forced); keeps ``max_to_keep``."""
 
   def __init__(self, directory: str, every: int, max_to_keep: int = 3):
+    _quiet_orbax()
     self.directory = os.path.abspath(directory)
     self.every = every
     self._mngr = ocp.CheckpointManager(
@@ -53,3 +65,36 @@ class Checkpointer:
   def close(self) -> None:
     self._mngr.wait_until_finished()
     self._mngr.close()
+
+
+def _npz_key(path) -> str:
+  return ".".join(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in path)
+
+
+def export_npz(params: Any, path: str) -> list[str]:
+  """Writes a parameter pytree to one ``.npz`` (notes 001's ``save_model_parameters``):
+  one array per leaf, named by its path (``layers.0.w_rec``). Returns the names."""
+  import jax
+  import numpy as np
+  flat = {_npz_key(p): np.asarray(v) for p, v in jax.tree_util.tree_flatten_with_path(params)[0]}
+  with open(path, "wb") as f:
+    np.savez(f, **flat)
+  return sorted(flat)
+
+
+def load_npz(path: str, like: Any) -> Any:
+  """Reads :func:`export_npz` output into the structure of ``like``; names and
+  shapes must match (the error lists what differs)."""
+  import jax
+  import numpy as np
+  with np.load(path) as z:
+    stored = {k: z[k] for k in z.files}
+  leaves, treedef = jax.tree_util.tree_flatten_with_path(like)
+  want = {_npz_key(p): np.shape(v) for p, v in leaves}
+  have = {k: v.shape for k, v in stored.items()}
+  if want != have:
+    missing, extra = sorted(set(want) - set(have)), sorted(set(have) - set(want))
+    shapes = sorted(k for k in set(want) & set(have) if want[k] != have[k])
+    raise ValueError(f"{path}: parameters do not match the model: missing {missing}, "
+                     f"unexpected {extra}, shape differs {[(k, have[k], want[k]) for k in shapes]}.")
+  return jax.tree.unflatten(treedef, [jax.numpy.asarray(stored[_npz_key(p)]) for p, _ in leaves])

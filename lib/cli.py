@@ -14,6 +14,7 @@ from typing import Callable, Sequence, TypeVar
 from absl import app, flags
 import ml_collections
 
+from lib.corpora import DataError
 from lib.trainer import NonFiniteError
 
 T = TypeVar("T")
@@ -72,9 +73,9 @@ def run(main: Callable[[list[str]], None]) -> None:
 
 
 def run_reporting_errors(fn: Callable[[], T]) -> T:
-  """Runs ``fn``; a diverged run exits with status 1 and a one-paragraph message."""
+  """Runs ``fn``; a diverged run or bad input exits with status 1 and a one-paragraph message."""
   try:
     return fn()
-  except NonFiniteError as e:
+  except (NonFiniteError, DataError, FileNotFoundError) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(1)

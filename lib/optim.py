@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import jax
 import ml_collections
 import optax
 
@@ -43,6 +44,15 @@ def default_config(name: str = "sgd", lr: float = 1e-3, **overrides) -> ml_colle
       decay_every=1,
       decay_rate=0.5,      # step: factor per decay (Zaremba et al.: 0.5 / 0.8 / 1/1.15)
       end_lr_fraction=0.0,  # linear / cosine: final lr as a fraction of lr
+      # reduce on plateau (optax.contrib): multiply the lr by plateau_factor when the
+      # training loss, averaged over plateau_every steps, has not improved on its best
+      # for plateau_patience such windows. Notes 001: factor 0.5, patience 1, every
+      # evaluation ("halve the learning rate when the loss increases"). 0 = off.
+      plateau_factor=0.0,
+      plateau_patience=1,
+      plateau_every=1,
+      plateau_rtol=1e-9,
+      plateau_cooldown=0,
   ))
   c.update(overrides)
   return c
@@ -101,4 +111,17 @@ def make_optimizer(cfg: ml_collections.ConfigDict, total_steps: int
     chain.append(optax.clip_by_global_norm(cfg.clip_norm))
   if cfg.weight_decay and name != "adamw":
     chain.append(optax.add_decayed_weights(cfg.weight_decay))
-  return optax.chain(*chain, tx), sched
+  chain.append(tx)
+  if cfg.plateau_factor:
+    # Scales the final updates; its ``update`` takes ``value=`` (the loss), which
+    # the trainer always passes (optax.chain forwards it only to who takes it).
+    chain.append(optax.contrib.reduce_on_plateau(
+        factor=cfg.plateau_factor, patience=cfg.plateau_patience, rtol=cfg.plateau_rtol,
+        cooldown=cfg.plateau_cooldown, accumulation_size=cfg.plateau_every))
+  return optax.chain(*chain), sched
+
+
+def lr_scale(opt_state) -> float | jax.Array:
+  """The reduce-on-plateau factor in ``opt_state`` (1.0 when there is none)."""
+  scale = optax.tree_utils.tree_get(opt_state, "scale", default=None)
+  return 1.0 if scale is None else scale

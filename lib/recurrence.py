@@ -85,7 +85,8 @@ def unroll(cell: Elman, params: Params, x_BxTxD: jax.Array, *,
            initial_carry: Any = None,
            reverse: bool = False,
            unroll: int | bool = 1,
-           fast_grad: bool = True) -> tuple[Any, jax.Array]:
+           fast_grad: bool = True,
+           projected: bool = False) -> tuple[Any, jax.Array]:
   """Runs ``cell`` over the time axis.
 
   Args:
@@ -98,13 +99,15 @@ def unroll(cell: Elman, params: Params, x_BxTxD: jax.Array, *,
       reverse pass starts at each sequence's own last real step.
     unroll: passed to ``lax.scan`` (an int, or ``True`` for a full unroll).
     fast_grad: one-product gradient of ``w_rec`` (see the module docstring).
+    projected: ``x_BxTxD`` is already the input projection ``x @ w_x + b``
+      (``D = G*H``), e.g. rows of an embedding table (notes 001's ``U[:, x_t]``).
 
   Returns:
     ``(final_carry, y_BxTxH)``; ``y`` is zero at masked steps.
   """
   batch = x_BxTxD.shape[:1]
   carry = cell.zero_carry(batch, x_BxTxD.dtype) if initial_carry is None else initial_carry
-  xp_TxBxG = jnp.swapaxes(cell.project(params, x_BxTxD), 0, 1)
+  xp_TxBxG = jnp.swapaxes(x_BxTxD if projected else cell.project(params, x_BxTxD), 0, 1)
   m_TxBx1 = None
   if mask_BxT is not None:
     m_TxBx1 = jnp.swapaxes(mask_BxT, 0, 1)[..., None].astype(xp_TxBxG.dtype)
@@ -143,3 +146,53 @@ def last_real_output(y_BxTxH: jax.Array, mask_BxT: jax.Array) -> jax.Array:
   """The output at each sequence's last real step (right padding)."""
   last = jnp.maximum(mask_BxT.sum(axis=1).astype(jnp.int32) - 1, 0)
   return jnp.take_along_axis(y_BxTxH, last[:, None, None], axis=1)[:, 0]
+
+
+def unroll_truncated(cell: Elman, params: Params, x_BxTxD: jax.Array, truncate: int, *,
+                     initial_carry: Any = None, projected: bool = False
+                     ) -> tuple[Any, jax.Array]:
+  """Like :func:`unroll`, but the gradient of each step's output flows back
+  through at most ``truncate`` earlier steps (notes 001's ``bptt_truncate``).
+
+  Output ``t`` depends on the inputs ``t-truncate .. t`` and on the state
+  ``s_{t-truncate-1}``, which is treated as a constant: exactly the gradient
+  the notes' numpy ``bptt`` accumulates. Forward values equal :func:`unroll`'s.
+
+  How: one forward scan without gradient gives every state; then, for all
+  ``t`` at once (batch ``B*T``), a scan of ``truncate + 1`` steps recomputes
+  ``s_t`` from the stopped ``s_{t-truncate-1}``. The cost is ``truncate + 1``
+  times the recurrent work, all of it batched.
+  """
+  B, T = x_BxTxD.shape[:2]
+  k = int(truncate)
+  xp = x_BxTxD if projected else cell.project(params, x_BxTxD)
+  carry0 = cell.zero_carry((B,), xp.dtype) if initial_carry is None else initial_carry
+
+  stopped = jax.lax.stop_gradient
+  frozen = stopped(params)  # the window start states are constants, w.r.t. the weights too
+
+  def body(c, xp_t):
+    c = cell.step(frozen, c, xp_t)[0]
+    return c, c
+
+  final, carries_TxB = jax.lax.scan(body, stopped(carry0), stopped(jnp.swapaxes(xp, 0, 1)))
+  # Window start state for output t: s_{t-k-1} (the initial carry when t-k-1 < 0).
+  all_c = jax.tree.map(lambda c0, cs: jnp.concatenate([c0[None], cs], 0), stopped(carry0),
+                       carries_TxB)                                   # index j holds s_{j-1}
+  start_idx = jnp.clip(jnp.arange(T) - k, 0, T)                       # s_{t-k-1} is at t-k
+  starts = jax.tree.map(lambda a: jnp.swapaxes(a[start_idx], 0, 1).reshape(B * T, *a.shape[2:]),
+                        all_c)
+  pos = jnp.arange(T)[:, None] - k + jnp.arange(k + 1)[None, :]       # T x (k+1) input positions
+  valid = (pos >= 0).astype(xp.dtype)
+  xw = xp[:, jnp.clip(pos, 0, T - 1)]                                 # B x T x (k+1) x G
+  xw = jnp.moveaxis(xw.reshape(B * T, k + 1, -1), 1, 0)               # (k+1) x BT x G
+  vw = jnp.broadcast_to(valid.T[:, None, :, None], (k + 1, B, T, 1)).reshape(k + 1, B * T, 1)
+
+  def window_body(c, inp):
+    xp_j, v_j = inp
+    new_c = cell.step(params, c, xp_j)[0]
+    return jax.tree.map(lambda n, o: v_j * n + (1 - v_j) * o, new_c, c), None
+
+  last, _ = jax.lax.scan(window_body, starts, (xw, vw))
+  y_BxTxH = cell.output(last).reshape(B, T, -1)
+  return final, y_BxTxH

@@ -54,6 +54,11 @@ class Task:
     eval_fn: optional ``params -> metrics``, run every ``eval_every`` steps.
     summary_fn: optional ``params -> {name: float}`` extras for summary.json.
     curve_metric: the train metric drawn in ``loss_curve.png``.
+    init_carry: for models whose state crosses steps (PTB-style windows):
+      ``() -> carry``. The carry then lives in the train state (and its
+      checkpoints), ``loss_fn`` becomes ``(params, batch, rng, carry) ->
+      (objective, (metrics, new_carry))``, gradients stop at the carry, and a
+      batch with ``reset`` true starts again from ``init_carry()``.
   """
   name: str
   init_params: Callable[[jax.Array], Params]
@@ -62,12 +67,14 @@ class Task:
   eval_fn: Optional[Callable[[Params], Mapping[str, Any]]] = None
   summary_fn: Optional[Callable[[Params], Mapping[str, float]]] = None
   curve_metric: str = "loss"
+  init_carry: Optional[Callable[[], Any]] = None
 
 
 class TrainState(flax.struct.PyTreeNode):
   step: jax.Array
   params: Params
   opt_state: optax.OptState
+  carry: Any = None  # recurrent state carried across steps (Task.init_carry)
 
 
 class NonFiniteError(RuntimeError):
@@ -95,20 +102,35 @@ def default_config(**overrides) -> ml_collections.ConfigDict:
 
 
 def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation,
-                    schedule: Optional[Callable] = None):
-  """A pure ``train_step(state, batch, rng) -> (state, metrics)``."""
+                    schedule: Optional[Callable] = None,
+                    init_carry: Optional[Callable[[], Any]] = None):
+  """A pure ``train_step(state, batch, rng) -> (state, metrics)``.
+
+  With ``init_carry`` the loss is stateful (see :class:`Task`).
+  """
+  tx = optax.with_extra_args_support(tx)
 
   def train_step(state: TrainState, batch: Batch, rng: jax.Array):
-    (objective, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params, batch, rng)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    carry = state.carry
+    if init_carry is None:
+      (objective, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+          state.params, batch, rng)
+    else:
+      if "reset" in batch:  # an epoch's first window starts from the initial state
+        carry = jax.tree.map(lambda c, z: jnp.where(batch["reset"], z, c), carry, init_carry())
+      (objective, (metrics, carry)), grads = jax.value_and_grad(
+          lambda p: loss_fn(p, batch, rng, carry), has_aux=True)(state.params)
+      carry = jax.lax.stop_gradient(carry)
+    # ``value`` feeds reduce-on-plateau when configured; other transforms ignore it.
+    updates, opt_state = tx.update(grads, state.opt_state, state.params, value=objective)
     params = optax.apply_updates(state.params, updates)
     metrics = metrics_lib.as_averages(metrics)
     metrics.setdefault("loss", metrics_lib.Average.of(objective))
     metrics["grad_norm"] = metrics_lib.Average.of(optax.tree.norm(grads))
     if schedule is not None:
-      metrics["lr"] = metrics_lib.Average.of(schedule(state.step))
-    return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+      metrics["lr"] = metrics_lib.Average.of(schedule(state.step) * optim.lr_scale(opt_state))
+    return state.replace(step=state.step + 1, params=params, opt_state=opt_state,
+                         carry=carry), metrics
 
   return train_step
 
@@ -118,7 +140,10 @@ def init_state(task: Task, config: ml_collections.ConfigDict):
   init_key, step_key = jax.random.split(jax.random.key(config.seed))
   params = task.init_params(init_key)
   tx, schedule = optim.make_optimizer(config.optimizer, config.trainer.num_steps)
-  state = TrainState(step=jnp.asarray(0, jnp.int32), params=params, opt_state=tx.init(params))
+  # Copies: a carry may reuse one buffer twice (LSTM zeros), which donation forbids.
+  carry = jax.tree.map(jnp.array, task.init_carry()) if task.init_carry is not None else None
+  state = TrainState(step=jnp.asarray(0, jnp.int32), params=params, opt_state=tx.init(params),
+                     carry=carry)
   return state, tx, schedule, step_key
 
 
@@ -170,7 +195,7 @@ class _Run:
     self.start_step = self.step = int(self.state.step)
     self.writer = writers.MetricWriter(workdir, self.start_step, self.tc.tensorboard) \
         if self.is_chief else None
-    train_step = make_train_step(task.loss_fn, tx, self.schedule)
+    train_step = make_train_step(task.loss_fn, tx, self.schedule, task.init_carry)
     # The step's key is folded in under jit: no extra host dispatch per step.
     self.train_step = jax.jit(
         lambda state, batch, key: train_step(state, batch, jax.random.fold_in(key, state.step)),
@@ -244,8 +269,17 @@ class _Run:
     logging.info("eval @ %d: %s", self.step,
                  " ".join(f"{k}={v:.4g}" for k, v in values.items()))
 
+  def state_alive(self) -> bool:
+    """False when an interruption landed inside a step that had already taken
+    (donated) the state's buffers: then there is nothing new to save."""
+    return not any(getattr(x, "is_deleted", lambda: False)() for x in jax.tree.leaves(self.state))
+
   def save(self) -> None:
     """Checkpoints the current state, never a non-finite one."""
+    if not self.state_alive():
+      logging.warning("Interrupted inside step %d; keeping checkpoint %s.", self.step,
+                      self.ckpt.latest_step())
+      return
     if not _all_finite(self.state.params):
       logging.warning("Not checkpointing step %d: parameters are not finite.", self.step)
       return
@@ -264,7 +298,7 @@ class _Run:
         "final": {**{f"train/{k}": v for k, v in self.last_train.items()},
                   **{f"eval/{k}": v for k, v in self.last_eval.items()}},
         "extra": ({k: float(v) for k, v in self.task.summary_fn(self.state.params).items()}
-                  if self.task.summary_fn and status != "diverged" else {}),
+                  if self.task.summary_fn and status == "completed" else {}),
         "checkpoint_step": self.ckpt.latest_step(),
         "config": self.config.to_dict(),
     }

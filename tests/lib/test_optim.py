@@ -38,3 +38,18 @@ def test_unknown_names_are_clear_errors():
     optim.make_optimizer(optim.default_config("lbfgs"), 10)
   with pytest.raises(ValueError, match="Unknown schedule"):
     optim.make_optimizer(optim.default_config("sgd", schedule="wave"), 10)
+
+
+def test_reduce_on_plateau_halves_lr_when_loss_stops_falling():
+  """Notes 001: halve the learning rate when the (epoch) loss increases."""
+  import jax.numpy as jnp
+  from lib import optim as optim_lib
+  cfg = optim_lib.default_config("sgd", 1.0, plateau_factor=0.5, plateau_every=2)
+  tx, _ = optim_lib.make_optimizer(cfg, 100)
+  params = {"w": jnp.ones(2)}
+  state = tx.init(params)
+  scales = []
+  for value in (3.0, 3.0, 2.0, 2.0, 4.0, 4.0, 1.0, 1.0):  # epochs of 2 steps: 3, 2, 4, 1
+    _, state = tx.update(params, state, params, value=value)
+    scales.append(float(optim_lib.lr_scale(state)))
+  assert scales == [1.0, 1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5]

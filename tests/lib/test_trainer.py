@@ -111,3 +111,26 @@ def test_nan_stops_cleanly_and_keeps_last_good_checkpoint(tmp_path):
   assert all(np.isfinite(np.asarray(l)).all() for l in jax.tree.leaves(params))
   records = writers.read_records(str(tmp_path), "train")
   assert not np.isfinite(float(records[-1]["loss"]))  # the bad step is on record
+
+
+def test_stateful_task_threads_and_resets_the_carry():
+  """Task.init_carry: the carry crosses steps and ``reset`` restarts it."""
+  import jax.numpy as jnp
+  import optax
+
+  def loss_fn(params, batch, rng, carry):
+    new = carry + batch["x"] * params["w"]
+    return jnp.sum(new ** 2), ({"carry": jnp.sum(new)}, new)
+
+  tx = optax.sgd(0.0)  # parameters fixed: only the carry moves
+  step = jax.jit(trainer.make_train_step(loss_fn, tx, init_carry=lambda: jnp.zeros(2)))
+  params = {"w": jnp.ones(())}
+  state = trainer.TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                             opt_state=tx.init(params), carry=jnp.zeros(2))
+  seen = []
+  for i in range(5):
+    batch = {"x": jnp.ones(2), "reset": jnp.asarray(i == 3)}
+    state, m = step(state, batch, jax.random.key(0))
+    seen.append(float(m["carry"].total))
+  assert seen == [2.0, 4.0, 6.0, 2.0, 4.0]
+  assert state.carry.tolist() == [2.0, 2.0]

@@ -1,0 +1,102 @@
+"""Word-level RNN language models: notes 001 and Penn Treebank (Zaremba et al. 2014).
+
+Variants (``config.py:<name>``):
+
+  notes       The notes' Elman LM (hidden 100, tanh, no biases, 1/sqrt(n) init), one
+              sentence per SGD step (lr 0.005, loss summed over the sentence), truncated
+              BPTT of 4 steps, lr halved when the epoch's loss stops falling; trained on
+              the embedded corpus (the Python Language Reference prose that ships with
+              Python: 2,730 sentences, 51k tokens), vocabulary 2,000 (the corpus has only
+              2,776 distinct words, so the notes' 8,000 would leave no unknown words).
+                python -m experiments.rnnlm.main --config=experiments/rnnlm/config.py:notes \
+                    --workdir=runs/rnnlm/notes
+              See WORKSPACE.md for its runtime and result; prints 10 sampled sentences.
+  notes_csv   The same on the notes' reddit comments CSV, vocabulary 8,000:
+                --config=experiments/rnnlm/config.py:notes_csv \
+                --config.data.path=../shared/data/reddit_partial/reddit-comments-2015-08.csv \
+                --config.data.skip_bad_records=True   (that copy is truncated)
+  ptb_small   2x200 LSTM, 20 steps, batch 20, 13 epochs, SGD lr 1 halved after epoch 4,
+              clip 5, init U(-0.1, 0.1), no dropout. Paper: test ppl 114.5
+              (TF tutorial 115.91).
+                --config=experiments/rnnlm/config.py:ptb_small --config.data.path=../shared/data/ptb
+  ptb_medium  2x650, 35 steps, dropout 0.5, 39 epochs, lr x0.8 after epoch 6, clip 5,
+              init 0.05. Paper: 82.7.
+  ptb_large   2x1500, 35 steps, dropout 0.65, 55 epochs, lr /1.15 after epoch 14,
+              clip 10, init 0.04. Paper: 78.4.
+  Add ``--config.model.tie_weights=True`` to tie the softmax to the embedding.
+
+Step counts are given in epochs (``num_epochs``, ``decay_after_epochs``,
+``plateau_epochs``); the trainer's ``num_steps``, ``eval_every`` and the
+optimizer's step fields are derived from them once the data is loaded
+(``-1`` below), and the resolved config is saved as ``config.json``.
+"""
+import ml_collections
+
+from lib import optim, trainer
+
+VARIANTS = ("notes", "notes_csv", "ptb_small", "ptb_medium", "ptb_large")
+
+# Zaremba et al. (2014) / the TensorFlow PTB tutorial.
+_PTB = {
+    #            hidden steps dropout epochs decay_after decay  clip init
+    "ptb_small": (200, 20, 0.0, 13, 4, 0.5, 5.0, 0.1),
+    "ptb_medium": (650, 35, 0.5, 39, 6, 0.8, 5.0, 0.05),
+    "ptb_large": (1500, 35, 0.65, 55, 14, 1 / 1.15, 10.0, 0.04),
+}
+PAPER_TEST_PPL = {"ptb_small": 114.5, "ptb_medium": 82.7, "ptb_large": 78.4}
+TF_TUTORIAL_TEST_PPL = {"ptb_small": 115.91}
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  variant = arg or "notes"
+  if variant not in VARIANTS:
+    raise ValueError(f"Unknown rnnlm variant {variant!r}; expected one of {VARIANTS}.")
+  c = ml_collections.ConfigDict()
+  c.experiment = "rnnlm"
+  c.variant = variant
+  c.seed = 10                     # the notes' np.random.seed(10)
+  c.data = ml_collections.ConfigDict(dict(
+      source="embedded",          # embedded | csv | ptb
+      path="",                    # csv file, or the folder with ptb.{train,valid,test}.txt
+      column="body",              # csv column holding the text
+      skip_bad_records=False,     # csv: drop a truncated/malformed record instead of failing
+      vocab_size=2000,            # V-1 most frequent words + unknown (0 = every word)
+      mode="sentences",           # sentences (padded, notes 001) | stream (PTB windows)
+      batch_size=1,
+      num_steps=20,               # stream: window length (truncation of BPTT)
+      max_len=64,                 # sentences: longer ones are cut
+      pad_multiple=8,             # sentences: padded lengths are multiples of this
+      valid_fraction=0.1,         # embedded/csv: held-out sentences
+      split_seed=0,
+      eval_batch_size=64,         # sentences: eval batch; stream: valid windows' batch
+      test_batch_size=1,          # stream: final test pass (1 = one unbroken stream)
+  ))
+  c.model = ml_collections.ConfigDict(dict(
+      kind="elman", hidden=100, layers=1, dropout=0.0, init_scale=0.1,
+      tie_weights=False, notes001=True, truncate=4, unroll=1))
+  c.loss_normalize = "sequences"  # gradient of the sum over time, averaged over the batch
+  c.num_epochs = 20
+  c.decay_after_epochs = 0        # step schedule: lr constant for this many epochs
+  c.plateau_epochs = 1            # reduce-on-plateau window, in epochs
+  c.optimizer = optim.default_config("sgd", 0.005, plateau_factor=0.5, plateau_patience=1)
+  c.generate = ml_collections.ConfigDict(dict(
+      num=10, min_len=7, max_len=40, temperature=1.0, seed=0))
+  c.trainer = trainer.default_config(
+      num_steps=-1, eval_every=-1, log_every=100, checkpoint_every=-1, flush_every=50)
+
+  if variant == "notes_csv":
+    c.data.source, c.data.vocab_size = "csv", 8000
+  elif variant in _PTB:
+    hidden, steps, dropout, epochs, after, decay, clip, init = _PTB[variant]
+    c.seed = 0
+    c.data.update(source="ptb", vocab_size=0, mode="stream", batch_size=20, num_steps=steps,
+                  eval_batch_size=20)
+    c.model.update(kind="lstm", hidden=hidden, layers=2, dropout=dropout, init_scale=init,
+                   notes001=False, truncate=0)
+    c.num_epochs, c.decay_after_epochs = epochs, after
+    c.optimizer = optim.default_config("sgd", 1.0, clip_norm=clip, schedule="step",
+                                       decay_rate=decay)
+    c.generate.num = 0
+    c.trainer.log_every = 200
+  c.lock()
+  return c

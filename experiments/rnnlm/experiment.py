@@ -1,0 +1,234 @@
+"""Data, model and task glue of the RNN language-model experiment (notes 001, PTB)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from typing import Any
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from lib import checkpoint, corpora, generation, lm, sequences, text, trainer
+
+PTB_EOS = "<eos>"
+PTB_UNK = "<unk>"
+
+
+@dataclasses.dataclass
+class Corpus:
+  vocab: text.Vocab
+  splits: dict[str, list[np.ndarray]]   # sentences as id arrays, or one stream array each
+  stream: bool
+
+
+# -- data ---------------------------------------------------------------------------
+def _split(sentences: list, fraction: float, seed: int) -> dict[str, list]:
+  perm = np.random.default_rng(seed).permutation(len(sentences))
+  n_valid = max(1, int(round(fraction * len(sentences))))
+  return {"train": [sentences[i] for i in perm[n_valid:]],
+          "valid": [sentences[i] for i in perm[:n_valid]]}
+
+
+def load_corpus(d: ml_collections.ConfigDict) -> Corpus:
+  """Reads, tokenizes and encodes the configured corpus (see config.py's data fields)."""
+  if d.source == "ptb":
+    if not d.path:
+      raise ValueError("data.source='ptb' needs --config.data.path=<folder with ptb.*.txt>.")
+    token_splits = {s: corpora.read_ptb(p) for s, p in corpora.ptb_paths(d.path).items()}
+    unk = PTB_UNK
+  elif d.source in ("embedded", "csv"):
+    if d.source == "embedded":
+      docs = [corpora.embedded_text()]
+    else:
+      if not d.path:
+        raise ValueError("data.source='csv' needs --config.data.path=<file.csv>.")
+      docs = corpora.read_csv_column(d.path, d.column, skip_bad_records=d.skip_bad_records)
+    sents = [s for doc in docs for s in text.tokenize_sentences(doc)]
+    token_splits = _split(sents, d.valid_fraction, d.split_seed)
+    unk = text.UNKNOWN
+  else:
+    raise ValueError(f"Unknown data.source {d.source!r}; expected embedded, csv or ptb.")
+
+  size = d.vocab_size or None
+  if d.mode == "stream":
+    end = PTB_EOS if d.source == "ptb" else text.END
+    vocab = text.Vocab.build(token_splits["train"], size, unk=unk, specials=(end,))
+    splits = {k: [vocab.encode([t for s in v for t in (*s, end)])] for k, v in token_splits.items()}
+    return Corpus(vocab, splits, stream=True)
+  if d.mode != "sentences":
+    raise ValueError(f"Unknown data.mode {d.mode!r}; expected sentences or stream.")
+  vocab = text.Vocab.build(token_splits["train"], size, unk=unk, specials=(text.START, text.END))
+  splits = {k: [vocab.encode([text.START, *s, text.END]) for s in v]
+            for k, v in token_splits.items()}
+  return Corpus(vocab, splits, stream=False)
+
+
+def make_model(config: ml_collections.ConfigDict, vocab_size: int) -> lm.RecurrentLM:
+  m = config.model
+  return lm.RecurrentLM(vocab_size=vocab_size, hidden=m.hidden, kind=m.kind, layers=m.layers,
+                        dropout=m.dropout, init_scale=m.init_scale, tie_weights=m.tie_weights,
+                        notes001=m.notes001, truncate=m.truncate, unroll=m.unroll)
+
+
+def resolve_steps(config: ml_collections.ConfigDict, steps_per_epoch: int) -> ml_collections.ConfigDict:
+  """Turns the epoch-denominated fields into the trainer's and optimizer's step fields."""
+  c = ml_collections.ConfigDict(config.to_dict())
+  spe = steps_per_epoch
+  c.trainer.num_steps = c.num_epochs * spe
+  if c.trainer.eval_every < 0:
+    c.trainer.eval_every = spe
+  if c.trainer.checkpoint_every < 0:
+    c.trainer.checkpoint_every = spe
+  if c.optimizer.schedule == "step":
+    # TF tutorial: epoch i (0-based) uses lr * decay ** max(i + 1 - decay_after, 0).
+    c.optimizer.decay_start = max(c.decay_after_epochs - 1, 0) * spe
+    c.optimizer.decay_every = spe
+  if c.optimizer.plateau_factor:
+    c.optimizer.plateau_every = max(1, c.plateau_epochs) * spe
+  c.lock()
+  return c
+
+
+# -- task ---------------------------------------------------------------------------
+def build_task(config: ml_collections.ConfigDict, corpus: Corpus | None = None
+               ) -> tuple[trainer.Task, ml_collections.ConfigDict, dict[str, Any]]:
+  """``(task, resolved_config, extras)``; extras hold the model, vocab and eval data."""
+  corpus = corpus or load_corpus(config.data)
+  d = config.data
+  model = make_model(config, len(corpus.vocab))
+  normalize = config.loss_normalize
+  if corpus.stream:
+    source = sequences.StreamBatches(corpus.splits["train"][0], d.batch_size, d.num_steps)
+  else:
+    source = sequences.SentenceBatches(corpus.splits["train"], d.batch_size, config.seed,
+                                       max_len=d.max_len, pad_multiple=d.pad_multiple)
+  config = resolve_steps(config, source.steps_per_epoch)
+  evaluate = make_evaluator(model, corpus, d)
+
+  if corpus.stream:
+    def loss_fn(params, batch, rng, carry):
+      return lm.window_loss(model, params, batch, carry, rng, True, normalize)
+    init_carry = lambda: model.zero_carry(d.batch_size)  # noqa: E731
+  else:
+    def loss_fn(params, batch, rng):
+      objective, (metrics, _) = lm.window_loss(model, params, batch, None, rng, True, normalize)
+      return objective, metrics
+    init_carry = None
+
+  task = trainer.Task(
+      name=f"rnnlm/{config.variant}", init_params=model.init, loss_fn=loss_fn,
+      train_batch=source, eval_fn=lambda p: evaluate(p, "valid"),
+      summary_fn=lambda p: {"test_ppl": evaluate(p, "test")["ppl"]} if "test" in corpus.splits else {},
+      curve_metric="nll", init_carry=init_carry)
+  return task, config, {"model": model, "vocab": corpus.vocab, "corpus": corpus, "source": source,
+                        "evaluate": evaluate}
+
+
+def make_evaluator(model: lm.RecurrentLM, corpus: Corpus, d: ml_collections.ConfigDict):
+  """``evaluate(params, split) -> {'nll', 'ppl'}`` per real token, one jitted pass per split."""
+  if corpus.stream:
+    data = {}
+    for split, (ids,) in corpus.splits.items():
+      bs = d.test_batch_size if split == "test" else d.eval_batch_size
+      w = sequences.stream_windows(ids, bs, d.num_steps)
+      data[split] = (jnp.asarray(w["x"]), jnp.asarray(w["y"]))
+    run = jax.jit(lambda p, x, y: lm.stream_nll(model, p, x, y))
+
+    def evaluate(params, split):
+      tot = run(params, *data[split])
+      mean = float(tot.total / tot.count)
+      return {"nll": mean, "ppl": math.exp(mean)}
+    return evaluate
+
+  batches = {split: sequences.SentenceBatches(s, min(d.eval_batch_size, len(s)), 0, max_len=d.max_len,
+                                              pad_multiple=d.pad_multiple, shuffle=False).all_batches()
+             for split, s in corpus.splits.items() if split != "train" and s}
+  run = jax.jit(lambda p, b: lm.nll(model.apply(p, b["x"])[0], b["y"], b["mask"]))
+
+  def evaluate(params, split):
+    total = count = 0.0
+    for b in batches[split]:
+      t = run(params, b)
+      total, count = total + float(t.total), count + float(t.count)
+    return {"nll": total / count, "ppl": math.exp(total / count)}
+  return evaluate
+
+
+def initial_loss(task: trainer.Task, config: ml_collections.ConfigDict, model: lm.RecurrentLM,
+                 num_batches: int = 20) -> float:
+  """Mean NLL per token of the untrained model on the first training batches
+  (the notes' check: close to log V for near-uniform predictions)."""
+  params = trainer.init_state(task, config)[0].params
+  run = jax.jit(lambda p, b: lm.nll(model.apply(p, b["x"])[0], b["y"], b.get("mask")))
+  tot = cnt = 0.0
+  for step in range(min(num_batches, task.train_batch.steps_per_epoch)):
+    b = {k: v for k, v in task.train_batch(step).items() if k != "reset"}
+    t = run(params, b)
+    tot, cnt = tot + float(t.total), cnt + float(t.count)
+  return tot / cnt
+
+
+def sample_sentences(model, params, vocab: text.Vocab, g: ml_collections.ConfigDict) -> list[str]:
+  """``g.num`` sentences of at least ``g.min_len`` words, never the unknown token."""
+  start, end = vocab.id(text.START), vocab.id(text.END)
+  if text.START not in vocab:  # stream vocabularies: sentences start after an end token
+    start = end
+  forbid = tuple(sorted({vocab.unk_id, start} - {end}))
+  out, key = [], jax.random.key(g.seed)
+  for attempt in range(10):  # draw more only if some ran past max_len without ending
+    key, sub = jax.random.split(key)
+    toks, lens, done = generation.sample(model, params, sub, num=2 * g.num, max_len=g.max_len,
+                                         start_id=start, end_id=end, forbid=forbid,
+                                         min_len=g.min_len, temperature=g.temperature)
+    out += generation.decode_sentences(vocab, toks, lens, done)
+    if len(out) >= g.num:
+      break
+  return out[:g.num]
+
+
+# -- run ----------------------------------------------------------------------------
+def run(config: ml_collections.ConfigDict, workdir: str, verbose: bool = True,
+        corpus: Corpus | None = None) -> dict:
+  """Trains, evaluates, exports ``params.npz`` and ``vocab.json``, samples sentences."""
+  task, config, extras = build_task(config, corpus)
+  model, vocab = extras["model"], extras["vocab"]
+  os.makedirs(workdir, exist_ok=True)
+  log_v, init_nll = math.log(len(vocab)), initial_loss(task, config, model)
+  msg = (f"Vocabulary {len(vocab)}; expected loss for random predictions log V = {log_v:.4f}; "
+         f"actual initial loss {init_nll:.4f}; {extras['source'].steps_per_epoch} steps/epoch.")
+  logging.info(msg)
+  if verbose:
+    print(msg, flush=True)
+  summary = trainer.train(task, config, workdir)
+  params, _ = trainer.restore_params(task, config, workdir)
+  checkpoint.export_npz(params, os.path.join(workdir, "params.npz"))
+  vocab.save(os.path.join(workdir, "vocab.json"))
+  report = {"vocab_size": len(vocab), "log_v": log_v, "initial_nll": init_nll,
+            "final": summary["final"], "extra": summary["extra"],
+            "wall_time_s": summary["wall_time_s"]}
+  if config.generate.num:
+    report["samples"] = sample_sentences(model, params, vocab, config.generate)
+    with open(os.path.join(workdir, "samples.txt"), "w") as f:
+      f.write("\n".join(report["samples"]) + "\n")
+  with open(os.path.join(workdir, "lm_report.json"), "w") as f:
+    json.dump(report, f, indent=2)
+  if verbose:
+    _print_report(summary, report)
+  return {**summary, "lm": report}
+
+
+def _print_report(summary: dict, report: dict) -> None:
+  f = summary["final"]
+  train_nll = f.get("train/nll", float("nan"))
+  print(f"{summary['experiment']}: {summary['status']} after {summary['steps']} steps in "
+        f"{summary['wall_time_s']:.0f} s. Loss per word: initial {report['initial_nll']:.4f} "
+        f"(log V {report['log_v']:.4f}) -> train {train_nll:.4f}; valid ppl "
+        f"{f.get('eval/ppl', float('nan')):.2f}"
+        + (f"; test ppl {report['extra']['test_ppl']:.2f}" if "test_ppl" in report["extra"] else ""))
+  for s in report.get("samples", []):
+    print("  " + s)

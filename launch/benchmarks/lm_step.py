@@ -1,0 +1,117 @@
+"""Language-model training speed (issue 3), one table:
+
+(a) notes 001's SGD step: one sentence of 45 words, vocabulary 8000, hidden
+    100, BPTT truncated at 4 steps, milliseconds per step: rnnlab's jitted
+    ``train_step`` (``lib.lm.RecurrentLM(notes001=True, truncate=4)``) against
+    the notes' numpy ``RNNNumpy.sgd_step`` (experiments/rnnlm/numpy_reference.py).
+(b) batched training tokens per second, rnnlab against PyTorch at the same
+    sizes: the notes' Elman LM (V 8000, H 100, batch 32 x 32 steps, no biases)
+    and the PTB small LSTM LM (V 10000, 2 x 200, batch 20 x 20 steps), SGD with
+    the loss summed over time and averaged over the batch.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from launch.benchtools import time_ms
+from lib import lm, trainer
+
+COLUMNS = ("case", "rnnlab_ms", "peer", "peer_ms", "speedup", "rnnlab_tokens_per_s",
+           "peer_tokens_per_s")
+
+# (name, vocab, hidden, layers, kind, batch, steps)
+BATCHED = (("elman LM (notes)", 8000, 100, 1, "elman", 32, 32),
+           ("lstm LM (PTB small)", 10000, 200, 2, "lstm", 20, 20))
+
+
+def _tokens(V, B, T, seed=0):
+  rng = np.random.default_rng(seed)
+  return rng.integers(0, V, (B, T + 1)).astype(np.int32)
+
+
+def rnnlab_step(model: lm.RecurrentLM, x, y, lr: float):
+  """A closure running one jitted SGD step of ``model`` on the fixed batch."""
+  def loss_fn(params, batch, rng):
+    objective, (metrics, _) = lm.window_loss(model, params, batch, None, rng, True)
+    return objective, metrics
+
+  tx = optax.sgd(lr)
+  params = model.init(jax.random.key(0))
+  state = trainer.TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
+  step = jax.jit(trainer.make_train_step(loss_fn, tx), donate_argnums=0)
+  batch, rng, holder = {"x": jnp.asarray(x), "y": jnp.asarray(y)}, jax.random.key(1), [state]
+
+  def run():
+    holder[0], m = step(holder[0], batch, rng)
+    return m["loss"].total
+  return run
+
+
+def torch_step(V, H, layers, kind, x, y, lr):
+  import torch
+  torch.manual_seed(0)
+  notes = kind == "elman"
+  emb = torch.nn.Embedding(V, H)
+  rnn = (torch.nn.RNN(H, H, num_layers=layers, nonlinearity="tanh", bias=False, batch_first=True)
+         if notes else torch.nn.LSTM(H, H, num_layers=layers, batch_first=True))
+  out = torch.nn.Linear(H, V, bias=not notes)
+  params = [*emb.parameters(), *rnn.parameters(), *out.parameters()]
+  opt = torch.optim.SGD(params, lr=lr)
+  xt, yt = torch.from_numpy(x).long(), torch.from_numpy(y).long()
+  B = xt.shape[0]
+
+  def run():
+    opt.zero_grad(set_to_none=True)
+    h, _ = rnn(emb(xt))
+    loss = torch.nn.functional.cross_entropy(out(h).reshape(-1, V), yt.reshape(-1),
+                                             reduction="sum") / B
+    loss.backward()
+    opt.step()
+    return loss
+  return run
+
+
+def run(peers=("torch",), repeats: int = 7) -> list[dict]:
+  rows = []
+  # (a) the notes' single-sentence step.
+  from experiments.rnnlm.numpy_reference import RNNNumpy
+  V, H, T, k = 8000, 100, 45, 4
+  ids = _tokens(V, 1, T)
+  ref = RNNNumpy(V, H, bptt_truncate=k, seed=10)
+  numpy_ms = time_ms(lambda: ref.sgd_step(ids[0, :-1], ids[0, 1:], 0.005), number=3,
+                     repeats=max(3, repeats // 2), warmup=1)
+  ours = time_ms(rnnlab_step(lm.RecurrentLM(V, H, notes001=True, truncate=k),
+                             ids[:, :-1], ids[:, 1:], 0.005),
+                 number=50, repeats=repeats, sync=jax.block_until_ready)
+  rows.append({"case": "notes SGD step: 1 sentence x 45 words, V 8000, H 100, truncate 4",
+               "rnnlab_ms": ours, "peer": "numpy (notes 001)", "peer_ms": numpy_ms,
+               "speedup": numpy_ms / ours, "rnnlab_tokens_per_s": T / ours * 1e3,
+               "peer_tokens_per_s": T / numpy_ms * 1e3})
+  print(rows[-1], flush=True)
+
+  # (b) batched tokens per second against PyTorch.
+  have_torch = "torch" in peers
+  if have_torch:
+    try:
+      import torch  # noqa: F401
+    except ImportError:
+      print("PyTorch is not installed (pip install -r requirements-bench.txt): rnnlab alone.")
+      have_torch = False
+  for name, V, H, L, kind, B, T in BATCHED:
+    ids = _tokens(V, B, T, seed=1)
+    x, y = ids[:, :-1], ids[:, 1:]
+    model = lm.RecurrentLM(V, H, kind=kind, layers=L, notes001=kind == "elman")
+    ours = time_ms(rnnlab_step(model, x, y, 0.1), number=20, repeats=repeats,
+                   sync=jax.block_until_ready)
+    row = {"case": f"{name}: batch {B} x {T} steps, V {V}, {L}x{H}", "rnnlab_ms": ours,
+           "rnnlab_tokens_per_s": B * T / ours * 1e3}
+    if have_torch:
+      theirs = time_ms(torch_step(V, H, L, kind, x, y, 0.1), number=20, repeats=repeats)
+      row.update(peer="torch", peer_ms=theirs, speedup=theirs / ours,
+                 peer_tokens_per_s=B * T / theirs * 1e3)
+    rows.append(row)
+    print(row, flush=True)
+  return rows

@@ -1,0 +1,226 @@
+"""Word-level recurrent language models as pure functions of a parameter dict.
+
+* ``RecurrentLM(kind='elman', layers=1, notes001=True)``: the notes' model,
+  ``s_t = tanh(U x_t + W s_{t-1})``, ``o_t = softmax(V s_t)``, no biases, each
+  matrix drawn from U(-1/sqrt(n), 1/sqrt(n)) with n its fan-in. ``U x_t`` with
+  one-hot ``x_t`` is the row ``x_t`` of the embedding table, used directly as
+  the cell's input projection.
+* ``RecurrentLM(kind='lstm', layers=L, dropout=p)``: Zaremba et al. (2014):
+  an embedding, L LSTM layers with dropout on the non-recurrent connections
+  only, a softmax layer, every weight from U(-init_scale, init_scale),
+  forget-gate bias 0, optional tying of the softmax and embedding weights.
+
+Every model runs through :func:`apply` (a whole window, ``lax.scan`` inside)
+and :func:`step` (one token, for generation). The carry is a tuple with one
+cell carry per layer, so it can be threaded across PTB windows.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from lib import cells, initializers, recurrence
+from lib.metrics import Average
+
+Params = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class RecurrentLM:
+  vocab_size: int
+  hidden: int = 100
+  kind: str = "elman"           # elman | lstm | gru
+  layers: int = 1
+  dropout: float = 0.0          # on embeddings, between layers and before the softmax
+  init_scale: float = 0.1       # U(-s, s) for every weight (ignored when notes001)
+  tie_weights: bool = False     # softmax weights = embedding^T
+  notes001: bool = False        # notes 001's Elman LM: no biases, 1/sqrt(fan-in) init
+  truncate: int = 0             # notes 001's bptt_truncate (0 = full BPTT); one layer only
+  unroll: int = 1               # lax.scan unroll
+
+  def __post_init__(self):
+    if self.notes001 and (self.kind != "elman" or self.layers != 1):
+      raise ValueError("notes001=True is the notes' one-layer Elman LM (kind='elman', layers=1).")
+    if self.truncate and self.layers != 1:
+      raise ValueError("Per-output truncated BPTT (truncate > 0) needs layers=1; "
+                       "stacked models truncate by window length (num_steps).")
+    if self.tie_weights and self.notes001:
+      raise ValueError("tie_weights needs an embedding of the hidden size and a softmax bias; "
+                       "the notes' model has neither.")
+
+  # -- structure ----------------------------------------------------------------
+  def cell(self, layer: int = 0) -> cells.Elman:
+    if self.notes001:
+      return cells.Elman(self.hidden, use_bias=False, recurrent_init="inv_sqrt_fan_in")
+    init = f"uniform:{self.init_scale}"
+    if self.kind == "lstm":
+      return cells.LSTM(self.hidden, kernel_init=init, recurrent_init=init, forget_bias=0.0)
+    return cells.make(self.kind, self.hidden, kernel_init=init, recurrent_init=init)
+
+  def init(self, key: jax.Array) -> Params:
+    keys = jax.random.split(key, self.layers + 2)
+    V, H = self.vocab_size, self.hidden
+    if self.notes001:
+      inv = initializers.get("inv_sqrt_fan_in")
+      return {"embed": inv(keys[0], (V, H)),          # U^T: bound 1/sqrt(V)
+              "layers": [{"w_rec": inv(keys[1], (H, H))}],   # W^T; U x_t is the embedding row
+              "out": {"w": inv(keys[2], (H, V))}}      # V^T: bound 1/sqrt(H)
+    uni = initializers.get(f"uniform:{self.init_scale}")
+    params = {"embed": uni(keys[0], (V, H)),
+              "layers": [self.cell(l).init(keys[1 + l], H) for l in range(self.layers)],
+              "out": {"b": jnp.zeros((V,))}}
+    if not self.tie_weights:
+      params["out"]["w"] = uni(keys[-1], (H, V))
+    return params
+
+  def zero_carry(self, batch: int, dtype=jnp.float32):
+    return tuple(self.cell(l).zero_carry((batch,), dtype) for l in range(self.layers))
+
+  # -- running ------------------------------------------------------------------
+  def _dropout(self, x, rng, train):
+    if not train or self.dropout <= 0.0 or rng is None:
+      return x
+    keep = jax.random.bernoulli(rng, 1.0 - self.dropout, x.shape)
+    return jnp.where(keep, x / (1.0 - self.dropout), 0.0)
+
+  def output_layer(self, params: Params):
+    """``(w_HxV, b_V or None)`` of the softmax layer (``embed^T`` when tied)."""
+    w = params["out"]["w"] if "w" in params["out"] else params["embed"].T
+    return w, params["out"].get("b")
+
+  def logits(self, params: Params, h_xH: jax.Array) -> jax.Array:
+    w, b = self.output_layer(params)
+    out = h_xH @ w
+    return out if b is None else out + b
+
+  def hidden_states(self, params: Params, x_BxT: jax.Array, carry=None, *,
+                    rng: Optional[jax.Array] = None, train: bool = False):
+    """``(new_carry, h_BxTxH)``: the top layer's outputs, before the softmax."""
+    B = x_BxT.shape[0]
+    carry = self.zero_carry(B, params["embed"].dtype) if carry is None else carry
+    rngs = list(jax.random.split(rng, self.layers + 1)) if rng is not None else [None] * (self.layers + 1)
+    h = params["embed"][x_BxT]
+    new_carry = []
+    for l in range(self.layers):
+      cell = self.cell(l)
+      if self.notes001:  # the embedding row is the input projection U x_t
+        kw = dict(projected=True)
+      else:
+        h = self._dropout(h, rngs[l], train)
+        kw = {}
+      if self.truncate:
+        c, h = recurrence.unroll_truncated(cell, params["layers"][l], h, self.truncate,
+                                           initial_carry=carry[l], **kw)
+      else:
+        c, h = recurrence.unroll(cell, params["layers"][l], h, initial_carry=carry[l],
+                                 unroll=self.unroll, **kw)
+      new_carry.append(c)
+    return tuple(new_carry), self._dropout(h, rngs[-1], train)
+
+  def apply(self, params: Params, x_BxT: jax.Array, carry=None, *,
+            rng: Optional[jax.Array] = None, train: bool = False):
+    """``(logits_BxTxV, new_carry)``."""
+    carry, h = self.hidden_states(params, x_BxT, carry, rng=rng, train=train)
+    return self.logits(params, h), carry
+
+  def step(self, params: Params, carry, token_B: jax.Array):
+    """One token per row: ``(logits_BxV, carry)`` (generation)."""
+    h = params["embed"][token_B]
+    new_carry = []
+    for l in range(self.layers):
+      cell, p = self.cell(l), params["layers"][l]
+      xp = h if self.notes001 else cell.project(p, h)
+      c, h = cell.step(p, carry[l], xp)
+      new_carry.append(c)
+    return self.logits(params, h), tuple(new_carry)
+
+
+@jax.custom_vjp
+def softmax_nll(h_xH: jax.Array, w_HxV: jax.Array, b_V: Optional[jax.Array], y_x: jax.Array
+                ) -> jax.Array:
+  """Per-token ``-log softmax(h @ w + b)[y]``: the output layer and the loss in one op.
+
+  Same values and gradients as autodiff of ``h @ w + b`` followed by optax's
+  cross-entropy, but the backward pass forms ``softmax - onehot`` in one
+  elementwise pass (the one-hot is a scatter of ``len(y)`` values, not a
+  ``V``-wide array) and then runs the two matrix products on it; autodiff on
+  XLA:CPU fuses the elementwise work into the products and is about 1.4x
+  slower at vocabulary 8,000 (launch/benchmarks/lm_step.py).
+  """
+  return _softmax_nll_fwd(h_xH, w_HxV, b_V, y_x)[0]
+
+
+def _softmax_nll_fwd(h, w, b, y):
+  logits = h @ w
+  if b is not None:
+    logits = logits + b
+  logits = logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
+  lse = jax.nn.logsumexp(logits, axis=-1)
+  picked = jnp.take_along_axis(logits, y[..., None], axis=-1)[..., 0]
+  return lse - picked, (h, w, b, y, logits, lse)
+
+
+def _softmax_nll_bwd(res, g):
+  h, w, b, y, logits, lse = res
+  d = jnp.exp(logits - lse[..., None]) * g[..., None]
+  at_y = jnp.take_along_axis(d, y[..., None], axis=-1) - g[..., None]
+  d = jnp.put_along_axis(d, y[..., None], at_y, axis=-1, inplace=False)
+  # Materialise d once; otherwise XLA:CPU re-fuses the elementwise work into both products.
+  d = jax.lax.optimization_barrier(d).astype(h.dtype)
+  dh = d @ w.T
+  dw = jnp.einsum("...h,...v->hv", h, d)
+  db = None if b is None else d.reshape(-1, d.shape[-1]).sum(0)
+  return dh, dw, db, None
+
+
+softmax_nll.defvjp(_softmax_nll_fwd, _softmax_nll_bwd)
+
+
+def nll(logits_BxTxV: jax.Array, y_BxT: jax.Array, mask_BxT: Optional[jax.Array] = None
+        ) -> Average:
+  """Summed negative log-likelihood of the targets and the number of real tokens."""
+  losses = optax.softmax_cross_entropy_with_integer_labels(
+      logits_BxTxV.astype(jnp.promote_types(logits_BxTxV.dtype, jnp.float32)), y_BxT)
+  if mask_BxT is None:
+    return Average(losses.sum(), jnp.asarray(losses.size, jnp.float32))
+  return Average((losses * mask_BxT).sum(), mask_BxT.sum())
+
+
+def perplexity(nll_per_token: float) -> float:
+  return float(jnp.exp(nll_per_token))
+
+
+def window_loss(model: RecurrentLM, params: Params, batch: dict, carry, rng, train: bool,
+                normalize: str = "sequences"):
+  """``(objective, (metrics, new_carry))`` for one batch.
+
+  ``normalize='sequences'`` differentiates the sum over time averaged over the
+  batch (Zaremba et al.'s cost, and notes 001's per-sentence loss for batch 1);
+  ``'tokens'`` the mean per real token. Metrics are per real token either way.
+  """
+  carry, h = model.hidden_states(params, batch["x"], carry, rng=rng, train=train)
+  losses = softmax_nll(h, *model.output_layer(params), batch["y"])
+  mask = batch.get("mask")
+  tot = (Average(losses.sum(), jnp.asarray(losses.size, jnp.float32)) if mask is None
+         else Average((losses * mask).sum(), mask.sum()))
+  if normalize == "sequences":
+    objective = tot.total / batch["x"].shape[0]
+  elif normalize == "tokens":
+    objective = tot.total / jnp.maximum(tot.count, 1.0)
+  else:
+    raise ValueError(f"normalize must be 'sequences' or 'tokens', got {normalize!r}.")
+  return objective, ({"nll": tot}, carry)
+
+
+def stream_nll(model: RecurrentLM, params: Params, x_NxBxT: jax.Array, y_NxBxT: jax.Array) -> Average:
+  """Summed NLL of consecutive windows with the state carried across them (one scan)."""
+  def body(carry, xy):
+    logits, carry = model.apply(params, xy[0], carry)
+    return carry, nll(logits, xy[1]).total
+
+  _, totals = jax.lax.scan(body, model.zero_carry(x_NxBxT.shape[1]), (x_NxBxT, y_NxBxT))
+  return Average(totals.sum(), jnp.asarray(y_NxBxT.size, jnp.float32))
