@@ -15,25 +15,13 @@ class _QuietOrbax(logging.logging.Filter):
     return record.levelno >= logging.WARNING or "orbax" not in record.pathname
 
 
-_QUIET = _QuietOrbax()
-
-
-def _quiet_orbax() -> None:
-  """Filters every root handler present now (absl's may be installed after import)."""
-  absl_handler = logging.get_absl_handler()  # it delegates to python_handler, whose filters apply
-  for h in [absl_handler, absl_handler.python_handler, *logging.logging.getLogger().handlers]:
-    if _QUIET not in h.filters:
-      h.addFilter(_QUIET)
-
-
-_quiet_orbax()
+logging.get_absl_handler().addFilter(_QuietOrbax())
 
 
 class Checkpointer:
   """Saves ``state`` every ``every`` steps (and when forced); keeps ``max_to_keep``."""
 
   def __init__(self, directory: str, every: int, max_to_keep: int = 3):
-    _quiet_orbax()
     self.directory = os.path.abspath(directory)
     self.every = every
     self._mngr = ocp.CheckpointManager(

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -129,6 +130,10 @@ def build_task(config: ml_collections.ConfigDict, corpus: Corpus | None = None
                         "evaluate": evaluate}
 
 
+def _add(a, b):
+  return jax.tree.map(jnp.add, a, b)
+
+
 def make_evaluator(model: lm.RecurrentLM, corpus: Corpus, d: ml_collections.ConfigDict):
   """``evaluate(params, split) -> {'nll', 'ppl'}`` per real token, one jitted pass per split."""
   if corpus.stream:
@@ -151,11 +156,10 @@ def make_evaluator(model: lm.RecurrentLM, corpus: Corpus, d: ml_collections.Conf
   run = jax.jit(lambda p, b: lm.nll(model.apply(p, b["x"])[0], b["y"], b["mask"]))
 
   def evaluate(params, split):
-    total = count = 0.0
-    for b in batches[split]:
-      t = run(params, b)
-      total, count = total + float(t.total), count + float(t.count)
-    return {"nll": total / count, "ppl": math.exp(total / count)}
+    # Sums stay on the device; one transfer per split, not one per batch.
+    tot = functools.reduce(_add, [run(params, b) for b in batches[split]])
+    mean = float(tot.total / tot.count)
+    return {"nll": mean, "ppl": math.exp(mean)}
   return evaluate
 
 
@@ -165,12 +169,10 @@ def initial_loss(task: trainer.Task, config: ml_collections.ConfigDict, model: l
   (the notes' check: close to log V for near-uniform predictions)."""
   params = trainer.init_state(task, config)[0].params
   run = jax.jit(lambda p, b: lm.nll(model.apply(p, b["x"])[0], b["y"], b.get("mask")))
-  tot = cnt = 0.0
-  for step in range(min(num_batches, task.train_batch.steps_per_epoch)):
-    b = {k: v for k, v in task.train_batch(step).items() if k != "reset"}
-    t = run(params, b)
-    tot, cnt = tot + float(t.total), cnt + float(t.count)
-  return tot / cnt
+  steps = range(min(num_batches, task.train_batch.steps_per_epoch))
+  tot = functools.reduce(_add, [
+      run(params, {k: v for k, v in task.train_batch(s).items() if k != "reset"}) for s in steps])
+  return float(tot.total / tot.count)
 
 
 def sample_sentences(model, params, vocab: text.Vocab, g: ml_collections.ConfigDict) -> list[str]:
