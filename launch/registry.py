@@ -6,4 +6,6 @@ Each entry names a module exposing ``reproduce(out_dir, quick) -> {'records',
 EXPERIMENTS = {
     "counting": "experiments.counting.reproduce",
     "rnnlm": "experiments.rnnlm.reproduce",
+    "seq2seq": "experiments.seq2seq.reproduce",
+    "translation": "experiments.translation.reproduce",
 }

@@ -13,6 +13,7 @@ from typing import Callable, Sequence, TypeVar
 
 from absl import app, flags
 import ml_collections
+from ml_collections import config_flags
 
 from lib.corpora import DataError
 from lib.trainer import NonFiniteError
@@ -79,3 +80,19 @@ def run_reporting_errors(fn: Callable[[], T]) -> T:
   except (NonFiniteError, DataError, FileNotFoundError) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(1)
+
+
+def experiment_main(run_fn: Callable[[ml_collections.ConfigDict, str], object],
+                    default_config: str) -> None:
+  """The whole ``main.py`` of an experiment: ``--config`` (a locked config file,
+  ``path:variant``) and ``--workdir`` flags, then ``run_fn(config, workdir)``."""
+  config = config_flags.DEFINE_config_file(
+      "config", default_config, "Config file (``path:variant``).", lock_config=True)
+  workdir = flags.DEFINE_string("workdir", None, "Run directory; re-running resumes.",
+                                required=True)
+
+  def main(argv):
+    no_extra_args(argv)
+    run_reporting_errors(lambda: run_fn(config.value, workdir.value))
+
+  run(main)

@@ -52,3 +52,31 @@ def plot_surface(x: np.ndarray, y: np.ndarray, z_YxX: np.ndarray, path: str, *,
   fig.savefig(path)
   plt.close(fig)
   return path
+
+
+def plot_panels(panels: Sequence[tuple[str, str, Mapping[str, tuple[Sequence[float], Sequence[float]]]]],
+                path: str, *, xlabel: str = "epoch", title: str = "",
+                logy: Sequence[bool] = ()) -> str:
+  """Side-by-side panels ``(title, ylabel, series)`` sharing a legend, in one PNG
+  (e.g. the variants' loss and accuracy curves, as notes 002 compare them)."""
+  fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), dpi=110)
+  axes = np.atleast_1d(axes)
+  for i, (ax, (sub, ylabel, series)) in enumerate(zip(axes, panels)):
+    log = bool(logy[i]) if i < len(logy) else False
+    for name, (x, y) in series.items():
+      x, y = np.asarray(x, float), np.asarray(y, float)
+      keep = np.isfinite(y) & ((y > 0) if log else True)
+      ax.plot(x[keep], y[keep], label=name, lw=1.4, marker="." if len(x) <= 60 else None)
+    if log:
+      ax.set_yscale("log")
+    ax.set(title=sub, xlabel=xlabel, ylabel=ylabel)
+    ax.grid(alpha=0.3, which="both")
+  if any(len(s) > 1 for _, _, s in panels):
+    axes[-1].legend(fontsize=8)
+  if title:
+    fig.suptitle(title)
+  fig.tight_layout()
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fig.savefig(path)
+  plt.close(fig)
+  return path

@@ -175,6 +175,33 @@ def read_summary(workdir: str) -> dict:
     return json.load(f)
 
 
+def resolve_epochs(config: ml_collections.ConfigDict, steps_per_epoch: int) -> ml_collections.ConfigDict:
+  """Turns a config's epoch fields into the trainer's and optimizer's step fields.
+
+  Reads ``num_epochs`` and, where present, ``decay_after_epochs`` (step
+  schedule) and ``plateau_epochs`` (reduce on plateau); trainer fields set to
+  ``-1`` (``eval_every``, ``checkpoint_every``, ``log_every``) become one epoch.
+  Returns a locked copy; the caller saves it as the run's config.
+  """
+  c = ml_collections.ConfigDict(config.to_dict())
+  spe = steps_per_epoch
+  c.trainer.num_steps = c.num_epochs * spe
+  if c.trainer.eval_every < 0:
+    c.trainer.eval_every = spe
+  if c.trainer.checkpoint_every < 0:
+    c.trainer.checkpoint_every = spe
+  if c.trainer.log_every < 0:
+    c.trainer.log_every = spe
+  if c.optimizer.schedule == "step":
+    # TF tutorial: epoch i (0-based) uses lr * decay ** max(i + 1 - decay_after, 0).
+    c.optimizer.decay_start = max(c.get("decay_after_epochs", 1) - 1, 0) * spe
+    c.optimizer.decay_every = spe
+  if c.optimizer.plateau_factor:
+    c.optimizer.plateau_every = max(1, c.get("plateau_epochs", 1)) * spe
+  c.lock()
+  return c
+
+
 class _Run:
   """One invocation of :func:`train`; split in short methods, state on ``self``."""
 

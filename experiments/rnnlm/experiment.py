@@ -76,25 +76,6 @@ def make_model(config: ml_collections.ConfigDict, vocab_size: int) -> lm.Recurre
                         notes001=m.notes001, truncate=m.truncate, unroll=m.unroll)
 
 
-def resolve_steps(config: ml_collections.ConfigDict, steps_per_epoch: int) -> ml_collections.ConfigDict:
-  """Turns the epoch-denominated fields into the trainer's and optimizer's step fields."""
-  c = ml_collections.ConfigDict(config.to_dict())
-  spe = steps_per_epoch
-  c.trainer.num_steps = c.num_epochs * spe
-  if c.trainer.eval_every < 0:
-    c.trainer.eval_every = spe
-  if c.trainer.checkpoint_every < 0:
-    c.trainer.checkpoint_every = spe
-  if c.optimizer.schedule == "step":
-    # TF tutorial: epoch i (0-based) uses lr * decay ** max(i + 1 - decay_after, 0).
-    c.optimizer.decay_start = max(c.decay_after_epochs - 1, 0) * spe
-    c.optimizer.decay_every = spe
-  if c.optimizer.plateau_factor:
-    c.optimizer.plateau_every = max(1, c.plateau_epochs) * spe
-  c.lock()
-  return c
-
-
 # -- task ---------------------------------------------------------------------------
 def build_task(config: ml_collections.ConfigDict, corpus: Corpus | None = None
                ) -> tuple[trainer.Task, ml_collections.ConfigDict, dict[str, Any]]:
@@ -108,7 +89,7 @@ def build_task(config: ml_collections.ConfigDict, corpus: Corpus | None = None
   else:
     source = sequences.SentenceBatches(corpus.splits["train"], d.batch_size, config.seed,
                                        max_len=d.max_len, pad_multiple=d.pad_multiple)
-  config = resolve_steps(config, source.steps_per_epoch)
+  config = trainer.resolve_epochs(config, source.steps_per_epoch)
   evaluate = make_evaluator(model, corpus, d)
 
   if corpus.stream:

@@ -1,0 +1,81 @@
+"""Seq2seq on the book's toy tasks: addition (notes 002, DLFS2 ch. 7) and dates (ch. 8).
+
+Variants (``config.py:<variant>``, or ``config.py:date_<variant>`` for the date task):
+
+  baseline       separate encoder/decoder embeddings, input in reading order
+  reversed       the encoder reads the question backwards
+  shared         one embedding for encoder and decoder (the notes' third model)
+  peeky          reversed + the encoder state fed to every decoder step (the book's best)
+  attention      reversed + dot-product attention (the book's AttentionSeq2seq)
+  additive       reversed + additive (Bahdanau) attention
+  bidirectional  forward and backward encoders, states concatenated into the decoder
+
+The book's settings: LSTM, embedding 16, hidden 128, batch 128, Adam (lr 1e-3),
+gradient norm clipped at 5, 25 epochs; 50,000 questions, 45,000/5,000 split with
+the book's seed (1984). ``date_*``: hidden 256, 10 epochs.
+
+  python -m experiments.seq2seq.main --config=experiments/seq2seq/config.py:peeky \
+      --workdir=runs/seq2seq/peeky [--config.data.path=../shared/data/dlfs2/addition.txt]
+  python -m experiments.seq2seq.compare --out=runs/seq2seq/addition   # all variants + plot
+
+Runtime and results (held-out exact match after 25 epochs): see WORKSPACE.md.
+"""
+import ml_collections
+
+from lib import optim, trainer
+
+VARIANTS = ("baseline", "reversed", "shared", "peeky", "attention", "additive", "bidirectional")
+TASKS = ("addition", "date")
+
+_FLAGS = {  # variant -> model fields
+    "baseline": {},
+    "reversed": dict(reverse_input=True),
+    "shared": dict(shared_embedding=True),
+    "peeky": dict(reverse_input=True, peeky=True),
+    "attention": dict(reverse_input=True, attention="dot"),
+    "additive": dict(reverse_input=True, attention="additive"),
+    "bidirectional": dict(bidirectional=True),
+}
+
+
+def parse_arg(arg: str | None) -> tuple[str, str]:
+  """``'peeky'`` -> ``('addition', 'peeky')``; ``'date_attention'`` -> ``('date', 'attention')``."""
+  arg = arg or "peeky"
+  task, _, variant = arg.rpartition("_") if arg.split("_")[0] in TASKS else ("", "", arg)
+  task = task or "addition"
+  if variant not in VARIANTS:
+    raise ValueError(f"Unknown seq2seq variant {variant!r}; expected one of {VARIANTS}, "
+                     f"optionally prefixed by a task ({TASKS}), e.g. 'date_attention'.")
+  return task, variant
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  task, variant = parse_arg(arg)
+  c = ml_collections.ConfigDict()
+  c.experiment = "seq2seq"
+  c.variant = variant
+  c.seed = 0
+  c.data = ml_collections.ConfigDict(dict(
+      task=task,            # addition | date: which generator (ignored when path is set)
+      path="",              # a fixed-width question_answer file (addition.txt, date.txt)
+      num=50_000,           # generated questions
+      gen_seed=0,
+      valid=0.1,            # held out: a fraction (rounded down) or a count
+      split_seed=1984,      # the book's np.random.seed(1984) split
+      batch_size=128,
+      eval_batch_size=1000,
+  ))
+  c.model = ml_collections.ConfigDict(dict(
+      cell="lstm", embed_dim=16, hidden=128, shared_embedding=False, reverse_input=False,
+      peeky=False, attention="none", attention_dim=0, bidirectional=False,
+      unroll=16))  # scan unroll: these sequences are short, and unrolling halves the step time on CPU
+  c.model.update(_FLAGS[variant])
+  c.num_epochs = 25
+  c.optimizer = optim.default_config("adam", 1e-3, clip_norm=5.0)
+  c.num_samples = 10  # decodes printed after training (wrong ones included when any)
+  c.trainer = trainer.default_config(num_steps=-1, eval_every=-1, log_every=-1,
+                                     checkpoint_every=-1, flush_every=50)
+  if task == "date":
+    c.model.hidden, c.num_epochs = 256, 10
+  c.lock()
+  return c

@@ -1,0 +1,90 @@
+"""Data, model and task glue of the seq2seq toy tasks (addition, dates)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+from absl import logging
+import ml_collections
+import numpy as np
+
+from experiments.seq2seq import data as data_lib
+from lib import pairs, seq2seq, seq2seq_train, trainer
+
+START = pairs.QA_SEPARATOR  # the book feeds '_' as the decoder's first input
+
+
+@dataclasses.dataclass
+class Dataset:
+  vocab: pairs.CharVocab
+  train: dict[str, np.ndarray]
+  valid: dict[str, np.ndarray]
+
+
+def load(d: ml_collections.ConfigDict) -> Dataset:
+  """Pairs (file or generated), the book's split, one character vocabulary for both sides."""
+  qa = data_lib.load_pairs(d.task, d.path, d.num, d.gen_seed)
+  vocab = pairs.CharVocab.build([q + START + a for q, a in qa])
+  arrays = pairs.encode_pairs(qa, vocab, vocab, start=START)
+  train_idx, valid_idx = pairs.split_indices(len(qa), d.valid, d.split_seed)
+  take = lambda idx: {k: v[idx] for k, v in arrays.items()}  # noqa: E731
+  return Dataset(vocab, take(train_idx), take(valid_idx))
+
+
+def make_model(m: ml_collections.ConfigDict, vocab_size: int) -> seq2seq.Seq2Seq:
+  return seq2seq.Seq2Seq(src_vocab=vocab_size, tgt_vocab=vocab_size, **m.to_dict())
+
+
+def build(config: ml_collections.ConfigDict, dataset: Dataset | None = None):
+  """``(task, resolved_config, extras)``; extras: model, dataset, evaluator."""
+  ds = dataset or load(config.data)
+  model = make_model(config.model, len(ds.vocab))
+  evaluator = seq2seq_train.Evaluator(model, ds.valid, ds.vocab, ds.vocab, start=START, end=None,
+                                      fixed_width=True, batch_size=config.data.eval_batch_size)
+  task = seq2seq_train.make_task(f"seq2seq/{config.data.task}/{config.variant}", model, ds.train,
+                                 batch_size=config.data.batch_size, seed=config.seed,
+                                 fixed_width=True, eval_fn=evaluator)
+  config = trainer.resolve_epochs(config, task.train_batch.steps_per_epoch)
+  return task, config, {"model": model, "dataset": ds, "evaluator": evaluator}
+
+
+def sample_indices(correct: np.ndarray, num: int) -> list[int]:
+  """The first ``num`` held-out examples, with up to a third of them swapped for wrong ones."""
+  wrong = [int(i) for i in np.flatnonzero(~correct)[:num // 3]]
+  right = [i for i in range(len(correct)) if i not in wrong][:num - len(wrong)]
+  return sorted(right + wrong)
+
+
+def run(config: ml_collections.ConfigDict, workdir: str, verbose: bool = True,
+        dataset: Dataset | None = None) -> dict:
+  """Trains (resuming), evaluates the final parameters, writes ``report.json`` and ``samples.txt``."""
+  task, config, extras = build(config, dataset)
+  model, ds, evaluator = extras["model"], extras["dataset"], extras["evaluator"]
+  n_params = seq2seq.num_params(model.init(trainer.jax.random.key(0)))
+  msg = (f"{task.name}: {len(ds.train['src'])} train / {len(ds.valid['src'])} held-out pairs, "
+         f"{len(ds.vocab)} symbols, {n_params} parameters, {task.train_batch.steps_per_epoch} "
+         "steps per epoch.")
+  logging.info(msg)
+  if verbose:
+    print(msg, flush=True)
+  summary = trainer.train(task, config, workdir)
+  params, _ = trainer.restore_params(task, config, workdir)
+  final = evaluator(params)
+  samples = seq2seq_train.format_samples(evaluator.last,
+                                         sample_indices(evaluator.last.correct, config.num_samples))
+  with open(os.path.join(workdir, "samples.txt"), "w") as f:
+    f.write(samples + "\n")
+  vocab_path = os.path.join(workdir, "vocab.json")
+  ds.vocab.save(vocab_path)
+  report = {"task": config.data.task, "variant": config.variant, "params": n_params,
+            "epochs": config.num_epochs, "held_out": len(ds.valid["src"]), **final,
+            "wall_time_s": summary["wall_time_s"], "status": summary["status"]}
+  with open(os.path.join(workdir, "report.json"), "w") as f:
+    json.dump(report, f, indent=2)
+  if verbose:
+    print(samples)
+    print(f"{task.name}: held-out exact match {final['exact']:.4f}, per-character "
+          f"{final['greedy_char_acc']:.4f}, loss per symbol {final['loss']:.4f} after "
+          f"{config.num_epochs} epochs ({summary['wall_time_s']:.0f} s).")
+  return {**summary, "report": report}

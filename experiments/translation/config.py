@@ -1,0 +1,63 @@
+"""Character-level translation (notes 002; the Keras ``lstm_seq2seq`` example).
+
+Variants (``config.py:<variant>``):
+
+  lstm           the notes' first model: one-hot characters, LSTM 256 encoder whose
+                 (h, c) start the LSTM 256 decoder, teacher forcing, RMSprop
+                 (lr 1e-3, rho 0.9), batch 64, the last 20% of the pairs for validation
+                 (Keras' ``validation_split=0.2``: unshuffled)
+  bidirectional  the notes' second model: forward and backward LSTM 256 encoders,
+                 states concatenated into a 512-wide decoder
+  attention      bidirectional + additive attention over the encoder outputs
+
+The embedded default is 10,000 generated pairs, English number words to Japanese
+numerals (``experiments/translation/data.py``). Any Anki/Tatoeba file by path:
+
+  python -m experiments.translation.main --config=experiments/translation/config.py:lstm \
+      --workdir=runs/translation/lstm
+  python -m experiments.translation.main --config=experiments/translation/config.py:bidirectional \
+      --config.data.path=jpn.txt --config.data.max_pairs=5000 --config.num_epochs=50 \
+      --workdir=runs/translation/jpn_bi
+
+Runtime and results: WORKSPACE.md.
+"""
+import ml_collections
+
+from lib import optim, trainer
+
+VARIANTS = ("lstm", "bidirectional", "attention")
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  variant = arg or "lstm"
+  if variant not in VARIANTS:
+    raise ValueError(f"Unknown translation variant {variant!r}; expected one of {VARIANTS}.")
+  c = ml_collections.ConfigDict()
+  c.experiment = "translation"
+  c.variant = variant
+  c.seed = 0
+  c.data = ml_collections.ConfigDict(dict(
+      path="",                # an Anki/Tatoeba file: source<TAB>target[<TAB>attribution]
+      max_pairs=0,            # read at most this many pairs (0 = all; the notes: 5,000)
+      skip_bad_lines=False,   # malformed lines: error naming the line, or skip and count
+      num=10_000,             # generated pairs (embedded default)
+      gen_seed=0,
+      valid=0.2,              # held out: a fraction (rounded down) or a count
+      split_seed=-1,          # -1: the last lines, unshuffled (Keras); else a shuffle seed
+      batch_size=64,
+      eval_batch_size=500,
+  ))
+  c.model = ml_collections.ConfigDict(dict(
+      cell="lstm", embed_dim=0, hidden=256, shared_embedding=False, reverse_input=False,
+      peeky=False, attention="none", attention_dim=0, bidirectional=False, unroll=1))
+  if variant in ("bidirectional", "attention"):
+    c.model.bidirectional = True
+  if variant == "attention":
+    c.model.attention = "additive"
+  c.num_epochs = 20
+  c.optimizer = optim.default_config("rmsprop", 1e-3, decay=0.9, eps=1e-7)
+  c.num_samples = 10
+  c.trainer = trainer.default_config(num_steps=-1, eval_every=-1, log_every=-1,
+                                     checkpoint_every=-1, flush_every=50)
+  c.lock()
+  return c

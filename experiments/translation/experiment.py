@@ -1,0 +1,114 @@
+"""Data, model and task glue of character-level translation (notes 002)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+from absl import logging
+import jax
+import ml_collections
+import numpy as np
+import sacrebleu
+
+from experiments.translation import data as data_lib
+from lib import pairs, plotting, seq2seq, seq2seq_train, trainer
+
+START, END = "\t", "\n"  # the notes' (and Keras') start and stop characters
+
+
+@dataclasses.dataclass
+class Dataset:
+  src_vocab: pairs.CharVocab
+  tgt_vocab: pairs.CharVocab
+  train: dict[str, np.ndarray]
+  valid: dict[str, np.ndarray]
+  skipped: int = 0
+
+
+def load(d: ml_collections.ConfigDict) -> Dataset:
+  """Pairs from an Anki file (or generated); vocabularies from the training split only."""
+  skipped = 0
+  if d.path:
+    f = pairs.read_pair_file(d.path, skip_bad_lines=d.skip_bad_lines, max_pairs=d.max_pairs or None)
+    pp, skipped = f.pairs, len(f.skipped)
+  else:
+    pp = data_lib.number_pairs(d.num, d.gen_seed)
+  train_idx, valid_idx = pairs.split_indices(len(pp), d.valid,
+                                             None if d.split_seed < 0 else d.split_seed)
+  train_pairs = [pp[i] for i in train_idx]
+  src_vocab = pairs.CharVocab.build([s for s, _ in train_pairs], specials=(pairs.PAD, pairs.UNK))
+  tgt_vocab = pairs.CharVocab.build([t for _, t in train_pairs],
+                                    specials=(pairs.PAD, pairs.UNK, START, END))
+  arrays = pairs.encode_pairs(pp, src_vocab, tgt_vocab, start=START, end=END)
+  take = lambda idx: {k: v[idx] for k, v in arrays.items()}  # noqa: E731
+  return Dataset(src_vocab, tgt_vocab, take(train_idx), take(valid_idx), skipped)
+
+
+def chrf(outputs: list[str], labels: list[str]) -> dict[str, float]:
+  """Corpus chrF (sacrebleu's defaults: character 6-grams, beta 2), 0-100."""
+  return {"chrf": sacrebleu.corpus_chrf(outputs, [labels]).score}
+
+
+def build(config: ml_collections.ConfigDict, dataset: Dataset | None = None):
+  ds = dataset or load(config.data)
+  model = seq2seq.Seq2Seq(src_vocab=len(ds.src_vocab), tgt_vocab=len(ds.tgt_vocab),
+                          **config.model.to_dict())
+  evaluator = seq2seq_train.Evaluator(model, ds.valid, ds.src_vocab, ds.tgt_vocab, start=START,
+                                      end=END, fixed_width=False,
+                                      batch_size=config.data.eval_batch_size, text_metrics=chrf)
+  task = seq2seq_train.make_task(f"translation/{config.variant}", model, ds.train,
+                                 batch_size=config.data.batch_size, seed=config.seed,
+                                 fixed_width=False, eval_fn=evaluator)
+  config = trainer.resolve_epochs(config, task.train_batch.steps_per_epoch)
+  return task, config, {"model": model, "dataset": ds, "evaluator": evaluator}
+
+
+def plot(workdir: str, steps_per_epoch: int, title: str) -> str:
+  """Train vs validation loss and per-character accuracy, and validation chrF, per epoch."""
+  c = seq2seq_train.epoch_curves(workdir, steps_per_epoch)
+  pick = lambda name: {s: c[f"{s}/{name}"] for s in ("train", "eval") if f"{s}/{name}" in c}  # noqa: E731
+  return plotting.plot_panels(
+      [("loss per character (teacher forcing)", "loss", pick("loss")),
+       ("per-character accuracy (teacher forcing)", "accuracy", pick("char_acc")),
+       ("validation chrF (greedy decoding)", "chrF", {"eval": c["eval/chrf"]})],
+      os.path.join(workdir, "curves.png"), title=title)
+
+
+def run(config: ml_collections.ConfigDict, workdir: str, verbose: bool = True,
+        dataset: Dataset | None = None) -> dict:
+  task, config, extras = build(config, dataset)
+  model, ds, evaluator = extras["model"], extras["dataset"], extras["evaluator"]
+  n_params = seq2seq.num_params(model.init(jax.random.key(0)))
+  spe = task.train_batch.steps_per_epoch
+  msg = (f"{task.name}: {len(ds.train['src'])} train / {len(ds.valid['src'])} validation pairs"
+         f"{f' ({ds.skipped} malformed lines skipped)' if ds.skipped else ''}; "
+         f"{len(ds.src_vocab)} source / {len(ds.tgt_vocab)} target symbols; max lengths "
+         f"{ds.train['src'].shape[1]} / {ds.train['tgt_out'].shape[1]}; {n_params} parameters; "
+         f"{spe} steps per epoch.")
+  logging.info(msg)
+  if verbose:
+    print(msg, flush=True)
+  summary = trainer.train(task, config, workdir)
+  params, _ = trainer.restore_params(task, config, workdir)
+  final = evaluator(params)
+  idx = list(range(min(config.num_samples, len(evaluator.last.inputs))))
+  samples = seq2seq_train.format_samples(evaluator.last, idx, as_lists=False)
+  with open(os.path.join(workdir, "samples.txt"), "w", encoding="utf-8") as f:
+    f.write(samples + "\n")
+  ds.src_vocab.save(os.path.join(workdir, "src_vocab.json"))
+  ds.tgt_vocab.save(os.path.join(workdir, "tgt_vocab.json"))
+  figure = plot(workdir, spe, f"translation/{config.variant}: {config.data.path or 'numbers'}")
+  report = {"variant": config.variant, "data": config.data.path or "generated numbers",
+            "params": n_params, "epochs": config.num_epochs, "validation": len(ds.valid["src"]),
+            "skipped_lines": ds.skipped, **final, "wall_time_s": summary["wall_time_s"],
+            "status": summary["status"], "figure": figure}
+  with open(os.path.join(workdir, "report.json"), "w") as f:
+    json.dump(report, f, indent=2)
+  if verbose:
+    print(samples)
+    print(f"{task.name}: validation chrF {final['chrf']:.1f}, exact match {final['exact']:.4f}, "
+          f"per-character accuracy {final['greedy_char_acc']:.4f} (greedy), loss "
+          f"{final['loss']:.4f} after {config.num_epochs} epochs ({summary['wall_time_s']:.0f} s). "
+          f"Curves: {figure}")
+  return {**summary, "report": report}

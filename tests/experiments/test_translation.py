@@ -1,0 +1,79 @@
+"""Character translation: the embedded pair set, Anki files by path, malformed lines, chrF."""
+import json
+
+import numpy as np
+import pytest
+import sacrebleu
+
+from experiments.translation import config as config_lib, data, experiment
+from lib import pairs
+from lib.corpora import DataError
+
+
+@pytest.mark.parametrize("n, en, ja", [
+    (7, "seven", "七"), (10, "ten", "十"), (15, "fifteen", "十五"), (40, "forty", "四十"),
+    (101, "one hundred one", "百一"), (1000, "one thousand", "千"),
+    (10000, "ten thousand", "一万"), (42107, "forty-two thousand one hundred seven", "四万二千百七"),
+    (99999, "ninety-nine thousand nine hundred ninety-nine", "九万九千九百九十九")])
+def test_number_words_and_numerals(n, en, ja):
+  assert data.english(n) == en and data.japanese(n) == ja
+
+
+def test_generated_pairs_are_distinct_multibyte_and_seeded():
+  pp = data.number_pairs(500, seed=1)
+  assert len({s for s, _ in pp}) == 500
+  assert all(len(t.encode()) == 3 * len(t) for _, t in pp)  # every target char is 3 UTF-8 bytes
+  assert pp == data.number_pairs(500, seed=1) and pp != data.number_pairs(500, seed=2)
+
+
+def _tiny(variant="lstm", **data_kw):
+  c = config_lib.get_config(variant)
+  c.data.update(num=400, batch_size=32, eval_batch_size=40, **data_kw)
+  c.model.hidden, c.num_epochs, c.num_samples = 16, 2, 3
+  c.trainer.tensorboard = False
+  return c
+
+
+def test_keras_style_split_and_training_vocabularies():
+  ds = experiment.load(_tiny().data)
+  assert len(ds.train["src"]) == 320 and len(ds.valid["src"]) == 80
+  assert ds.tgt_vocab.symbols[:4] == (pairs.PAD, pairs.UNK, "\t", "\n")
+  pp = data.number_pairs(400, 0)
+  assert ds.src_vocab.decode(ds.valid["src"][0]) == pp[320][0]  # the last fifth, unshuffled
+
+
+@pytest.mark.parametrize("variant", config_lib.VARIANTS)
+def test_smoke_embedded_default(variant, tmp_path):
+  out = experiment.run(_tiny(variant), str(tmp_path), verbose=False)
+  r = out["report"]
+  assert out["status"] == "completed" and 0.0 <= r["chrf"] <= 100.0
+  assert (tmp_path / "curves.png").stat().st_size > 10_000
+  evals = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()
+           if '"eval"' in l]
+  assert len(evals) == 2 and all({"loss", "char_acc", "chrf", "exact"} <= set(e) for e in evals)
+
+
+def test_anki_file_by_path_with_malformed_lines(tmp_path):
+  lines = [f"{s}\t{t}\tCC-BY 2.0 (France) Attribution: tatoeba.org" for s, t in
+           data.number_pairs(200, 3)]
+  raw = ("\n".join(lines[:50]) + "\nthis line has no tab\n" + "\n".join(lines[50:])).encode()
+  raw += b"\nbroken\t\xff\xfe\n"  # not UTF-8
+  p = tmp_path / "jpn.txt"
+  p.write_bytes(raw)
+  c = _tiny()
+  c.data.path = str(p)
+  with pytest.raises(DataError, match=r"jpn.txt:51: no tab"):
+    experiment.load(c.data)
+  c.data.skip_bad_lines = True
+  ds = experiment.load(c.data)
+  assert ds.skipped == 2 and len(ds.train["src"]) + len(ds.valid["src"]) == 200
+  out = experiment.run(c, str(tmp_path / "run"), verbose=False)
+  assert out["report"]["skipped_lines"] == 2 and "Input sentence:" in (
+      tmp_path / "run" / "samples.txt").read_text(encoding="utf-8")
+
+
+def test_chrf_is_sacrebleus_corpus_score():
+  hyp, ref = ["四万二千百七", "十五"], ["四万二千百八", "十五"]
+  assert experiment.chrf(hyp, ref)["chrf"] == pytest.approx(
+      sacrebleu.corpus_chrf(hyp, [ref]).score)
+  assert experiment.chrf(ref, ref)["chrf"] == pytest.approx(100.0)
