@@ -259,9 +259,17 @@ class _Run:
         self.save()
 
   def flush(self) -> None:
-    """Fetches queued records in one transfer, writes them, stops on NaN/Inf."""
-    if not self.pending:
-      return
+    """Fetches queued records in one transfer, writes them, stops on NaN/Inf; prints
+    the progress line when due (also between records, e.g. with one record an epoch)."""
+    if self.pending:
+      self._write_pending()
+    now = time.monotonic()
+    due = now - self._last_print > self.tc.progress_every_s or self.step == self.tc.num_steps
+    if due and self.progress is not None:
+      self._last_print = now
+      logging.info("%s", self.progress.line(self.step, self.last_train))
+
+  def _write_pending(self) -> None:
     fetched = jax.device_get(self.pending)
     self.pending = []
     for step, m in fetched:
@@ -280,10 +288,6 @@ class _Run:
             "--config.optimizer.clip_norm.")
     if self.writer:
       self.writer.flush()
-    now = time.monotonic()
-    if now - self._last_print > self.tc.progress_every_s or self.step == self.tc.num_steps:
-      self._last_print = now
-      logging.info("%s", self.progress.line(self.step, self.last_train))
 
   def evaluate(self) -> None:
     if self.eval_fn is None:

@@ -18,7 +18,11 @@ the book's seed (1984). ``date_*``: hidden 256, 10 epochs.
       --workdir=runs/seq2seq/peeky [--config.data.path=../shared/data/dlfs2/addition.txt]
   python -m experiments.seq2seq.compare --out=runs/seq2seq/addition   # all variants + plot
 
-Runtime and results (held-out exact match after 25 epochs): see WORKSPACE.md.
+Runtime and results (2-core CPU): about 100 s per addition variant (25 epochs, 9.6 ms a
+step). Held-out exact match after 25 epochs, generated / book's file: baseline 0.349 /
+0.263, reversed 0.956 / 0.971, shared 0.913 / 0.959, peeky 0.996 / 0.997, attention
+0.987 / 0.944, additive 0.683 / 0.915, bidirectional 0.982 / 0.976. WORKSPACE.md has
+the per-epoch curves and the date task.
 """
 import ml_collections
 

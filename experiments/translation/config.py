@@ -19,7 +19,9 @@ numerals (``experiments/translation/data.py``). Any Anki/Tatoeba file by path:
       --config.data.path=jpn.txt --config.data.max_pairs=5000 --config.num_epochs=50 \
       --workdir=runs/translation/jpn_bi
 
-Runtime and results: WORKSPACE.md.
+Result of ``lstm`` on the embedded default (20 epochs): validation chrF 81.2, exact match
+0.71, per-character accuracy 0.94 (greedy). It trained in 714 s on the 2-core CPU while
+other jobs shared the cores. Curves and more: WORKSPACE.md.
 """
 import ml_collections
 
