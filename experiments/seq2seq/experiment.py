@@ -6,6 +6,7 @@ import json
 import os
 
 from absl import logging
+import jax
 import ml_collections
 import numpy as np
 
@@ -61,7 +62,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, verbose: bool = True,
   """Trains (resuming), evaluates the final parameters, writes ``report.json`` and ``samples.txt``."""
   task, config, extras = build(config, dataset)
   model, ds, evaluator = extras["model"], extras["dataset"], extras["evaluator"]
-  n_params = seq2seq.num_params(model.init(trainer.jax.random.key(0)))
+  n_params = seq2seq.num_params(model.init(jax.random.key(0)))
   msg = (f"{task.name}: {len(ds.train['src'])} train / {len(ds.valid['src'])} held-out pairs, "
          f"{len(ds.vocab)} symbols, {n_params} parameters, {task.train_batch.steps_per_epoch} "
          "steps per epoch.")
@@ -75,8 +76,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, verbose: bool = True,
                                          sample_indices(evaluator.last.correct, config.num_samples))
   with open(os.path.join(workdir, "samples.txt"), "w") as f:
     f.write(samples + "\n")
-  vocab_path = os.path.join(workdir, "vocab.json")
-  ds.vocab.save(vocab_path)
+  ds.vocab.save(os.path.join(workdir, "vocab.json"))
   report = {"task": config.data.task, "variant": config.variant, "params": n_params,
             "epochs": config.num_epochs, "held_out": len(ds.valid["src"]), **final,
             "wall_time_s": summary["wall_time_s"], "status": summary["status"]}
