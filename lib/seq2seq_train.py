@@ -147,3 +147,12 @@ def epoch_curves(workdir: str, steps_per_epoch: int) -> dict[str, tuple[list[flo
       xs.append(rec["step"] / steps_per_epoch)
       ys.append(float(v))
   return out
+
+
+def train_and_evaluate(task: trainer.Task, config, workdir: str, evaluator: Evaluator
+                       ) -> tuple[dict, dict[str, float]]:
+  """Trains (resuming), then evaluates the final checkpoint: ``(summary, metrics)``;
+  the decodes are in ``evaluator.last``."""
+  summary = trainer.train(task, config, workdir)
+  params, _ = trainer.restore_params(task, config, workdir)
+  return summary, evaluator(params)

@@ -69,9 +69,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, verbose: bool = True,
   logging.info(msg)
   if verbose:
     print(msg, flush=True)
-  summary = trainer.train(task, config, workdir)
-  params, _ = trainer.restore_params(task, config, workdir)
-  final = evaluator(params)
+  summary, final = seq2seq_train.train_and_evaluate(task, config, workdir, evaluator)
   samples = seq2seq_train.format_samples(evaluator.last,
                                          sample_indices(evaluator.last.correct, config.num_samples))
   with open(os.path.join(workdir, "samples.txt"), "w") as f:

@@ -89,9 +89,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, verbose: bool = True,
   logging.info(msg)
   if verbose:
     print(msg, flush=True)
-  summary = trainer.train(task, config, workdir)
-  params, _ = trainer.restore_params(task, config, workdir)
-  final = evaluator(params)
+  summary, final = seq2seq_train.train_and_evaluate(task, config, workdir, evaluator)
   idx = list(range(min(config.num_samples, len(evaluator.last.inputs))))
   samples = seq2seq_train.format_samples(evaluator.last, idx, as_lists=False)
   with open(os.path.join(workdir, "samples.txt"), "w", encoding="utf-8") as f:
