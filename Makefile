@@ -25,6 +25,7 @@ bench: $(STAMP)  ## throughput vs PyTorch (installs the optional peer)
 	$(BIN)/python -m pip install -q -r requirements-bench.txt
 	$(BIN)/python -m launch.bench rnn_step --out=runs/bench
 	$(BIN)/python -m launch.bench lm_step --out=runs/bench
+	$(BIN)/python -m launch.bench varrnn_step --out=runs/bench
 
 clean:
 	rm -rf runs

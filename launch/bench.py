@@ -19,6 +19,7 @@ from launch.benchtools import machine, table
 BENCHMARKS = {
     "rnn_step": "launch.benchmarks.rnn_step",
     "lm_step": "launch.benchmarks.lm_step",
+    "varrnn_step": "launch.benchmarks.varrnn_step",
 }
 
 _PEERS = flags.DEFINE_list("peers", ["torch"], "Peer libraries to time beside rnnlab.")

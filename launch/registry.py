@@ -8,4 +8,5 @@ EXPERIMENTS = {
     "rnnlm": "experiments.rnnlm.reproduce",
     "seq2seq": "experiments.seq2seq.reproduce",
     "translation": "experiments.translation.reproduce",
+    "varrnn": "experiments.varrnn.reproduce",
 }

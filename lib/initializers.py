@@ -43,7 +43,7 @@ _BY_NAME = {
     "inv_sqrt_fan_in": uniform_inv_sqrt_fan_in,
     "glorot_uniform": glorot_uniform,
     "orthogonal": orthogonal,
-    "zeros": zeros,
+    "zeros": lambda: zeros,
     # Keras' 'random_normal' (stddev 0.05), which notes 002 pass to SimpleRNN/LSTM.
     "random_normal": lambda: normal(0.05),
 }

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lib import data, pairs as pairs_lib, seq2seq, trainer, writers
+from lib import data, pairs as pairs_lib, seq2seq, trainer
 
 TRAIN_KEYS = ("src", "src_len", "tgt_in", "tgt_out", "tgt_mask")
 
@@ -134,19 +134,6 @@ def format_samples(decoded: Decoded, indices: Sequence[int], as_lists: bool = Tr
             f"Decoded sentence: {show(decoded.outputs[i])}{mark}",
             f"label sentence:   {show(decoded.labels[i])}", "-"]
   return "\n".join(out)
-
-
-def epoch_curves(workdir: str, steps_per_epoch: int) -> dict[str, tuple[list[float], list[float]]]:
-  """Per-epoch curves of a run: ``{'<split>/<metric>': (epochs, values)}``."""
-  out = {}
-  for rec in writers.read_records(workdir):
-    for k, v in rec.items():
-      if k in ("step", "split", "time"):
-        continue
-      xs, ys = out.setdefault(f"{rec['split']}/{k}", ([], []))
-      xs.append(rec["step"] / steps_per_epoch)
-      ys.append(float(v))
-  return out
 
 
 def train_and_evaluate(task: trainer.Task, config, workdir: str, evaluator: Evaluator

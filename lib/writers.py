@@ -87,3 +87,16 @@ def series(records: Iterable[dict], key: str) -> tuple[list[int], list[float]]:
       xs.append(r["step"])
       ys.append(float(r[key]))
   return xs, ys
+
+
+def epoch_curves(workdir: str, steps_per_epoch: int) -> dict[str, tuple[list[float], list[float]]]:
+  """Per-epoch curves of a run: ``{'<split>/<metric>': (epochs, values)}``."""
+  out = {}
+  for rec in read_records(workdir):
+    for k, v in rec.items():
+      if k in ("step", "split", "time"):
+        continue
+      xs, ys = out.setdefault(f"{rec['split']}/{k}", ([], []))
+      xs.append(rec["step"] / steps_per_epoch)
+      ys.append(float(v))
+  return out

@@ -17,7 +17,7 @@ import os
 from absl import app, flags
 
 from experiments.seq2seq import config as config_lib, experiment
-from lib import plotting, seq2seq_train
+from lib import plotting, writers
 
 def compare(out: str, task: str, variants: list[str], path: str = "", epochs: int = 0,
             num: int = 0, verbose: bool = True) -> dict:
@@ -37,7 +37,7 @@ def compare(out: str, task: str, variants: list[str], path: str = "", epochs: in
     result = experiment.run(c, os.path.join(out, v), verbose=verbose, dataset=dataset)
     reports[v] = result["report"]
     spe = len(dataset.train["src"]) // c.data.batch_size
-    curves[v] = seq2seq_train.epoch_curves(os.path.join(out, v), spe)
+    curves[v] = writers.epoch_curves(os.path.join(out, v), spe)
   source = path or f"generated {task} ({len(dataset.train['src']) + len(dataset.valid['src'])})"
   figure = plotting.plot_panels(
       [("train loss per symbol", "loss", {v: c["train/loss"] for v, c in curves.items()}),

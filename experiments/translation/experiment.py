@@ -12,7 +12,7 @@ import numpy as np
 import sacrebleu
 
 from experiments.translation import data as data_lib
-from lib import pairs, plotting, seq2seq, seq2seq_train, trainer
+from lib import pairs, plotting, seq2seq, seq2seq_train, trainer, writers
 
 START, END = "\t", "\n"  # the notes' (and Keras') start and stop characters
 
@@ -66,7 +66,7 @@ def build(config: ml_collections.ConfigDict, dataset: Dataset | None = None):
 
 def plot(workdir: str, steps_per_epoch: int, title: str) -> str:
   """Train vs validation loss and per-character accuracy, and validation chrF, per epoch."""
-  c = seq2seq_train.epoch_curves(workdir, steps_per_epoch)
+  c = writers.epoch_curves(workdir, steps_per_epoch)
   pick = lambda name: {s: c[f"{s}/{name}"] for s in ("train", "eval") if f"{s}/{name}" in c}  # noqa: E731
   return plotting.plot_panels(
       [("loss per character (teacher forcing)", "loss", pick("loss")),

@@ -1,0 +1,225 @@
+"""Glue of the variational-RNN experiment: objective, evaluation, run.
+
+Objective per minibatch of B out of N training pairs (notes 000)::
+
+    NLL(batch; w ~ q) * N / B  +  KL(q || prior)
+
+an unbiased estimate of the negative ELBO of the whole training set (the
+notes' "evidence"). The MAP twin minimises ``NLL * N / B + |w|^2 / (2 sigma_p^2)``.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from experiments.varrnn import data as data_lib
+from experiments.varrnn.model import PairRNN
+from lib import data as batching, metrics, plotting, scores, trainer, variational as vi, writers
+
+INPUTS = ("ids1", "mask1", "ids2", "mask2")
+PREDICTORS = ("sample", "mean", "average")
+
+
+def is_map(config) -> bool:
+  return config.vi.sampling == "none"
+
+
+def make_model(config, ds: data_lib.Dataset) -> PairRNN:
+  m = config.model
+  fixed = m.embeddings == "fixed"
+  return PairRNN(input_dim=ds.vectors.shape[1] if fixed else m.input_dim, hidden=m.hidden,
+                 num_classes=ds.num_classes, vocab_size=0 if fixed else len(ds.words),
+                 encoder=m.encoder, init=m.init, unroll=m.unroll)
+
+
+def make_prior(v) -> vi.Prior:
+  return vi.make_prior(v.prior, sigma=v.prior_sigma, pi=v.mixture_pi, sigma1=v.mixture_sigma1,
+                       sigma2=v.mixture_sigma2)
+
+
+def init_fn(model: PairRNN, config):
+  def init(key):
+    mean = model.init_params(key)
+    if is_map(config):
+      return {"mean": mean}
+    return vi.init_posterior(mean, config.vi.log_sigma_init, config.vi.sigma)
+  return init
+
+
+def loss_fn(model: PairRNN, vectors, config, num_train: int):
+  """``(params, batch, rng) -> (objective, metrics)`` for the trainer."""
+  prior = make_prior(config.vi)
+  logits_one = functools.partial(model.logits, vectors=vectors)
+  mode = "mean" if is_map(config) else config.vi.sampling
+
+  def loss(post, batch, rng):
+    y = batch["y"]
+    B = y.shape[0]
+    k_w, k_kl = jax.random.split(rng)
+    weights, axes = vi.draw(post, k_w, B, mode)
+    logits_BxC = vi.per_example(logits_one, weights, axes, {k: batch[k] for k in INPUTS})
+    nll_B = -jnp.take_along_axis(jax.nn.log_softmax(logits_BxC), y[:, None], 1)[:, 0]
+    data_term = nll_B.sum() * (num_train / B)
+    out = {"nll": metrics.Average.of(nll_B.sum(), B),
+           "acc": metrics.Average.of((logits_BxC.argmax(-1) == y).sum(), B)}
+    if is_map(config):
+      penalty = sum(jnp.sum(jnp.square(w)) for w in jax.tree.leaves(post["mean"])) / (
+          2.0 * config.vi.prior_sigma ** 2)
+      return data_term + penalty, out
+    kl = vi.kl(post, prior, k_kl, form=config.vi.kl, num_samples=config.vi.kl_samples)
+    out.update(neg_elbo=data_term + kl, kl=kl,
+               sigma=jnp.mean(jnp.stack([jnp.mean(s) for s in jax.tree.leaves(vi.sigmas(post))])))
+    return data_term + batch["kl_weight"] * kl, out
+
+  return loss
+
+
+class TrainBatches:
+  """Epoch minibatches plus the step's KL weight (annealing is a function of the step)."""
+
+  def __init__(self, arrays, batch_size: int, seed: int, anneal_epochs: int):
+    self.base = batching.EpochBatches(arrays, batch_size, seed)
+    self.steps_per_epoch = self.base.steps_per_epoch
+    self.anneal_steps = anneal_epochs * self.steps_per_epoch
+
+  def __call__(self, step: int) -> dict:
+    b = self.base(step)
+    w = min(1.0, (step + 1) / self.anneal_steps) if self.anneal_steps else 1.0
+    return {**b, "kl_weight": np.float32(w)}
+
+
+class Evaluator:
+  """Balanced-draw test macro-F1 (notes' ``my_eval``), train macro-F1, ECE and NLL,
+  for each predictor. The sampling noise is fixed per run (the same key every
+  evaluation), so successive evaluations differ only by the parameters."""
+
+  def __init__(self, model: PairRNN, vectors, ds: data_lib.Dataset, config):
+    self.ds, self.config = ds, config
+    self.map = is_map(config)
+    self.predictors = ("mean",) if self.map else PREDICTORS
+    self.headline = "mean" if self.map else config.eval.predictor
+    self.draws = scores.balanced_draws(ds.test["y"], ds.num_classes, config.data.eval_draws,
+                                       config.data.draw_seed)
+    self.chunk = config.data.eval_batch_size
+    self.key = jax.random.fold_in(jax.random.key(config.seed), 10_000)
+    logits_one = functools.partial(model.logits, vectors=vectors)
+    self.num_samples = config.eval.num_samples
+
+    def probs(post, inputs, key):
+      mean = jax.nn.softmax(vi.per_example(logits_one, post["mean"], None, inputs))
+      if self.map:
+        return {"mean": mean}
+      w, ax = vi.draw(post, key, inputs["ids1"].shape[0], "example")
+      return {"mean": mean, "sample": jax.nn.softmax(vi.per_example(logits_one, w, ax, inputs))}
+
+    self._probs = jax.jit(probs)  # one compilation serves every predictor
+    self.last: dict[str, dict[str, np.ndarray]] = {}
+
+  def _chunk_probs(self, post, inputs, key, average: bool) -> dict[str, np.ndarray]:
+    got = {k: np.asarray(v) for k, v in self._probs(post, inputs, key).items()}
+    if average and not self.map:  # S more per-example samples, averaged
+      got["average"] = np.mean([np.asarray(self._probs(post, inputs, jax.random.fold_in(key, s + 1))
+                                            ["sample"]) for s in range(self.num_samples)], axis=0)
+    return got
+
+  def predict(self, post, arrays, average: bool = True) -> dict[str, np.ndarray]:
+    """``{predictor: probs_NxC}`` in fixed-size chunks (one compilation)."""
+    n = len(arrays["y"])
+    names = [p for p in self.predictors if average or p != "average"]
+    out = {p: [] for p in names}
+    for i, start in enumerate(range(0, n, self.chunk)):
+      idx = np.arange(start, start + self.chunk) % n  # the last chunk wraps; trimmed below
+      got = self._chunk_probs(post, {k: arrays[k][idx] for k in INPUTS},
+                              jax.random.fold_in(self.key, i), average)
+      for p in names:
+        out[p].append(got[p][:min(self.chunk, n - start)])
+    return {p: np.concatenate(v) for p, v in out.items()}
+
+  def __call__(self, post) -> dict[str, float]:
+    C, bins = self.ds.num_classes, self.config.eval.ece_bins
+    test = self.predict(post, self.ds.test)
+    # Train F1 of the 'average' predictor is left out: S samples of every training
+    # pair cost more than the rest of the evaluation together.
+    train = self.predict(post, self.ds.train, average=False)
+    y, y_tr = self.ds.test["y"], self.ds.train["y"]
+    self.last = {"test": test, "train": train}
+    out = {}
+    for p in self.predictors:
+      f1, f1_std = scores.balanced_f1(y, test[p].argmax(1), self.draws, C)
+      out.update({f"{p}/f1_bal": f1, f"{p}/f1_bal_std": f1_std,
+                  f"{p}/ece": scores.expected_calibration_error(test[p], y, bins),
+                  f"{p}/nll": scores.nll(test[p], y),
+                  f"{p}/acc": float((test[p].argmax(1) == y).mean())})
+      if p in train:
+        out[f"{p}/train_f1"] = scores.macro_f1(y_tr, train[p].argmax(1), C)
+    for k in ("f1_bal", "f1_bal_std", "ece", "nll", "acc"):
+      out[k] = out[f"{self.headline}/{k}"]
+    out["train_f1"] = out[f"{'mean' if self.headline == 'average' else self.headline}/train_f1"]
+    return out
+
+
+def build(config: ml_collections.ConfigDict, dataset: data_lib.Dataset | None = None):
+  """``(task, resolved_config, extras)``; extras: model, dataset, evaluator."""
+  ds = dataset or data_lib.load(config.data, config.model.embeddings, config.model.input_dim)
+  model = make_model(config, ds)
+  vectors = None if ds.vectors is None else jnp.asarray(ds.vectors)
+  num_train = len(ds.train["y"])
+  batches = TrainBatches(ds.train, config.data.batch_size, config.seed, config.vi.kl_anneal_epochs)
+  evaluator = Evaluator(model, vectors, ds, config)
+  task = trainer.Task(
+      name=f"varrnn/{config.variant}", init_params=init_fn(model, config),
+      loss_fn=loss_fn(model, vectors, config, num_train), train_batch=batches,
+      eval_fn=evaluator, curve_metric="loss")
+  config = trainer.resolve_epochs(config, batches.steps_per_epoch)
+  config.trainer.eval_every = config.eval_every_epochs * batches.steps_per_epoch
+  return task, config, {"model": model, "dataset": ds, "evaluator": evaluator}
+
+
+def plot(workdir: str, steps_per_epoch: int, title: str) -> str:
+  """The notes' log as a figure: evidence per epoch, train and balanced test macro-F1."""
+  curves = writers.epoch_curves(workdir, steps_per_epoch)
+  evidence = curves.get("train/neg_elbo") or curves.get("train/loss")
+  f1 = {name: curves[key] for name, key in (("train", "eval/train_f1"),
+                                            ("test, balanced draws", "eval/f1_bal"))
+        if key in curves}
+  return plotting.plot_panels(
+      [("negative ELBO (the notes' evidence)", "per epoch", {"train": evidence}),
+       ("macro-F1", "F1", f1)], os.path.join(workdir, "curves.png"), title=title)
+
+
+def run(config: ml_collections.ConfigDict, workdir: str, verbose: bool = True,
+        dataset: data_lib.Dataset | None = None) -> dict:
+  """Trains (resuming), evaluates the final parameters, writes ``report.json`` and ``curves.png``."""
+  task, config, extras = build(config, dataset)
+  ds, evaluator = extras["dataset"], extras["evaluator"]
+  n_weights = vi.num_weights(task.init_params(jax.random.key(0)))
+  spe = task.train_batch.steps_per_epoch
+  msg = f"{task.name}: {ds.info}; {n_weights} parameters, {spe} steps per epoch."
+  logging.info(msg)
+  if verbose:
+    print(msg, flush=True)
+  summary = trainer.train(task, config, workdir)
+  # The trainer evaluates the final parameters (also when a finished run is re-run).
+  final = {k[len("eval/"):]: v for k, v in summary["final"].items() if k.startswith("eval/")}
+  figure = plot(workdir, spe, f"{task.name}: {ds.info.split(':')[0]}")
+  report = {"variant": config.variant, "epochs": config.num_epochs, "sampling": config.vi.sampling,
+            "predictor": evaluator.headline, "parameters": n_weights,
+            "test_pairs": len(ds.test["y"]), **final,
+            "neg_elbo": summary["final"].get("train/neg_elbo"),
+            "sigma": summary["final"].get("train/sigma"),
+            "wall_time_s": summary["wall_time_s"], "status": summary["status"], "figure": figure}
+  with open(os.path.join(workdir, "report.json"), "w") as f:
+    json.dump(report, f, indent=2)
+  if verbose:
+    print(f"{task.name}: balanced test macro-F1 {final['f1_bal']:.3f} ± {final['f1_bal_std']:.3f} "
+          f"({evaluator.headline} predictor), train macro-F1 {final['train_f1']:.3f}, ECE "
+          f"{final['ece']:.3f}, after {config.num_epochs} epochs ({summary['wall_time_s']:.0f} s). "
+          f"Curves: {figure}")
+  return {**summary, "report": report}

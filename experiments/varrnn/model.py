@@ -1,0 +1,84 @@
+"""Notes 000's pair classifier, written for one example (``jax.vmap`` maps it over a batch).
+
+One shared tanh Elman encoder reads both sentences (masks freeze the state past
+each sentence's end: the notes' ``masked_step``), the two final states are
+concatenated, and a softmax layer gives 6 classes::
+
+    h_t = tanh(x_t W + h_{t-1} U + b),  h_0 learned
+    p = softmax([h_A, h_B] W_out + b_out)
+
+Parameters ``{'w_x', 'w_rec', 'b', 'h0', 'w_out', 'b_out'[, 'embed']}``. Matrices
+are read through :func:`lib.variational.matmul` / :func:`lookup`, so the same
+function serves the posterior mean, one sample per example or per minibatch,
+and flipout. ``encoder='bow'`` replaces the recurrence by ``tanh(mean_t(x_t) W + b)``
+(the bag-of-words control: it cannot see word order).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from lib import initializers, variational as vi
+
+
+def lookup(ids_T: jax.Array, table: vi.Weight) -> jax.Array:
+  """Rows of an embedding table; for a flipout view, the rows of ``one_hot(ids) @ W``."""
+  if isinstance(table, vi.Flipout):
+    return table.mean[ids_T] + (table.sign_in[ids_T][:, None] * table.delta[ids_T]) * table.sign_out
+  return table[ids_T]
+
+
+@dataclasses.dataclass(frozen=True)
+class PairRNN:
+  input_dim: int = 50
+  hidden: int = 50
+  num_classes: int = 6
+  vocab_size: int = 0        # > 0: a learned embedding table of vocab_size x input_dim
+  encoder: str = "rnn"       # rnn | bow
+  init: str = "zeros"        # the notes initialise every mean at zero; or an initializer name
+  unroll: int = 1
+
+  def init_params(self, key: jax.Array) -> dict:
+    D, H, C = self.input_dim, self.hidden, self.num_classes
+    shapes = {"w_x": (D, H), "w_rec": (H, H), "b": (H,), "h0": (H,), "w_out": (2 * H, C),
+              "b_out": (C,)}
+    if self.encoder == "bow":
+      del shapes["w_rec"], shapes["h0"]
+    init = initializers.get(self.init)
+    keys = dict(zip(shapes, jax.random.split(key, len(shapes))))
+    params = {k: (init(keys[k], s) if len(s) == 2 else jnp.zeros(s)) for k, s in shapes.items()}
+    if self.vocab_size:
+      params["embed"] = initializers.normal(0.1)(jax.random.fold_in(key, 7), (self.vocab_size, D))
+    return params
+
+  def encode(self, p: dict, x_TxD: jax.Array, m_T: jax.Array) -> jax.Array:
+    """The final state ``h`` (H) of one sentence."""
+    xw_TxH = vi.matmul(x_TxD, p["w_x"]) + p["b"]  # hoisted: one product for all steps
+    if self.encoder == "bow":
+      mean = (xw_TxH * m_T[:, None]).sum(0) / jnp.maximum(m_T.sum(), 1.0)
+      return jnp.tanh(mean)
+    if self.encoder != "rnn":
+      raise ValueError(f"Unknown encoder {self.encoder!r}; expected 'rnn' or 'bow'.")
+
+    def step(h, inputs):
+      xw_t, real = inputs
+      new = jnp.tanh(xw_t + vi.matmul(h, p["w_rec"]))
+      return jnp.where(real, new, h), None
+
+    h, _ = jax.lax.scan(step, p["h0"], (xw_TxH, m_T > 0), unroll=self.unroll)
+    return h
+
+  def logits(self, p: dict, inputs: dict, vectors=None) -> jax.Array:
+    """Logits (C) of one example: ``inputs`` holds ``ids1, mask1, ids2, mask2`` (each T).
+
+    Both sentences go through one scan (``vmap`` over the pair, weights shared), as
+    the notes step ``hiddens1`` and ``hiddens2`` in the same loop: half the sequential steps.
+    """
+    table = p["embed"] if self.vocab_size else vectors
+    ids_2xT = jnp.stack([inputs["ids1"], inputs["ids2"]])
+    m_2xT = jnp.stack([inputs["mask1"], inputs["mask2"]])
+    x_2xTxD = jax.vmap(lookup, in_axes=(0, None))(ids_2xT, table)
+    h_2xH = jax.vmap(self.encode, in_axes=(None, 0, 0))(p, x_2xTxD, m_2xT)
+    return vi.matmul(h_2xH.reshape(-1), p["w_out"]) + p["b_out"]

@@ -1,0 +1,172 @@
+"""The variational-RNN experiment: the embedded task, masks, vmap, runs end to end."""
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments.varrnn import compare, config as config_lib, data, experiment
+from experiments.varrnn.model import PairRNN
+from lib import sentence_pairs, variational as vi, word_vectors
+from lib.corpora import DataError
+
+
+def _small(variant, num=400, epochs=1, **data_overrides):
+  c = config_lib.get_config(variant)
+  c.data.num, c.num_epochs, c.eval_every_epochs = num, epochs, epochs
+  c.data.eval_batch_size, c.eval.num_samples, c.data.eval_draws = 64, 2, 3
+  c.trainer.tensorboard = c.trainer.plot = False
+  for k, v in data_overrides.items():
+    c.data[k] = v
+  return c
+
+
+def test_generated_pairs_need_word_order():
+  pairs = data.first_marker_pairs(3000, seed=0)
+  assert len(pairs) == 3000
+  for toks in pairs.a[:200] + pairs.b[:200]:
+    assert sorted(t for t in toks if t in data.MARKERS) == sorted(data.MARKERS)  # same bag
+    assert 6 <= len(toks) <= 20
+  first = lambda toks: data.MARKERS.index(next(t for t in toks if t in data.MARKERS))  # noqa: E731
+  for a, b, y in zip(pairs.a[:300], pairs.b[:300], pairs.y[:300]):
+    i, j = sorted((first(a), first(b)))
+    assert data.CLASS_NAMES[y] == data.MARKERS[i][0] + data.MARKERS[j][0]
+  freq = np.bincount(pairs.y, minlength=6) / len(pairs)
+  np.testing.assert_allclose(freq, [1 / 9] * 3 + [2 / 9] * 3, atol=0.025)
+  again = data.first_marker_pairs(50, seed=0)
+  assert again.a == pairs.a[:50] and data.first_marker_pairs(50, seed=1).a != again.a
+
+
+def _model_and_inputs(B=4, T=9, vocab=30):
+  model = PairRNN(input_dim=8, hidden=6, init="inv_sqrt_fan_in")
+  rng = np.random.default_rng(0)
+  lengths = np.asarray([[9, 3, 5, 1], [2, 9, 4, 6]])
+  mask = (np.arange(T)[None, None] < lengths[..., None]).astype(np.float32)
+  inputs = {"ids1": rng.integers(0, vocab, (B, T)), "mask1": mask[0],
+            "ids2": rng.integers(0, vocab, (B, T)), "mask2": mask[1]}
+  vectors = jnp.asarray(rng.standard_normal((vocab, 8)).astype(np.float32))
+  return model, {k: jnp.asarray(v) for k, v in inputs.items()}, vectors
+
+
+@pytest.mark.parametrize("mode", ["mean", "example", "minibatch", "flipout"])
+def test_padded_steps_change_nothing(mode):
+  model, inputs, vectors = _model_and_inputs()
+  post = vi.init_posterior(model.init_params(jax.random.key(0)), np.log(0.1))
+  garbage = dict(inputs)
+  for k in ("ids1", "ids2"):  # new ids wherever the mask is 0
+    m = inputs["mask" + k[-1]] > 0
+    garbage[k] = jnp.where(m, inputs[k], (inputs[k] * 7 + 3) % 30)
+  assert not np.array_equal(garbage["ids1"], inputs["ids1"])
+
+  def out(p, x):
+    w, ax = vi.draw(p, jax.random.key(5), 4, mode)
+    return vi.per_example(lambda q, i: model.logits(q, i, vectors), w, ax, x)
+
+  np.testing.assert_array_equal(out(post, inputs), out(post, garbage))
+  g1 = jax.grad(lambda p: out(p, inputs).sum())(post)
+  g2 = jax.grad(lambda p: out(p, garbage).sum())(post)
+  jax.tree.map(np.testing.assert_array_equal, g1, g2)
+
+
+def test_pair_model_under_vmap_equals_a_loop_with_the_same_samples():
+  model, inputs, vectors = _model_and_inputs()
+  post = vi.init_posterior(model.init_params(jax.random.key(0)), np.log(0.1))
+  w, ax = vi.draw(post, jax.random.key(1), 4, "example")
+  batched = vi.per_example(lambda q, i: model.logits(q, i, vectors), w, ax, inputs)
+  for b in range(4):
+    one = model.logits(jax.tree.map(lambda x: x[b], w), {k: v[b] for k, v in inputs.items()},
+                       vectors)
+    np.testing.assert_allclose(batched[b], one, rtol=1e-5, atol=1e-6)
+
+
+def test_the_notes_model_beats_chance_and_a_bag_of_words_does_not(tmp_path):
+  notes = experiment.run(_small("notes", num=3000, epochs=6), str(tmp_path / "notes"),
+                         verbose=False)["report"]
+  bow = experiment.run(_small("bow", num=3000, epochs=6), str(tmp_path / "bow"),
+                       verbose=False)["report"]
+  chance = 1 / 6
+  assert notes["f1_bal"] > chance + 0.15, notes
+  assert bow["f1_bal"] < chance + 0.05, bow
+  assert notes["status"] == "completed" and notes["neg_elbo"] > 0 and notes["sigma"] > 0
+  for p in experiment.PREDICTORS:
+    assert 0.0 <= notes[f"{p}/ece"] <= 1.0
+  recs = [json.loads(line) for line in open(tmp_path / "notes" / "metrics.jsonl")]
+  evid = [r["neg_elbo"] for r in recs if r["split"] == "train"]
+  assert evid[-1] < evid[0]  # the evidence bound improves
+  assert os.path.exists(notes["figure"])
+
+
+@pytest.mark.parametrize("variant", ["minibatch", "flipout", "bbb", "map"])
+def test_every_variant_runs(tmp_path, variant):
+  r = experiment.run(_small(variant), str(tmp_path / variant), verbose=False)["report"]
+  assert r["status"] == "completed" and 0.0 <= r["f1_bal"] <= 1.0
+  assert ("sample/f1_bal" in r) == (variant != "map")
+
+
+def test_same_seed_same_numbers(tmp_path):
+  def numbers(sub):
+    experiment.run(_small("flipout", num=200), str(tmp_path / sub), verbose=False)
+    recs = [json.loads(line) for line in open(tmp_path / sub / "metrics.jsonl")]
+    return [{k: v for k, v in r.items() if k != "time"} for r in recs]
+  assert numbers("a") == numbers("b")
+
+
+def test_compare_writes_the_side_by_side_table(tmp_path):
+  res = compare.compare(str(tmp_path), ["notes", "map"], epochs=1, eval_every=1, verbose=False,
+                        overrides={"data.num": 300, "eval.num_samples": 2, "data.eval_draws": 2})
+  assert set(res["reports"]) == {"notes", "map"}
+  assert "| notes | example | sample (headline) |" in res["table"]
+  assert "| map | none | mean |" in res["table"]
+  assert os.path.exists(tmp_path / "comparison.png")
+
+
+def _write_stsb(path, rows):
+  with open(path, "w") as f:
+    for i, (score, a, b) in enumerate(rows):
+      extra = "\tsrc-a\tsrc-b" if i % 3 == 0 else ""
+      f.write(f"main-captions\tMSRvid\t2012test\t{i:04d}\t{score:.3f}\t{a}\t{b}{extra}\n")
+
+
+def test_stsb_files_end_to_end(tmp_path):
+  rng = np.random.default_rng(0)
+  words = "a man woman is playing guitar flute dog cat runs eats the on grass".split()
+  sent = lambda: " ".join(rng.choice(words, rng.integers(3, 9))).capitalize() + "."  # noqa: E731
+  _write_stsb(tmp_path / "sts-train.csv", [(rng.uniform(0, 5), sent(), sent()) for _ in range(80)])
+  _write_stsb(tmp_path / "sts-dev.csv", [(s, sent(), sent()) for s in (0, 1.2, 2, 3.4, 4, 5) * 4])
+  vec_words = [w for w in words if w != "flute"] + ["."]
+  word_vectors.write(str(tmp_path / "vectors.txt"), vec_words,
+                     rng.standard_normal((len(vec_words), 8)))
+  c = _small("notes", epochs=2, format="stsb", path=str(tmp_path / "sts-train.csv"),
+             test_path=str(tmp_path / "sts-dev.csv"), vectors=str(tmp_path / "vectors.txt"),
+             batch_size=16)
+  r = experiment.run(c, str(tmp_path / "run"), verbose=False)["report"]
+  assert r["status"] == "completed" and r["test_pairs"] == 24
+  task, _, extras = experiment.build(c)
+  assert extras["model"].input_dim == 8  # taken from the vectors file
+  ds = extras["dataset"]
+  np.testing.assert_array_equal(np.bincount(ds.test["y"], minlength=6), [4] * 6)
+  # A word without a vector is unknown; the unknown row is zeros.
+  assert "flute" not in ds.words and "guitar" in ds.words and ds.words[-1] == data.UNK
+  assert ds.vectors[-1].tolist() == [0.0] * 8 and len(ds.vectors) == len(ds.words)
+  # Learned embeddings need no vectors file.
+  c2 = _small("map", format="stsb", path=str(tmp_path / "sts-train.csv"), batch_size=16)
+  c2.model.embeddings = "learned"
+  r2 = experiment.run(c2, str(tmp_path / "learned"), verbose=False)["report"]
+  assert r2["status"] == "completed" and r2["test_pairs"] == 12  # the last 15% of 80
+  c3 = _small("notes", format="stsb", path=str(tmp_path / "sts-train.csv"))
+  with pytest.raises(DataError, match="needs word vectors"):
+    experiment.build(c3)
+
+
+def test_configs_are_locked_and_variants_checked():
+  c = config_lib.get_config("notes")
+  assert (c.vi.sampling, c.vi.sigma, c.vi.prior_sigma, c.data.batch_size) == ("example", "shared", 1000.0, 25)
+  assert c.optimizer.name == "adagrad" and c.optimizer.initial_accumulator == 0.0
+  with pytest.raises(AttributeError):
+    c.vi.sampeling = "flipout"
+  with pytest.raises(ValueError, match="Unknown varrnn variant"):
+    config_lib.get_config("dropout")
+  assert config_lib.get_config("bbb").vi.prior == "mixture"
+  assert sentence_pairs.score_to_class(4.5) == 5
