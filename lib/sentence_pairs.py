@@ -69,47 +69,50 @@ def _lines(path: str):
       yield lineno, (line.lstrip("\ufeff") if lineno == 1 else line)
 
 
-def read_pairs_tsv(path: str, num_classes: int = 6, lower: bool = True) -> Pairs:
-  """``sentence A<TAB>sentence B<TAB>label`` lines; blank lines are skipped."""
+def _read_rows(path: str, what: str, pick, num_classes: int, lower: bool) -> Pairs:
+  """The shared loop: ``pick(fields, where) -> (sentence A, sentence B, label field)``
+  checks a row's layout; blank lines are skipped."""
   a, b, y = [], [], []
   for lineno, line in _lines(path):
     if not line.strip():
       continue
-    fields = line.split("\t")
     where = f"{path}:{lineno}"
-    if len(fields) != 3:
-      raise DataError(f"{where}: expected 3 tab-separated fields 'sentence A<TAB>sentence "
-                      f"B<TAB>label', got {len(fields)}.")
-    y.append(_parse_label(fields[2], where, num_classes))
-    a.append(tokenize(fields[0], lower))
-    b.append(tokenize(fields[1], lower))
+    sa, sb, label = pick(line.split("\t"), where)
+    y.append(_parse_label(label, where, num_classes))
+    a.append(tokenize(sa, lower))
+    b.append(tokenize(sb, lower))
   if not y:
-    raise DataError(f"{path}: no sentence pairs.")
+    raise DataError(f"{path}: no {what}.")
   return Pairs(a, b, np.asarray(y, np.int32))
+
+
+def _pick_pair(fields: list[str], where: str) -> tuple[str, str, str]:
+  if len(fields) != 3:
+    raise DataError(f"{where}: expected 3 tab-separated fields 'sentence A<TAB>sentence "
+                    f"B<TAB>label', got {len(fields)}.")
+  return fields[0], fields[1], fields[2]
+
+
+def read_pairs_tsv(path: str, num_classes: int = 6, lower: bool = True) -> Pairs:
+  """``sentence A<TAB>sentence B<TAB>label`` lines; blank lines are skipped."""
+  return _read_rows(path, "sentence pairs", _pick_pair, num_classes, lower)
 
 
 STSB_SCORE, STSB_A, STSB_B = 4, 5, 6  # 0-based columns 5, 6 and 7
 
 
+def _pick_stsb(fields: list[str], where: str) -> tuple[str, str, str]:
+  if len(fields) < 7:
+    raise DataError(f"{where}: expected at least 7 tab-separated columns (genre, file, year, "
+                    f"id, score, sentence 1, sentence 2), got {len(fields)}.")
+  if not fields[STSB_A].strip() or not fields[STSB_B].strip():
+    raise DataError(f"{where}: empty sentence in column 6 or 7.")
+  return fields[STSB_A], fields[STSB_B], fields[STSB_SCORE]
+
+
 def read_stsb(path: str, num_classes: int = 6, lower: bool = True) -> Pairs:
   """An STS-Benchmark file (see the module docstring); rows may carry extra columns."""
-  a, b, y = [], [], []
-  for lineno, line in _lines(path):
-    if not line.strip():
-      continue
-    fields = line.split("\t")
-    where = f"{path}:{lineno}"
-    if len(fields) < 7:
-      raise DataError(f"{where}: expected at least 7 tab-separated columns (genre, file, year, "
-                      f"id, score, sentence 1, sentence 2), got {len(fields)}.")
-    if not fields[STSB_A].strip() or not fields[STSB_B].strip():
-      raise DataError(f"{where}: empty sentence in column 6 or 7.")
-    y.append(_parse_label(fields[STSB_SCORE], where, num_classes))
-    a.append(tokenize(fields[STSB_A], lower))
-    b.append(tokenize(fields[STSB_B], lower))
-  if not y:
-    raise DataError(f"{path}: no STS-B rows.")
-  return Pairs(a, b, np.asarray(y, np.int32))
+  return _read_rows(path, "STS-B rows", _pick_stsb, num_classes, lower)
 
 
 READERS = {"pairs": read_pairs_tsv, "stsb": read_stsb}
