@@ -100,3 +100,18 @@ def epoch_curves(workdir: str, steps_per_epoch: int) -> dict[str, tuple[list[flo
       xs.append(rec["step"] / steps_per_epoch)
       ys.append(float(v))
   return out
+
+
+def write_comparison(out: str, heading: str, table: str, reports: dict, figure: str,
+                     verbose: bool = True) -> dict:
+  """``<out>/comparison.md`` (heading, table, figure) and ``results.json`` of a variants
+  comparison; prints the table. Returns ``{'reports', 'figure', 'table'}``."""
+  with open(os.path.join(out, "comparison.md"), "w") as f:
+    f.write(f"# {heading}\n\n{table}\n\n![comparison]({os.path.basename(figure)})\n")
+  with open(os.path.join(out, "results.json"), "w") as f:
+    json.dump(reports, f, indent=2)
+  if verbose:
+    print(table)
+    print(f"Figure: {figure}")
+  return {"reports": reports, "figure": figure, "table": table}
+

@@ -11,7 +11,6 @@ epoch, one line per variant), ``comparison.md`` and ``results.json``.
 """
 from __future__ import annotations
 
-import json
 import os
 
 from absl import app, flags
@@ -47,15 +46,8 @@ def compare(out: str, task: str, variants: list[str], path: str = "", epochs: in
           "|---|---|---|---|---|---|---|"]
   rows += [f"| {v} | {r['params']} | {r['epochs']} | {r['exact']:.4f} | {r['greedy_char_acc']:.4f} "
            f"| {r['loss']:.4f} | {r['wall_time_s']:.0f} |" for v, r in reports.items()]
-  table = "\n".join(rows)
-  with open(os.path.join(out, "comparison.md"), "w") as f:
-    f.write(f"# seq2seq {task} on {source}\n\n{table}\n\n![comparison](comparison.png)\n")
-  with open(os.path.join(out, "results.json"), "w") as f:
-    json.dump(reports, f, indent=2)
-  if verbose:
-    print(table)
-    print(f"Figure: {figure}")
-  return {"reports": reports, "figure": figure, "table": table}
+  return writers.write_comparison(out, f"seq2seq {task} on {source}", "\n".join(rows), reports,
+                                  figure, verbose)
 
 
 def _define_flags():

@@ -11,7 +11,6 @@ evaluation).
 """
 from __future__ import annotations
 
-import json
 import os
 
 from absl import app, flags
@@ -48,15 +47,8 @@ def compare(out: str, variants: list[str], epochs: int = 0, eval_every: int = 0,
         {v: c["eval/f1_bal"] for v, c in curves.items()})],
       os.path.join(out, "comparison.png"), title=f"varrnn: {dataset.info.split(':')[0]}",
       logy=(True, False))
-  table = markdown(reports)
-  with open(os.path.join(out, "comparison.md"), "w") as f:
-    f.write(f"# varrnn on {dataset.info}\n\n{table}\n\n![comparison](comparison.png)\n")
-  with open(os.path.join(out, "results.json"), "w") as f:
-    json.dump(reports, f, indent=2)
-  if verbose:
-    print(table)
-    print(f"Figure: {figure}")
-  return {"reports": reports, "figure": figure, "table": table}
+  return writers.write_comparison(out, f"varrnn on {dataset.info}", markdown(reports), reports,
+                                  figure, verbose)
 
 
 def markdown(reports: dict[str, dict]) -> str:

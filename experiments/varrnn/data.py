@@ -32,10 +32,11 @@ have this from or had by not but what all were when we there can an your which t
 do will each about how up out them then she many some so these would other into has more her
 two like him see time could no make than first been its who now people my made over did down
 only way find use may water long little very after words called just where most know""".split())
-CLASSES = tuple(itertools.combinations_with_replacement(range(3), 2))
-CLASS_NAMES = tuple(MARKERS[i][0] + MARKERS[j][0] for i, j in
-                    sorted(CLASSES, key=lambda p: (p[0] != p[1], p)))
-_CLASS_OF = {p: k for k, p in enumerate(sorted(CLASSES, key=lambda p: (p[0] != p[1], p)))}
+# Class order: the same-marker pairs (rr, gg, bb), then the mixed ones (rg, rb, gb).
+CLASSES = tuple(sorted(itertools.combinations_with_replacement(range(3), 2),
+                       key=lambda p: (p[0] != p[1], p)))
+CLASS_NAMES = tuple(MARKERS[i][0] + MARKERS[j][0] for i, j in CLASSES)
+_CLASS_OF = {p: k for k, p in enumerate(CLASSES)}
 UNK = "<unk>"
 
 
