@@ -26,6 +26,7 @@ bench: $(STAMP)  ## throughput vs PyTorch (installs the optional peer)
 	$(BIN)/python -m launch.bench rnn_step --out=runs/bench
 	$(BIN)/python -m launch.bench lm_step --out=runs/bench
 	$(BIN)/python -m launch.bench varrnn_step --out=runs/bench
+	$(BIN)/python -m launch.bench word2vec --peers=gensim --repeats=5 --out=runs/bench  # needs ../shared/data (RNNLAB_DATA)
 
 clean:
 	rm -rf runs

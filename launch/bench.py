@@ -20,6 +20,7 @@ BENCHMARKS = {
     "rnn_step": "launch.benchmarks.rnn_step",
     "lm_step": "launch.benchmarks.lm_step",
     "varrnn_step": "launch.benchmarks.varrnn_step",
+    "word2vec": "launch.benchmarks.word2vec_gensim",
 }
 
 _PEERS = flags.DEFINE_list("peers", ["torch"], "Peer libraries to time beside rnnlab.")

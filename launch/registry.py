@@ -9,4 +9,5 @@ EXPERIMENTS = {
     "seq2seq": "experiments.seq2seq.reproduce",
     "translation": "experiments.translation.reproduce",
     "varrnn": "experiments.varrnn.reproduce",
+    "word2vec": "experiments.word2vec.reproduce",
 }

@@ -54,3 +54,26 @@ def batches(arrays: Mapping[str, Any], batch_size: int, seed: int):
   if batch_size <= 0 or batch_size >= n:
     return FullBatch(arrays)
   return EpochBatches(arrays, batch_size, seed)
+
+
+class Prefetch:
+  """Computes ``source(step + 1), ...`` on a background thread while the caller
+  trains on ``step``: host-side batch building (numpy releases the GIL) overlaps
+  the device step. Still a pure function of ``step``: a request out of order is
+  computed directly, and a resumed run sees the same batches."""
+
+  def __init__(self, source, num_steps: int, depth: int = 2):
+    import concurrent.futures
+    self.source, self.num_steps, self.depth = source, num_steps, depth
+    self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="prefetch")
+    self._pending: dict[int, Any] = {}
+
+  def __call__(self, step: int):
+    fut = self._pending.pop(step, None)
+    for s in list(self._pending):  # drop stale requests (a jump backwards or ahead)
+      if s < step or s > step + self.depth:
+        self._pending.pop(s)
+    for s in range(step + 1, min(step + 1 + self.depth, self.num_steps)):
+      if s not in self._pending:
+        self._pending[s] = self._pool.submit(self.source, s)
+    return fut.result() if fut is not None else self.source(step)

@@ -15,9 +15,11 @@ def _hms(seconds: float) -> str:
 class Progress:
   """Rate is measured from the second report on, so compile time does not skew the ETA."""
 
-  def __init__(self, total_steps: int, start_step: int = 0, unit: str = "steps"):
+  def __init__(self, total_steps: int, start_step: int = 0, unit: str = "steps",
+               per_step: float = 1.0):
     self.total = total_steps
     self.unit = unit
+    self.per_step = per_step  # units per step (e.g. words), for the rate
     self._t0 = time.perf_counter()
     self._start = start_step
     self._mark: Optional[tuple[float, int]] = None
@@ -31,7 +33,7 @@ class Progress:
       rate = (step - self._mark[1]) / max(now - self._mark[0], 1e-9)
     eta = (self.total - step) / rate if rate > 0 else float("inf")
     pct = 100.0 * step / max(self.total, 1)
-    parts = [f"step {step}/{self.total} ({pct:5.1f}%)", f"{rate:,.1f} {self.unit}/s",
+    parts = [f"step {step}/{self.total} ({pct:5.1f}%)", f"{rate * self.per_step:,.1f} {self.unit}/s",
              f"elapsed {_hms(now - self._t0)}", f"ETA {_hms(eta) if eta != float('inf') else '?'}"]
     if metrics:
       parts.append(" ".join(f"{k}={v:.4g}" for k, v in metrics.items()))

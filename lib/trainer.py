@@ -59,6 +59,13 @@ class Task:
       checkpoints), ``loss_fn`` becomes ``(params, batch, rng, carry) ->
       (objective, (metrics, new_carry))``, gradients stop at the carry, and a
       batch with ``reset`` true starts again from ``init_carry()``.
+    make_step: optional ``(tx, schedule) -> train_step(state, batch, rng) ->
+      (state, metrics)`` replacing the default optax step, for updates that
+      are not ``tx`` applied to a dense gradient (word2vec's sparse row SGD).
+      The trainer still jits it, folds the step into ``rng``, logs,
+      checkpoints and resumes as usual.
+    rate_unit: ``(unit, units per step)`` of the progress line's rate, e.g.
+      ``('words', corpus words per step)``.
   """
   name: str
   init_params: Callable[[jax.Array], Params]
@@ -68,6 +75,8 @@ class Task:
   summary_fn: Optional[Callable[[Params], Mapping[str, float]]] = None
   curve_metric: str = "loss"
   init_carry: Optional[Callable[[], Any]] = None
+  make_step: Optional[Callable[[optax.GradientTransformation, Callable], Callable]] = None
+  rate_unit: tuple[str, float] = ("steps", 1.0)
 
 
 class TrainState(flax.struct.PyTreeNode):
@@ -222,7 +231,10 @@ class _Run:
     self.start_step = self.step = int(self.state.step)
     self.writer = writers.MetricWriter(workdir, self.start_step, self.tc.tensorboard) \
         if self.is_chief else None
-    train_step = make_train_step(task.loss_fn, tx, self.schedule, task.init_carry)
+    if task.make_step is not None:
+      train_step = task.make_step(tx, self.schedule)
+    else:
+      train_step = make_train_step(task.loss_fn, tx, self.schedule, task.init_carry)
     # The step's key is folded in under jit: no extra host dispatch per step.
     self.train_step = jax.jit(
         lambda state, batch, key: train_step(state, batch, jax.random.fold_in(key, state.step)),
@@ -233,11 +245,12 @@ class _Run:
     self.last_train: dict[str, float] = {}
     self.last_eval: dict[str, float] = {}
     self._last_print = -float("inf")
+    self._printed_step = -1
 
   # -- the loop ---------------------------------------------------------------
   def loop(self) -> None:
     total = self.tc.num_steps
-    self.progress = Progress(total, self.start_step)
+    self.progress = Progress(total, self.start_step, *self.task.rate_unit)
     window = None
     for step in range(self.start_step, total):
       batch = self.task.train_batch(step)
@@ -264,9 +277,11 @@ class _Run:
     if self.pending:
       self._write_pending()
     now = time.monotonic()
-    due = now - self._last_print > self.tc.progress_every_s or self.step == self.tc.num_steps
+    final = self.step == self.tc.num_steps and self._printed_step != self.step
+    due = (now - self._last_print > self.tc.progress_every_s and self._printed_step != self.step
+           ) or final
     if due and self.progress is not None:
-      self._last_print = now
+      self._last_print, self._printed_step = now, self.step
       logging.info("%s", self.progress.line(self.step, self.last_train))
 
   def _write_pending(self) -> None:

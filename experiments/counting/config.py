@@ -18,7 +18,7 @@ GD's result depends on the initial weights: 20 of 32 seeds end below 0.1 (WORKSP
 """
 import ml_collections
 
-from lib import optim, trainer
+from lib import configs, optim, trainer
 
 OPTIMIZER_VARIANTS = {
     "gd": optim.default_config("sgd", 1e-5),
@@ -30,12 +30,8 @@ VARIANTS = (*OPTIMIZER_VARIANTS, *CELL_VARIANTS)
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  variant = arg or "rmsprop"
-  if variant not in VARIANTS:
-    raise ValueError(f"Unknown counting variant {variant!r}; expected one of {VARIANTS}.")
-  c = ml_collections.ConfigDict()
-  c.experiment = "counting"
-  c.variant = variant
+  c = configs.start("counting", arg or "rmsprop", VARIANTS)
+  variant = c.variant
   c.seed = 1                       # parameters and per-step keys (see WORKSPACE.md: gd and the seed)
   c.num_epochs = 2001
   c.data = ml_collections.ConfigDict(dict(

@@ -32,7 +32,7 @@ optimizer's step fields are derived from them once the data is loaded
 """
 import ml_collections
 
-from lib import optim, trainer
+from lib import configs, optim, trainer
 
 VARIANTS = ("notes", "notes_csv", "ptb_small", "ptb_medium", "ptb_large")
 
@@ -48,12 +48,8 @@ TF_TUTORIAL_TEST_PPL = {"ptb_small": 115.91}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  variant = arg or "notes"
-  if variant not in VARIANTS:
-    raise ValueError(f"Unknown rnnlm variant {variant!r}; expected one of {VARIANTS}.")
-  c = ml_collections.ConfigDict()
-  c.experiment = "rnnlm"
-  c.variant = variant
+  c = configs.start("rnnlm", arg or "notes", VARIANTS)
+  variant = c.variant
   c.seed = 10                     # the notes' np.random.seed(10)
   c.data = ml_collections.ConfigDict(dict(
       source="embedded",          # embedded | csv | ptb

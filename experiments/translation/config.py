@@ -25,18 +25,14 @@ other jobs shared the cores. Curves and more: WORKSPACE.md.
 """
 import ml_collections
 
-from lib import optim, trainer
+from lib import configs, optim, trainer
 
 VARIANTS = ("lstm", "bidirectional", "attention")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  variant = arg or "lstm"
-  if variant not in VARIANTS:
-    raise ValueError(f"Unknown translation variant {variant!r}; expected one of {VARIANTS}.")
-  c = ml_collections.ConfigDict()
-  c.experiment = "translation"
-  c.variant = variant
+  c = configs.start("translation", arg or "lstm", VARIANTS)
+  variant = c.variant
   c.seed = 0
   c.data = ml_collections.ConfigDict(dict(
       path="",                # an Anki/Tatoeba file: source<TAB>target[<TAB>attribution]

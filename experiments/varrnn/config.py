@@ -40,7 +40,7 @@ import math
 
 import ml_collections
 
-from lib import optim, trainer
+from lib import configs, optim, trainer
 
 VARIANTS = ("notes", "minibatch", "flipout", "bbb", "map", "bow")
 
@@ -58,12 +58,8 @@ _OVERRIDES = {
 
 
 def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
-  variant = variant or "notes"
-  if variant not in VARIANTS:
-    raise ValueError(f"Unknown varrnn variant {variant!r}; expected one of {VARIANTS}.")
-  c = ml_collections.ConfigDict()
-  c.experiment = "varrnn"
-  c.variant = variant
+  c = configs.start("varrnn", variant or "notes", VARIANTS)
+  variant = c.variant
   c.seed = 0
   c.data = ml_collections.ConfigDict(dict(
       format="generated",   # generated | pairs (A<TAB>B<TAB>label) | stsb

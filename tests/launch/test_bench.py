@@ -25,3 +25,20 @@ def test_time_ms_waits_for_results():
   ms = benchtools.time_ms(lambda: calls.append(1) or jax.numpy.ones(3), number=4, repeats=2,
                           warmup=1, sync=jax.block_until_ready)
   assert ms > 0 and len(calls) == 1 + 4 * 2
+
+
+def test_word2vec_train_loop_on_a_tiny_corpus(tmp_path, monkeypatch):
+  from experiments.word2vec import experiment
+  from launch.benchmarks import word2vec_gensim
+  corpus = tmp_path / "c.txt"
+  rng = np.random.default_rng(0)
+  corpus.write_text("\n".join(" ".join(f"w{i}" for i in rng.integers(0, 50, 9)) for _ in range(300)))
+  monkeypatch.setattr(word2vec_gensim, "DATA", str(tmp_path / "nowhere"))
+  c = word2vec_gensim._config()
+  c.data.update(dict(corpus=str(corpus), analogies="", min_count=1))
+  c.train.minibatch, c.num_epochs = 256, 1
+  seconds, vectors = word2vec_gensim.train_rnnlab(c, experiment.Data(c))
+  assert seconds > 0 and vectors.shape == (50, 100) and np.isfinite(vectors).all()
+  import pytest
+  with pytest.raises(FileNotFoundError, match="RNNLAB_DATA"):
+    word2vec_gensim.run(peers=(), repeats=1)

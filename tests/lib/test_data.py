@@ -21,3 +21,16 @@ def test_full_batch_and_errors():
   assert isinstance(full, data.FullBatch) and full(99)["x"].shape == (4,)
   with pytest.raises(ValueError, match="differ in length"):
     data.EpochBatches({"x": np.arange(4), "y": np.arange(5)}, 2, 0)
+
+
+def test_prefetch_returns_what_the_source_returns_in_any_order():
+  calls = []
+
+  def source(step):
+    calls.append(step)
+    return {"x": np.full(3, step)}
+
+  pre = data.Prefetch(source, num_steps=10, depth=2)
+  for step in [0, 1, 2, 5, 6, 3, 9]:
+    np.testing.assert_array_equal(pre(step)["x"], np.full(3, step))
+  assert 7 in calls  # requested ahead of use

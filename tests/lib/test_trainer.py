@@ -134,3 +134,13 @@ def test_stateful_task_threads_and_resets_the_carry():
     seen.append(float(m["carry"].total))
   assert seen == [2.0, 4.0, 6.0, 2.0, 4.0]
   assert state.carry.tolist() == [2.0, 2.0]
+
+
+def test_final_progress_line_is_printed_once(tmp_path, monkeypatch):
+  lines = []
+  monkeypatch.setattr(trainer.logging, "info",
+                      lambda fmt, *a, **k: lines.append(str(fmt) % a if a else str(fmt)))
+  c = small_config(epochs=30)
+  trainer.train(experiment.build_task(c), c, str(tmp_path))
+  final = [l for l in lines if l.startswith("step 30/30")]
+  assert len(final) == 1, final
