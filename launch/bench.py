@@ -21,6 +21,7 @@ BENCHMARKS = {
     "lm_step": "launch.benchmarks.lm_step",
     "varrnn_step": "launch.benchmarks.varrnn_step",
     "word2vec": "launch.benchmarks.word2vec_gensim",
+    "sweep_counting": "launch.benchmarks.sweep_counting",
 }
 
 _PEERS = flags.DEFINE_list("peers", ["torch"], "Peer libraries to time beside rnnlab.")

@@ -28,7 +28,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from lib import checkpoint, metrics as metrics_lib, optim, plotting, writers
+from lib import checkpoint, metrics as metrics_lib, optim, parallel, plotting, writers
 from lib.progress import Progress
 
 Params = Any
@@ -84,6 +84,9 @@ class TrainState(flax.struct.PyTreeNode):
   params: Params
   opt_state: optax.OptState
   carry: Any = None  # recurrent state carried across steps (Task.init_carry)
+  # Per-run multipliers when runs are vmapped together (lib.trial_batch): {'lr': x}
+  # scales the optimizer's updates (every optax rule here is linear in its lr).
+  hparams: Any = None
 
 
 class NonFiniteError(RuntimeError):
@@ -105,6 +108,8 @@ def default_config(**overrides) -> ml_collections.ConfigDict:
       progress_every_s=5.0,  # at most one progress line this often
       tensorboard=True,
       plot=True,
+      data_parallel=False,   # split batches over every device ('data' mesh axis), see lib.parallel
+      distributed=False,     # jax.distributed.initialize() first (multi-host: SLURM, TPU pods)
   ))
   c.update(overrides)
   return c
@@ -132,12 +137,15 @@ def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation,
       carry = jax.lax.stop_gradient(carry)
     # ``value`` feeds reduce-on-plateau when configured; other transforms ignore it.
     updates, opt_state = tx.update(grads, state.opt_state, state.params, value=objective)
+    if state.hparams is not None:
+      updates = jax.tree.map(lambda u: u * state.hparams["lr"], updates)
     params = optax.apply_updates(state.params, updates)
     metrics = metrics_lib.as_averages(metrics)
     metrics.setdefault("loss", metrics_lib.Average.of(objective))
     metrics["grad_norm"] = metrics_lib.Average.of(optax.tree.norm(grads))
     if schedule is not None:
-      metrics["lr"] = metrics_lib.Average.of(schedule(state.step) * optim.lr_scale(opt_state))
+      scale = 1.0 if state.hparams is None else state.hparams["lr"]
+      metrics["lr"] = metrics_lib.Average.of(schedule(state.step) * optim.lr_scale(opt_state) * scale)
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state,
                          carry=carry), metrics
 
@@ -222,12 +230,17 @@ class _Run:
     if self.is_chief:
       save_config(config, workdir)
 
+    if self.tc.get("distributed"):
+      parallel.initialize_distributed()
     self.state, tx, self.schedule, self.step_key = init_state(task, config)
+    self.dp = parallel.DataParallel() if self.tc.get("data_parallel") else None
     self.ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"),
                                         self.tc.checkpoint_every, self.tc.max_checkpoints)
     if self.ckpt.latest_step() is not None:
       self.state = self.ckpt.restore(self.state)
       logging.info("Resumed from %s at step %d.", self.ckpt.directory, int(self.state.step))
+    if self.dp is not None:
+      self.state = self.dp.replicate(self.state)
     self.start_step = self.step = int(self.state.step)
     self.writer = writers.MetricWriter(workdir, self.start_step, self.tc.tensorboard) \
         if self.is_chief else None
@@ -254,6 +267,8 @@ class _Run:
     window = None
     for step in range(self.start_step, total):
       batch = self.task.train_batch(step)
+      if self.dp is not None:
+        batch = self.dp.shard(batch)
       self.state, m = self.train_step(self.state, batch, self.step_key)
       self.step = step + 1
       window = m if window is None else metrics_lib.merge(window, m)

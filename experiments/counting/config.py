@@ -55,3 +55,21 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       c.data.get_ref("num_samples") // c.data.get_ref("batch_size"))
   c.lock()
   return c
+
+
+def sweep(add, name: str = "") -> None:
+  """Named sweeps for ``python -m launch.sweep --config=experiments/counting/config.py:rmsprop
+  --sweep=<name> --out=runs/sweeps/counting_<name>``:
+    lr      4 learning rates
+    seeds   32 initialisations (the benchmark's sweep)
+    ''      (default) 4 learning rates x 2 seeds
+  """
+  if name == "lr":
+    add.grid("optimizer.lr", [1e-4, 3e-4, 1e-3, 3e-3])
+  elif name == "seeds":
+    add.grid("seed", list(range(1, 33)))
+  elif name == "":
+    add.grid("optimizer.lr", [1e-4, 3e-4, 1e-3, 3e-3])
+    add.grid("seed", [1, 2])
+  else:
+    raise ValueError(f"Unknown counting sweep {name!r}; expected 'lr', 'seeds' or ''.")

@@ -1,0 +1,356 @@
+"""Hyperparameter sweeps over any experiment, one trial per workdir.
+
+  python -m launch.sweep --config=experiments/counting/config.py:rmsprop --sweep=lr \
+      --out=runs/sweeps/counting_lr --parallel=2 [--metric=eval/mse --mode=min]
+
+The trials come from the config module's ``sweep(add, name)`` (``lib.sweeps``).
+Each trial runs as ``python -m experiments.<name>.main --config=... --workdir=<out>/tNNN
+--config.<key>=<value> ...``, ``--parallel`` at a time; with GPUs listed in
+``--gpus`` (default: none) each trial sees one of them (``CUDA_VISIBLE_DEVICES``).
+``--backend=vmap`` trains trials that differ only in ``seed`` and
+``optimizer.lr`` together, in one jitted ``vmap`` (``lib.trial_batch``).
+``--backend=ray`` runs them as Ray tasks (``--ray_address``, resources per trial).
+Re-running the command skips completed trials and resumes the others from their
+checkpoints; a trial that fails is recorded with its error and the rest go on.
+Writes ``<out>/sweep.json`` (the plan), ``summary.csv``, ``summary.md`` (every
+trial's differences, status and final metrics; the best trial) and ``curves.png``.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import csv
+import dataclasses
+import importlib
+import importlib.util
+import itertools
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from typing import Optional, Sequence
+
+from absl import app, flags
+
+from lib import plotting, sweeps, writers
+
+TRIAL_FILE = "trial.json"
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclasses.dataclass
+class Trial:
+  index: int
+  overrides: dict
+  workdir: str
+  common: dict = dataclasses.field(default_factory=dict)  # --set, shared by every trial
+
+  @property
+  def label(self) -> str:
+    return sweeps.label(self.overrides)
+
+
+def _module_of(config_path: str):
+  spec = importlib.util.spec_from_file_location("_rnnlab_sweep_config", config_path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def main_module(config_path: str) -> str:
+  """``experiments/counting/config.py`` -> ``experiments.counting.main``."""
+  rel = os.path.relpath(os.path.abspath(config_path), REPO)
+  parts = rel.split(os.sep)
+  if len(parts) != 3 or parts[0] != "experiments":
+    raise ValueError(f"--config must be experiments/<name>/config.py[:variant], got {config_path!r}.")
+  return f"experiments.{parts[1]}.main"
+
+
+def parse_sets(items: Sequence[str]) -> dict:
+  """``['num_epochs=200', 'optimizer.name=adam']`` -> overrides shared by every trial
+  (values parsed as Python literals where they are, else kept as strings)."""
+  import ast
+  out = {}
+  for item in items:
+    key, sep, value = item.partition("=")
+    if not sep:
+      raise ValueError(f"--set takes key=value, got {item!r}.")
+    try:
+      out[key] = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+      out[key] = value
+  return out
+
+
+def base_config(config_spec: str, common: Optional[dict] = None):
+  path, _, variant = config_spec.partition(":")
+  module = _module_of(path)
+  base = module.get_config(variant) if variant else module.get_config()
+  return module, sweeps.apply(base, common or {})
+
+
+def plan(config_spec: str, sweep_name: str, out: str, common: Optional[dict] = None
+         ) -> list[Trial]:
+  """The sweep's trials, each checked against the config (a typo stops here);
+  ``common`` overrides apply to every trial (``--set``)."""
+  module, base = base_config(config_spec, common)
+  if not hasattr(module, "sweep"):
+    raise ValueError(f"{config_spec} defines no sweep(add, name); see lib/sweeps.py.")
+  trials = sweeps.build(module.sweep, sweep_name)
+  for t in trials:
+    sweeps.apply(base, t)
+  width = max(3, len(str(len(trials) - 1)))
+  return [Trial(i, t, os.path.join(out, f"t{i:0{width}d}"), dict(common or {}))
+          for i, t in enumerate(trials)]
+
+
+def read_json(path: str) -> Optional[dict]:
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (FileNotFoundError, json.JSONDecodeError):
+    return None
+
+
+def is_done(trial: Trial) -> bool:
+  s = read_json(os.path.join(trial.workdir, "summary.json"))
+  return bool(s) and s.get("status") == "completed"
+
+
+def _record(trial: Trial, **fields) -> dict:
+  path = os.path.join(trial.workdir, TRIAL_FILE)
+  rec = read_json(path) or {"index": trial.index, "overrides": trial.overrides, "attempts": 0}
+  rec.update(fields)
+  os.makedirs(trial.workdir, exist_ok=True)
+  with open(path, "w") as f:
+    json.dump(rec, f, indent=2, default=str)
+  return rec
+
+
+def _command(config_spec: str, trial: Trial) -> list[str]:
+  flags_ = [f"--config.{k}={v}" for k, v in {**trial.common, **trial.overrides}.items()]
+  return [sys.executable, "-m", main_module(config_spec.partition(":")[0]),
+          f"--config={config_spec}", f"--workdir={trial.workdir}", *flags_]
+
+
+def run_local(config_spec: str, trials: Sequence[Trial], parallel: int = 1,
+              gpus: Sequence[str] = (), timeout_s: Optional[float] = None) -> dict[int, dict]:
+  """Runs the trials that are not completed as subprocesses; returns their records."""
+  todo = [t for t in trials if not is_done(t)]
+  free = list(gpus)
+  results: dict[int, dict] = {}
+
+  def one(trial: Trial, gpu: Optional[str]) -> dict:
+    _start(trial)
+    env = dict(os.environ)
+    if gpu is not None:
+      env["CUDA_VISIBLE_DEVICES"] = gpu
+    return _finish(trial, _run_command(_command(config_spec, trial), REPO, env, timeout_s))
+
+  with concurrent.futures.ThreadPoolExecutor(max(1, parallel)) as pool:
+    gpu_cycle = itertools.cycle(free) if free else itertools.repeat(None)
+    futures = {pool.submit(one, t, next(gpu_cycle)): t for t in todo}
+    for fut in concurrent.futures.as_completed(futures):
+      results[futures[fut].index] = fut.result()
+  return results
+
+
+def _run_command(cmd: list[str], cwd: str, env: dict, timeout_s: Optional[float]) -> dict:
+  """One trial's subprocess: ``{'rc', 'error', 'wall_s'}`` (shared by local and Ray)."""
+  t0 = time.perf_counter()
+  try:
+    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout_s)
+    rc, err = r.returncode, r.stderr
+  except subprocess.TimeoutExpired as e:
+    rc, err = -1, f"TimeoutError: timed out after {timeout_s} s\n{e.stderr or ''}"
+  return {"rc": rc, "error": _error_tail(err) if rc else None,
+          "wall_s": round(time.perf_counter() - t0, 2)}
+
+
+def _start(trial: Trial) -> None:
+  attempts = (read_json(os.path.join(trial.workdir, TRIAL_FILE)) or {}).get("attempts", 0)
+  _record(trial, status="running", attempts=attempts + 1, error=None)
+
+
+def _finish(trial: Trial, res: dict) -> dict:
+  if res["rc"] == 0 and is_done(trial):
+    return _record(trial, status="completed", returncode=0, wall_s=res["wall_s"])
+  return _record(trial, status="failed", returncode=res["rc"], wall_s=res["wall_s"],
+                 error=res["error"] or "exited 0 without a completed summary.json")
+
+
+def run_ray(config_spec: str, trials: Sequence[Trial], address: str = "",
+            cpus_per_trial: float = 1, gpus_per_trial: float = 0,
+            timeout_s: Optional[float] = None, num_cpus: Optional[int] = None) -> dict[int, dict]:
+  """Runs the missing trials as Ray tasks on the cluster at ``address`` (a local
+  Ray instance when empty), ``cpus_per_trial`` / ``gpus_per_trial`` each. Every
+  node must see this repository and the sweep folder at the same paths (a
+  shared file system), as is usual on a SLURM cluster."""
+  import ray
+  todo = [t for t in trials if not is_done(t)]
+  if not todo:
+    return {}
+  started_here = not ray.is_initialized()
+  if started_here:
+    # Workers import this module to run the task: put the repository on their path.
+    path = os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH", "")) if p)
+    ray.init(address=address or None, num_cpus=None if address else num_cpus,
+             include_dashboard=False, log_to_driver=False, configure_logging=False,
+             runtime_env={"env_vars": {"PYTHONPATH": path}})
+  task = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial)(_run_command)
+  for t in todo:
+    _start(t)
+  env = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES",)}
+  futures = {t.index: task.remote(_command(config_spec, t), REPO, env, timeout_s) for t in todo}
+  results = {}
+  try:
+    for t in todo:
+      try:
+        res = ray.get(futures[t.index])
+      except Exception as e:  # the task itself died (node lost, ...): record it, go on
+        res = {"rc": -1, "error": f"{type(e).__name__}: {e}", "wall_s": None}
+      results[t.index] = _finish(t, res)
+  finally:
+    if started_here:
+      ray.shutdown()
+  return results
+
+
+def run_vmap(config_spec: str, trials: Sequence[Trial]) -> dict[int, dict]:
+  """Trains the trials that are not completed together in one jitted program
+  (``lib.trial_batch``); the experiment must expose ``build_task(config)``."""
+  from lib import trial_batch
+  todo = [t for t in trials if not is_done(t)]
+  if not todo:
+    return {}
+  _, base = base_config(config_spec, todo[0].common)
+  exp = importlib.import_module(
+      main_module(config_spec.partition(":")[0]).rsplit(".", 1)[0] + ".experiment")
+  if not hasattr(exp, "build_task"):
+    raise ValueError(f"{exp.__name__} has no build_task(config): use the local backend.")
+  trial_batch.check_vmappable(base, [t.overrides for t in todo])
+  for t in todo:
+    _start(t)
+  t0 = time.perf_counter()
+  try:
+    trial_batch.train(exp.build_task, base, [t.overrides for t in todo], [t.workdir for t in todo])
+  except Exception as e:  # one program: a failure fails every trial in it
+    return {t.index: _record(t, status="failed", error=f"{type(e).__name__}: {e}") for t in todo}
+  wall = round(time.perf_counter() - t0, 2)
+  return {t.index: _record(t, status="completed", wall_s=wall) for t in todo}
+
+
+def _error_tail(stderr: str) -> str:
+  """A failed trial's error: the exception line (``ValueError: ...`` or the CLI's
+  ``error: ...``) when there is one, else the last lines, without INFO chatter."""
+  keep = [l.strip() for l in stderr.splitlines() if l.strip() and not l.startswith(("I1", "W1"))]
+  errors = [l for l in keep if re.match(r"^(error:|[\w.]*(Error|Exception|Interrupt)\b)", l)]
+  return errors[-1] if errors else ("\n".join(keep[-3:]) or "(no error output)")
+
+
+def summarize(out: str, trials: Sequence[Trial], metric: str, mode: str = "min",
+              curve: str = "loss") -> dict:
+  """Writes summary.csv / summary.md / curves.png; returns ``{'rows', 'best'}``."""
+  rows = []
+  for t in trials:
+    rec = read_json(os.path.join(t.workdir, TRIAL_FILE)) or {}
+    s = read_json(os.path.join(t.workdir, "summary.json")) or {}
+    status = "completed" if s.get("status") == "completed" else rec.get("status", "pending")
+    rows.append({"trial": os.path.basename(t.workdir), "overrides": t.label, "status": status,
+                 **{k: s.get("final", {}).get(k) for k in sorted(s.get("final", {}))},
+                 "wall_s": rec.get("wall_s"), "error": rec.get("error") if status == "failed" else ""})
+  scored = [r for r in rows if r["status"] == "completed" and r.get(metric) is not None]
+  best = (min if mode == "min" else max)(scored, key=lambda r: r[metric]) if scored else None
+  columns = ["trial", "overrides", "status"] + sorted(
+      {k for r in rows for k in r} - {"trial", "overrides", "status", "wall_s", "error"}) + [
+          "wall_s", "error"]
+  with open(os.path.join(out, "summary.csv"), "w", newline="") as f:
+    w = csv.DictWriter(f, columns)
+    w.writeheader()
+    w.writerows(rows)
+  md = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+  md += ["| " + " | ".join(_cell(r.get(c)) for c in columns) + " |" for r in rows]
+  if best:
+    md += ["", f"Best ({mode} {metric}): {best['trial']} {best['overrides']} = {best[metric]:.6g}"]
+  with open(os.path.join(out, "summary.md"), "w") as f:
+    f.write("\n".join(md) + "\n")
+  series = {}
+  for t in trials:
+    if os.path.exists(os.path.join(t.workdir, "metrics.jsonl")):
+      xs, ys = writers.series(writers.read_records(t.workdir, "train"), curve)
+      if xs:
+        series[f"{os.path.basename(t.workdir)} {t.label}"] = (xs, ys)
+  if series:
+    plotting.plot_curves(series, os.path.join(out, "curves.png"), xlabel="step", ylabel=curve,
+                         title=f"sweep: train {curve}", logy=all(min(y) > 0 for _, y in series.values()))
+  return {"rows": rows, "best": best}
+
+
+def _cell(v) -> str:
+  if v is None:
+    return "—"
+  if isinstance(v, float):
+    return f"{v:.5g}"
+  return str(v).replace("\n", " / ").replace("|", "\\|")
+
+
+def sweep(config_spec: str, sweep_name: str, out: str, backend: str = "local", parallel: int = 1,
+          gpus: Sequence[str] = (), metric: str = "train/loss", mode: str = "min",
+          curve: str = "loss", common: Optional[dict] = None,
+          ray_options: Optional[dict] = None) -> dict:
+  """Plans, runs what is missing, summarizes. Returns the summary."""
+  os.makedirs(out, exist_ok=True)
+  trials = plan(config_spec, sweep_name, out, common)
+  with open(os.path.join(out, "sweep.json"), "w") as f:
+    json.dump({"config": config_spec, "sweep": sweep_name, "backend": backend,
+               "set": common or {},
+               "trials": [{"dir": t.workdir, "overrides": t.overrides} for t in trials]}, f,
+              indent=2, default=str)
+  if backend == "local":
+    run_local(config_spec, trials, parallel, gpus)
+  elif backend == "vmap":
+    run_vmap(config_spec, trials)
+  elif backend == "ray":
+    run_ray(config_spec, trials, **(ray_options or {}))
+  else:
+    raise ValueError(f"Unknown backend {backend!r}; expected 'local', 'vmap' or 'ray'.")
+  return summarize(out, trials, metric, mode, curve)
+
+
+def _define_flags() -> None:
+  """Flags only for ``python -m launch.sweep`` (importing the module defines none,
+  so other absl programs, e.g. the benchmark harness, can use it)."""
+  flags.DEFINE_string("config", None, "experiments/<name>/config.py[:variant]", required=True)
+  flags.DEFINE_string("sweep", "", "Name passed to the config module's sweep(add, name).")
+  flags.DEFINE_string("out", None, "Sweep folder (one subfolder per trial).", required=True)
+  flags.DEFINE_enum("backend", "local", ["local", "vmap", "ray"],
+                    "local: one subprocess per trial; vmap: one jitted program for all; "
+                    "ray: Ray tasks on a cluster.")
+  flags.DEFINE_string("ray_address", "", "Ray cluster address (empty: start a local instance).")
+  flags.DEFINE_float("cpus_per_trial", 1, "Ray resources per trial.")
+  flags.DEFINE_float("gpus_per_trial", 0, "Ray resources per trial.")
+  flags.DEFINE_integer("parallel", 1, "Trials at a time (local backend).")
+  flags.DEFINE_list("gpus", [], "GPU ids handed out one per trial (local backend).")
+  flags.DEFINE_string("metric", "train/loss", "Summary metric that picks the best trial.")
+  flags.DEFINE_enum("mode", "min", ["min", "max"], "Best = min or max of --metric.")
+  flags.DEFINE_string("curve", "loss", "Train metric drawn in curves.png.")
+  flags.DEFINE_list("set", [], "key=value overrides shared by every trial, e.g. num_epochs=200.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  F = flags.FLAGS
+  s = sweep(F.config, F.sweep, F.out, F.backend, F.parallel, F.gpus, F.metric, F.mode, F.curve,
+            parse_sets(F.set), dict(address=F.ray_address, cpus_per_trial=F.cpus_per_trial,
+                                    gpus_per_trial=F.gpus_per_trial))
+  with open(os.path.join(F.out, "summary.md")) as f:
+    print(f.read())
+  failed = [r for r in s["rows"] if r["status"] == "failed"]
+  if failed:
+    print(f"{len(failed)} trial(s) failed; their errors are in summary.md. Re-run to retry them.")
+
+if __name__ == "__main__":
+  _define_flags()
+  app.run(main)

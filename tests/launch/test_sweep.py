@@ -1,0 +1,127 @@
+"""launch/sweep with the local backend on a tiny counting sweep: summary, failures, resume."""
+import csv
+import json
+import os
+
+import pytest
+
+from launch import sweep as sweep_lib
+
+CONFIG = "experiments/counting/config.py:rprop"
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+  """Three trials of 30 epochs; the middle one names an optimizer that does not exist."""
+  def tiny_sweep(add, name=""):
+    add.zip({"optimizer.name": ["rprop", "no_such_optimizer", "rprop"], "seed": [1, 2, 3]})
+    add.grid("num_epochs", [30])
+  real = sweep_lib._module_of
+
+  def module_of(path):
+    m = real(path)
+    m.sweep = tiny_sweep
+    return m
+  monkeypatch.setattr(sweep_lib, "_module_of", module_of)
+  # Subprocesses import the real config module: pass the overrides explicitly instead.
+  return tiny_sweep
+
+
+def test_failing_trial_is_recorded_and_the_others_finish(tmp_path, tiny):
+  s = sweep_lib.sweep(CONFIG, "", str(tmp_path), parallel=2, metric="train/cost")
+  status = [r["status"] for r in s["rows"]]
+  assert status == ["completed", "failed", "completed"]
+  assert "no_such_optimizer" in s["rows"][1]["error"]
+  assert s["best"]["trial"] in ("t000", "t002")
+  md = (tmp_path / "summary.md").read_text()
+  assert "Best (min train/cost)" in md and "failed" in md
+  with open(tmp_path / "summary.csv") as f:
+    rows = list(csv.DictReader(f))
+  assert [r["status"] for r in rows] == status and rows[0]["overrides"].startswith("optimizer.name")
+  assert (tmp_path / "curves.png").stat().st_size > 5000
+  plan = json.loads((tmp_path / "sweep.json").read_text())
+  assert [t["overrides"]["seed"] for t in plan["trials"]] == [1, 2, 3]
+
+
+def test_rerun_finishes_only_the_missing_trials(tmp_path, tiny):
+  sweep_lib.sweep(CONFIG, "", str(tmp_path), parallel=2, metric="train/cost")
+  # Trial 2 "killed halfway": its summary is gone, its checkpoints stay.
+  os.remove(tmp_path / "t002" / "summary.json")
+  s = sweep_lib.sweep(CONFIG, "", str(tmp_path), parallel=2, metric="train/cost")
+  attempts = [json.loads((tmp_path / f"t00{i}" / "trial.json").read_text())["attempts"]
+              for i in range(3)]
+  assert attempts == [1, 2, 2]  # t000 skipped; the failed and the interrupted ones ran again
+  assert [r["status"] for r in s["rows"]] == ["completed", "failed", "completed"]
+  resumed = json.loads((tmp_path / "t002" / "summary.json").read_text())["resumed_from"]
+  assert resumed == 30  # picked up its last checkpoint instead of starting over
+
+
+def test_plan_rejects_unknown_keys_before_running(tmp_path, monkeypatch):
+  def bad(add, name=""):
+    add.grid("optimizer.lrr", [0.1])
+  real = sweep_lib._module_of
+  monkeypatch.setattr(sweep_lib, "_module_of", lambda p: (lambda m: setattr(m, "sweep", bad) or m)(real(p)))
+  with pytest.raises(KeyError, match="lrr"):
+    sweep_lib.sweep(CONFIG, "", str(tmp_path))
+  assert not any(p.name.startswith("t0") for p in tmp_path.iterdir())
+
+
+def test_main_module_of_a_config_path():
+  assert sweep_lib.main_module("experiments/word2vec/config.py") == "experiments.word2vec.main"
+  with pytest.raises(ValueError, match="experiments/<name>/config.py"):
+    sweep_lib.main_module("lib/optim.py")
+
+
+def test_vmap_backend_equals_separate_runs(tmp_path, monkeypatch):
+  from experiments.counting import config as counting_config, experiment
+  from lib import sweeps, trainer
+
+  def lr_seed(add, name=""):
+    add.grid("optimizer.lr", [1e-3, 3e-3])
+    add.grid("seed", [1, 2])
+  real = sweep_lib._module_of
+  monkeypatch.setattr(sweep_lib, "_module_of",
+                      lambda p: (lambda m: setattr(m, "sweep", lr_seed) or m)(real(p)))
+  s = sweep_lib.sweep("experiments/counting/config.py:rmsprop", "", str(tmp_path / "sweep"),
+                      backend="vmap", metric="train/cost", common={"num_epochs": 200})
+  assert [r["status"] for r in s["rows"]] == ["completed"] * 4
+  base = sweeps.apply(counting_config.get_config("rmsprop"), {"num_epochs": 200})
+  for i, trial in enumerate(sweeps.build(lr_seed)):
+    alone = experiment.run(sweeps.apply(base, trial), str(tmp_path / f"alone{i}"), verbose=False)
+    together = json.loads((tmp_path / "sweep" / f"t00{i}" / "summary.json").read_text())
+    for k in ("train/cost", "eval/mse", "eval/long_mse"):
+      assert together["final"][k] == pytest.approx(alone["final"][k], rel=1e-4, abs=1e-6), (i, k)
+    assert together["extra"]["w_x"] == pytest.approx(alone["extra"]["w_x"], rel=1e-5)
+    # The trial's checkpoint restores in the single-run trainer.
+    params, step = trainer.restore_params(experiment.build_task(base), sweeps.apply(base, trial),
+                                          str(tmp_path / "sweep" / f"t00{i}"))
+    assert step == 200 and float(params["cell"]["w_x"].reshape(())) == pytest.approx(
+        alone["extra"]["w_x"], rel=1e-5)
+
+
+def test_vmap_backend_refuses_other_differences(tmp_path, tiny):
+  with pytest.raises(ValueError, match="differ only in"):
+    sweep_lib.sweep(CONFIG, "", str(tmp_path), backend="vmap")
+
+
+
+def test_ray_backend_runs_a_four_trial_sweep_on_a_local_instance(tmp_path, monkeypatch):
+  import ray  # CI installs it (requirements.txt)
+
+  def four(add, name=""):
+    add.zip({"optimizer.name": ["rprop", "rprop", "no_such_optimizer", "rprop"],
+             "seed": [1, 2, 3, 4]})
+  real = sweep_lib._module_of
+  monkeypatch.setattr(sweep_lib, "_module_of",
+                      lambda p: (lambda m: setattr(m, "sweep", four) or m)(real(p)))
+  s = sweep_lib.sweep(CONFIG, "", str(tmp_path), backend="ray", metric="train/cost",
+                      common={"num_epochs": 30}, ray_options={"num_cpus": 2})
+  assert [r["status"] for r in s["rows"]] == ["completed", "completed", "failed", "completed"]
+  assert "no_such_optimizer" in s["rows"][2]["error"]
+  assert not ray.is_initialized()  # the instance it started is shut down
+  # Re-running finishes only what is missing (here: retries the failed trial).
+  sweep_lib.sweep(CONFIG, "", str(tmp_path), backend="ray", metric="train/cost",
+                  common={"num_epochs": 30}, ray_options={"num_cpus": 2})
+  attempts = [json.loads((tmp_path / f"t00{i}" / "trial.json").read_text())["attempts"]
+              for i in range(4)]
+  assert attempts == [1, 1, 2, 1]
