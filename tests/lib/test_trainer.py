@@ -144,3 +144,32 @@ def test_final_progress_line_is_printed_once(tmp_path, monkeypatch):
   trainer.train(experiment.build_task(c), c, str(tmp_path))
   final = [l for l in lines if l.startswith("step 30/30")]
   assert len(final) == 1, final
+
+
+def _tb_scalars(tb_dir):
+  """(step, tag, value) of every scalar in a TensorBoard event file (TFRecord framing)."""
+  import struct
+  from tensorboardX.proto.event_pb2 import Event
+  out = []
+  for name in sorted(os.listdir(tb_dir)):
+    data = (tb_dir / name).read_bytes()
+    pos = 0
+    while pos < len(data):
+      (length,) = struct.unpack("<Q", data[pos:pos + 8])
+      event = Event.FromString(data[pos + 12:pos + 12 + length])
+      pos += 12 + length + 4
+      out += [(event.step, v.tag, v.simple_value) for v in event.summary.value]
+  return out
+
+
+def test_tensorboard_events_hold_every_metric_of_every_record(tmp_path):
+  c = small_config(epochs=20)
+  trainer.train(experiment.build_task(c), c, str(tmp_path))
+  scalars = _tb_scalars(tmp_path / "tb")
+  records = writers.read_records(str(tmp_path))
+  want = [(r["step"], f"{r['split']}/{k}", v) for r in records
+          for k, v in r.items() if k not in ("step", "split", "time")]
+  assert len(scalars) == len(want) > 20
+  got = {(s, t): v for s, t, v in scalars}
+  for step, tag, v in want:
+    assert got[step, tag] == pytest.approx(v, rel=1e-6, abs=1e-30), (step, tag)
