@@ -5,7 +5,6 @@ import json
 import os
 import time
 
-import jax
 import ml_collections
 import numpy as np
 

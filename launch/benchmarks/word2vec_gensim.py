@@ -28,7 +28,7 @@ from jax.experimental.compilation_cache import compilation_cache
 import numpy as np
 
 from experiments.word2vec import config as config_lib, experiment
-from lib import trainer, word2vec, word_eval
+from lib import trainer, word_eval
 
 DATA = os.environ.get("RNNLAB_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "..",
                                                  "shared", "data"))
