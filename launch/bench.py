@@ -3,7 +3,8 @@
   python -m launch.bench rnn_step [--peers=torch] [--repeats=7] [--out=runs/bench]
 
 A benchmark is a module in ``launch/benchmarks`` with ``run(peers, repeats) ->
-list[dict]`` (one row per measurement) and ``COLUMNS``. Peers (e.g. PyTorch) are
+list[dict]`` (one row per measurement; or another function, named as
+``module:function``) and ``COLUMNS``. Peers (e.g. PyTorch) are
 optional extras: a missing one is reported and skipped, never required.
 """
 from __future__ import annotations
@@ -21,7 +22,8 @@ BENCHMARKS = {
     "lm_step": "launch.benchmarks.lm_step",
     "varrnn_step": "launch.benchmarks.varrnn_step",
     "word2vec": "launch.benchmarks.word2vec_gensim",
-    "sweep_counting": "launch.benchmarks.sweep_counting",
+    "sweep_counting": "launch.benchmarks.sweep_trials:run_counting",
+    "sweep_addition": "launch.benchmarks.sweep_trials:run_addition",
 }
 
 _PEERS = flags.DEFINE_list("peers", ["torch"], "Peer libraries to time beside rnnlab.")
@@ -33,8 +35,9 @@ def main(argv):
   if len(argv) != 2 or argv[1] not in BENCHMARKS:
     raise app.UsageError(f"Usage: python -m launch.bench NAME; NAME in {sorted(BENCHMARKS)}")
   name = argv[1]
-  mod = importlib.import_module(BENCHMARKS[name])
-  rows = mod.run(peers=_PEERS.value, repeats=_REPEATS.value)
+  module, _, fn = BENCHMARKS[name].partition(":")  # "module[:function]", default run
+  mod = importlib.import_module(module)
+  rows = getattr(mod, fn or "run")(peers=_PEERS.value, repeats=_REPEATS.value)
   md = table(rows, mod.COLUMNS)
   os.makedirs(_OUT.value, exist_ok=True)
   with open(os.path.join(_OUT.value, f"{name}.json"), "w") as f:

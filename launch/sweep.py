@@ -21,7 +21,6 @@ import concurrent.futures
 import csv
 import dataclasses
 import importlib
-import importlib.util
 import itertools
 import json
 import os
@@ -33,7 +32,7 @@ from typing import Optional, Sequence
 
 from absl import app, flags
 
-from lib import plotting, sweeps, writers
+from lib import cli, plotting, sweeps, writers
 
 TRIAL_FILE = "trial.json"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -52,10 +51,7 @@ class Trial:
 
 
 def _module_of(config_path: str):
-  spec = importlib.util.spec_from_file_location("_rnnlab_sweep_config", config_path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return cli.config_module(config_path)
 
 
 def main_module(config_path: str) -> str:
@@ -234,11 +230,14 @@ def run_vmap(config_spec: str, trials: Sequence[Trial]) -> dict[int, dict]:
     _start(t)
   t0 = time.perf_counter()
   try:
-    trial_batch.train(exp.build_task, base, [t.overrides for t in todo], [t.workdir for t in todo])
+    summaries = trial_batch.train(exp.build_task, base, [t.overrides for t in todo],
+                                  [t.workdir for t in todo])
   except Exception as e:  # one program: a failure fails every trial in it
     return {t.index: _record(t, status="failed", error=f"{type(e).__name__}: {e}") for t in todo}
   wall = round(time.perf_counter() - t0, 2)
-  return {t.index: _record(t, status="completed", wall_s=wall) for t in todo}
+  # A trial that diverged (NaN/Inf) stopped alone; the others completed.
+  return {t.index: _record(t, status=s["status"], error=s["error"], wall_s=wall)
+          for t, s in zip(todo, summaries)}
 
 
 def _error_tail(stderr: str) -> str:
@@ -259,7 +258,8 @@ def summarize(out: str, trials: Sequence[Trial], metric: str, mode: str = "min",
     status = "completed" if s.get("status") == "completed" else rec.get("status", "pending")
     rows.append({"trial": os.path.basename(t.workdir), "overrides": t.label, "status": status,
                  **{k: s.get("final", {}).get(k) for k in sorted(s.get("final", {}))},
-                 "wall_s": rec.get("wall_s"), "error": rec.get("error") if status == "failed" else ""})
+                 "wall_s": rec.get("wall_s"),
+                 "error": rec.get("error") if status in ("failed", "diverged") else ""})
   scored = [r for r in rows if r["status"] == "completed" and r.get(metric) is not None]
   best = (min if mode == "min" else max)(scored, key=lambda r: r[metric]) if scored else None
   columns = ["trial", "overrides", "status"] + sorted(

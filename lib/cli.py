@@ -27,11 +27,17 @@ def no_extra_args(argv: Sequence[str]) -> None:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
 
 
-def _load_config(spec: str) -> ml_collections.ConfigDict:
-  path, _, arg = spec.partition(":")
+def config_module(path: str):
+  """Executes a config file (``experiments/<name>/config.py``) as a module."""
   module_spec = importlib.util.spec_from_file_location("_rnnlab_config", path)
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
+  return module
+
+
+def _load_config(spec: str) -> ml_collections.ConfigDict:
+  path, _, arg = spec.partition(":")
+  module = config_module(path)
   return module.get_config(arg) if arg else module.get_config()
 
 

@@ -187,6 +187,33 @@ def save_config(config: ml_collections.ConfigDict, workdir: str) -> None:
     f.write(config.to_json_best_effort(indent=2, sort_keys=True))
 
 
+def make_summary(task: Task, config: ml_collections.ConfigDict, params: Params, *, status: str,
+                 error: Optional[str], steps: int, resumed_from: int, wall_s: float,
+                 last_train: Mapping[str, float], last_eval: Mapping[str, float],
+                 checkpoint_step: Optional[int], **more) -> dict:
+  """A run's ``summary.json`` content (``more``: extra top-level fields)."""
+  return {
+      "experiment": task.name,
+      "status": status,
+      "error": error,
+      "steps": steps,
+      "resumed_from": resumed_from,
+      "wall_time_s": round(wall_s, 3),
+      **more,
+      "final": {**{f"train/{k}": v for k, v in last_train.items()},
+                **{f"eval/{k}": v for k, v in last_eval.items()}},
+      "extra": ({k: float(v) for k, v in task.summary_fn(params).items()}
+                if task.summary_fn and status == "completed" else {}),
+      "checkpoint_step": checkpoint_step,
+      "config": config.to_dict(),
+  }
+
+
+def write_summary(workdir: str, summary: Mapping[str, Any]) -> None:
+  with open(os.path.join(workdir, SUMMARY_FILE), "w") as f:
+    json.dump(summary, f, indent=2, default=str)
+
+
 def read_summary(workdir: str) -> dict:
   with open(os.path.join(workdir, SUMMARY_FILE)) as f:
     return json.load(f)
@@ -349,24 +376,13 @@ class _Run:
   # -- the end ------------------------------------------------------------------
   def finish(self, status: str, error: Optional[str], wall_s: float) -> dict:
     self.ckpt.close()
-    summary = {
-        "experiment": self.task.name,
-        "status": status,
-        "error": error,
-        "steps": self.step,
-        "resumed_from": self.start_step,
-        "wall_time_s": round(wall_s, 3),
-        "final": {**{f"train/{k}": v for k, v in self.last_train.items()},
-                  **{f"eval/{k}": v for k, v in self.last_eval.items()}},
-        "extra": ({k: float(v) for k, v in self.task.summary_fn(self.state.params).items()}
-                  if self.task.summary_fn and status == "completed" else {}),
-        "checkpoint_step": self.ckpt.latest_step(),
-        "config": self.config.to_dict(),
-    }
+    summary = make_summary(self.task, self.config, self.state.params, status=status, error=error,
+                           steps=self.step, resumed_from=self.start_step, wall_s=wall_s,
+                           last_train=self.last_train, last_eval=self.last_eval,
+                           checkpoint_step=self.ckpt.latest_step())
     if self.writer:
       self.writer.close()
-      with open(os.path.join(self.workdir, SUMMARY_FILE), "w") as f:
-        json.dump(summary, f, indent=2, default=str)
+      write_summary(self.workdir, summary)
       if self.tc.plot:
         self.plot()
     return summary

@@ -54,6 +54,8 @@ def parse_arg(arg: str | None) -> tuple[str, str]:
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  if arg == "quick":
+    return _quick()
   task, variant = parse_arg(arg)
   c = ml_collections.ConfigDict()
   c.experiment = "seq2seq"
@@ -67,6 +69,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       valid=0.1,            # held out: a fraction (rounded down) or a count
       split_seed=1984,      # the book's np.random.seed(1984) split
       batch_size=128,
+      shuffle_seed=-1,      # minibatch order; -1: follow `seed` (a fixed one lets seeds vmap)
       eval_batch_size=1000,
   ))
   c.model = ml_collections.ConfigDict(dict(
@@ -83,3 +86,32 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.hidden, c.num_epochs = 256, 10
   c.lock()
   return c
+
+
+def _quick() -> ml_collections.ConfigDict:
+  """``config.py:quick``: the reversed addition model on 10,000 questions for 2 epochs
+  (140 steps, about 10 s with start-up): a smoke run, and the sweep benchmark's trial."""
+  c = get_config("reversed")
+  with c.unlocked():
+    c.variant = "quick"
+  c.data.num, c.num_epochs, c.num_samples = 10_000, 2, 4
+  return c
+
+
+def sweep(add, name: str = "") -> None:
+  """Named sweeps for ``python -m launch.sweep --config=experiments/seq2seq/config.py:quick
+  --sweep=<name> --backend=vmap --metric=eval/exact --mode=max --out=runs/sweeps/addition``:
+    lr      4 Adam learning rates
+    seeds   32 initialisations, one minibatch order (the benchmark's sweep)
+    ''      (default) 4 learning rates x 2 seeds
+  """
+  if name == "lr":
+    add.grid("optimizer.lr", [3e-4, 1e-3, 3e-3, 1e-2])
+  elif name == "seeds":  # one minibatch order for all: the trials differ in initialisation only
+    add.grid("data.shuffle_seed", [0])
+    add.grid("seed", list(range(32)))
+  elif name == "":
+    add.grid("optimizer.lr", [3e-4, 1e-3, 3e-3, 1e-2])
+    add.grid("seed", [0, 1])
+  else:
+    raise ValueError(f"Unknown seq2seq sweep {name!r}; expected 'lr', 'seeds' or ''.")

@@ -43,11 +43,17 @@ def build(config: ml_collections.ConfigDict, dataset: Dataset | None = None):
   model = make_model(config.model, len(ds.vocab))
   evaluator = seq2seq_train.Evaluator(model, ds.valid, ds.vocab, ds.vocab, start=START, end=None,
                                       fixed_width=True, batch_size=config.data.eval_batch_size)
+  order = config.seed if config.data.shuffle_seed < 0 else config.data.shuffle_seed
   task = seq2seq_train.make_task(f"seq2seq/{config.data.task}/{config.variant}", model, ds.train,
-                                 batch_size=config.data.batch_size, seed=config.seed,
+                                 batch_size=config.data.batch_size, seed=order,
                                  fixed_width=True, eval_fn=evaluator)
   config = trainer.resolve_epochs(config, task.train_batch.steps_per_epoch)
   return task, config, {"model": model, "dataset": ds, "evaluator": evaluator}
+
+
+def build_task(config: ml_collections.ConfigDict) -> trainer.Task:
+  """The task alone (``launch/sweep``'s vmap backend resolves the epochs itself)."""
+  return build(config)[0]
 
 
 def sample_indices(correct: np.ndarray, num: int) -> list[int]:

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from experiments.seq2seq import compare, config as config_lib, data, experiment
-from lib import pairs
 from lib.corpora import DataError
 
 
@@ -101,3 +100,41 @@ def test_compare_writes_one_figure_and_a_table(tmp_path, monkeypatch):
   assert os.path.getsize(res["figure"]) > 10_000
   assert res["table"].count("\n| ") == 2  # one row per variant
   assert set(json.loads((tmp_path / "results.json").read_text())) == {"baseline", "reversed"}
+
+
+def _tiny_quick(**over):
+  from lib import sweeps
+  return sweeps.apply(config_lib.get_config("quick"), {
+      "data.num": 1500, "num_epochs": 1, "model.hidden": 32, "trainer.tensorboard": False,
+      **over})
+
+
+def test_vmapped_trials_equal_separate_runs(tmp_path):
+  from lib import sweeps, trainer, trial_batch
+  base = _tiny_quick(**{"data.shuffle_seed": 0})
+  trials = [{"seed": 0, "optimizer.lr": 1e-3}, {"seed": 1, "optimizer.lr": 3e-3}]
+  together = trial_batch.train(experiment.build_task, base, trials,
+                               [str(tmp_path / "t0"), str(tmp_path / "t1")])
+  for i, t in enumerate(trials):
+    task, c, _ = experiment.build(sweeps.apply(base, t))
+    alone = trainer.train(task, c, str(tmp_path / f"alone{i}"))
+    assert together[i]["steps"] == alone["steps"] == 10  # 1,350 // 128 per epoch
+    assert together[i]["config"]["trainer"]["num_steps"] == 10  # epochs resolved as alone
+    for k in ("train/loss", "train/char_acc", "eval/loss", "eval/exact"):
+      assert together[i]["final"][k] == pytest.approx(alone["final"][k], rel=1e-4, abs=1e-6), (i, k)
+
+
+def test_vmap_refuses_seeds_whose_minibatch_order_differs(tmp_path):
+  from lib import trial_batch
+  with pytest.raises(ValueError, match="depend on the seed"):
+    trial_batch.train(experiment.build_task, _tiny_quick(), [{"seed": 0}, {"seed": 1}],
+                      [str(tmp_path / "t0"), str(tmp_path / "t1")])
+
+
+def test_quick_config_and_its_sweeps():
+  from lib import sweeps
+  c = config_lib.get_config("quick")
+  assert (c.variant, c.data.num, c.num_epochs, c.model.reverse_input) == ("quick", 10_000, 2, True)
+  seeds = sweeps.build(config_lib.sweep, "seeds")
+  assert len(seeds) == 32 and {t["data.shuffle_seed"] for t in seeds} == {0}
+  assert len(sweeps.build(config_lib.sweep, "")) == 8
