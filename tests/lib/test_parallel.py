@@ -7,6 +7,11 @@ import sys
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# 8 simulated devices are 8 threads; on a busy 2-core CI machine one can reach a collective
+# long after the others, past XLA:CPU's 40 s rendezvous limit (which aborts the process).
+ENV = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=(
+    "--xla_force_host_platform_device_count=8 "
+    "--xla_cpu_collective_call_terminate_timeout_seconds=900"))
 
 SCRIPT = r'''
 import json, os, sys, tempfile
@@ -32,8 +37,7 @@ print("RESULT " + json.dumps(out))
 
 
 def test_eight_devices_match_one():
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
-  r = subprocess.run([sys.executable, "-c", SCRIPT], cwd=REPO, env=env, capture_output=True,
+  r = subprocess.run([sys.executable, "-c", SCRIPT], cwd=REPO, env=ENV, capture_output=True,
                      text=True, timeout=600)
   assert r.returncode == 0, r.stderr[-3000:]
   res = json.loads(r.stdout.split("RESULT ", 1)[1])
@@ -92,9 +96,8 @@ print("RESULT " + json.dumps(out))
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
 def test_every_experiment_on_eight_devices_matches_one(name):
   make, overrides = EXPERIMENTS[name]
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
   r = subprocess.run([sys.executable, "-c", RUN_SCRIPT, name, make, json.dumps(overrides)],
-                     cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+                     cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
   assert r.returncode == 0, r.stderr[-3000:]
   res = json.loads(r.stdout.split("RESULT ", 1)[1])
   assert res["split_leaves"] > 0  # batches really were split over the devices
