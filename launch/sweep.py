@@ -124,7 +124,8 @@ def _record(trial: Trial, **fields) -> dict:
   return rec
 
 
-def _command(config_spec: str, trial: Trial) -> list[str]:
+def command(config_spec: str, trial: Trial) -> list[str]:
+  """The trial's ``python -m experiments.<name>.main ...`` command line."""
   flags_ = [f"--config.{k}={v}" for k, v in {**trial.common, **trial.overrides}.items()]
   return [sys.executable, "-m", main_module(config_spec.partition(":")[0]),
           f"--config={config_spec}", f"--workdir={trial.workdir}", *flags_]
@@ -142,7 +143,7 @@ def run_local(config_spec: str, trials: Sequence[Trial], parallel: int = 1,
     env = dict(os.environ)
     if gpu is not None:
       env["CUDA_VISIBLE_DEVICES"] = gpu
-    return _finish(trial, _run_command(_command(config_spec, trial), REPO, env, timeout_s))
+    return _finish(trial, _run_command(command(config_spec, trial), REPO, env, timeout_s))
 
   with concurrent.futures.ThreadPoolExecutor(max(1, parallel)) as pool:
     gpu_cycle = itertools.cycle(free) if free else itertools.repeat(None)
@@ -198,7 +199,7 @@ def run_ray(config_spec: str, trials: Sequence[Trial], address: str = "",
   for t in todo:
     _start(t)
   env = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES",)}
-  futures = {t.index: task.remote(_command(config_spec, t), REPO, env, timeout_s) for t in todo}
+  futures = {t.index: task.remote(command(config_spec, t), REPO, env, timeout_s) for t in todo}
   results = {}
   try:
     for t in todo:

@@ -98,8 +98,6 @@ class Records:
       t[1:] -= ct[ends[:-1]]
       c[1:] -= cc[ends[:-1]]
       self._partial = (ct[-1] - ct[ends[-1]], cc[-1] - cc[ends[-1]])
-      if ends[-1] == len(steps) - 1:
-        self._partial = None
       return steps[ends], names, t / c
     self._partial = (ct[-1], cc[-1])
     return steps[:0], names, np.zeros((0, *total.shape[1:]))

@@ -64,7 +64,7 @@ class MetricWriter:
         rec.update({k: _json_value(v) for k, v in zip(names, r)})
         self._file.write(json.dumps(rec) + "\n")
     if self._tb is not None:
-      self._tb.write_scalars(steps, [f"{split}/{k}" for k in names], rows, now)
+      self._tb.write_scalars(steps, [f"{split}/{k}" for k in names], values_RxM, now)
 
   def flush(self) -> None:
     self._file.flush()
@@ -128,8 +128,8 @@ class EventFile:
       self._heads[tags] = heads
     return self._heads[tags]
 
-  def write_scalars(self, steps: Sequence[int], tags: Sequence[str],
-                    rows: Sequence[Sequence[float]], wall_time: float) -> None:
+  def write_scalars(self, steps: Sequence[int], tags: Sequence[str], rows, wall_time: float
+                    ) -> None:
     """One event per step holding that row's scalars, one per tag. The records of
     a block are laid out as rows of one byte matrix (only the step's varint, the
     floats and the CRC differ between them)."""

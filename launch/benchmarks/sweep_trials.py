@@ -13,7 +13,6 @@ counting, the rmsprop variant (2001 full-batch epochs) at seeds 1..32; addition,
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
@@ -36,12 +35,6 @@ def _timed(cmd: list[str]) -> float:
   return time.perf_counter() - t0
 
 
-def _completed(out: str) -> int:
-  return sum(os.path.exists(os.path.join(out, d, "summary.json"))
-             and (sweep_lib.read_json(os.path.join(out, d, "summary.json")) or {}).get("status")
-             == "completed" for d in os.listdir(out) if d.startswith("t"))
-
-
 def measure(name: str) -> list[dict]:
   config, metric, mode = SWEEPS[name]
   rows = []
@@ -51,9 +44,9 @@ def measure(name: str) -> list[dict]:
                      f"--out={tmp}/{backend}", f"--backend={backend}", f"--parallel={parallel}",
                      f"--metric={metric}", f"--mode={mode}"])
     vmap_s = launch("vmap")
-    vmap_done = _completed(f"{tmp}/vmap")
+    vmap_done = sum(map(sweep_lib.is_done, sweep_lib.plan(config, "seeds", f"{tmp}/vmap")))
     trials = sweep_lib.plan(config, "seeds", f"{tmp}/loop")
-    loop_s = sum(_timed(sweep_lib._command(config, t)) for t in trials)
+    loop_s = sum(_timed(sweep_lib.command(config, t)) for t in trials)
     local_s = launch("local", 2)
   n = len(trials)
   rows.append({"sweep": name, "method": f"shell loop ({n} x main)", "trials": n,
