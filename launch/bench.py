@@ -16,6 +16,7 @@ import os
 from absl import app, flags
 
 from launch.benchtools import machine, table
+from lib import hostmem
 
 BENCHMARKS = {
     "rnn_step": "launch.benchmarks.rnn_step",
@@ -49,4 +50,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  # Before JAX starts its threads; the peers run in this process and get the same allocator.
+  hostmem.reuse_freed_memory()
   app.run(main)

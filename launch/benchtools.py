@@ -27,6 +27,32 @@ def time_ms(fn: Callable[[], object], *, number: int, repeats: int, warmup: int 
   return statistics.median(samples)
 
 
+def time_pair_ms(a: Callable[[], object], b: Callable[[], object], *, number: int,
+                 repeats: int, warmup: int = 2, sync_a: Callable[[object], object] = lambda x: x,
+                 sync_b: Callable[[object], object] = lambda x: x,
+                 number_b: int | None = None) -> tuple[float, float]:
+  """Median milliseconds per call of ``a`` and of ``b``, timed in alternation.
+
+  Each repeat times ``number`` calls of ``a`` and then ``number_b`` (default
+  ``number``) calls of ``b``, so the two see the same machine: on a shared VM
+  the speed drifts by up to 30% within minutes, and timing one system after
+  the other puts that drift into their ratio.
+  """
+  number_b = number if number_b is None else number_b
+  for _ in range(warmup):
+    sync_a(a())
+    sync_b(b())
+  ta, tb = [], []
+  for _ in range(repeats):
+    for fn, sync, n, out in ((a, sync_a, number, ta), (b, sync_b, number_b, tb)):
+      t0 = time.perf_counter()
+      for _ in range(n):
+        res = fn()
+      sync(res)
+      out.append((time.perf_counter() - t0) * 1e3 / n)
+  return statistics.median(ta), statistics.median(tb)
+
+
 def table(rows: Sequence[dict], columns: Sequence[str]) -> str:
   def fmt(v):
     return f"{v:.3g}" if isinstance(v, float) else str(v)
@@ -37,5 +63,7 @@ def table(rows: Sequence[dict], columns: Sequence[str]) -> str:
 
 def machine() -> str:
   import jax
+  from lib import hostmem
   return (f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}, "
-          f"jax {jax.__version__} on {jax.devices()[0].platform}")
+          f"jax {jax.__version__} on {jax.devices()[0].platform}, host malloc "
+          f"{'reuse' if hostmem.active() else 'system'}")

@@ -32,7 +32,7 @@ from typing import Optional, Sequence
 
 from absl import app, flags
 
-from lib import cli, plotting, sweeps, writers
+from lib import cli, hostmem, plotting, sweeps, writers
 
 TRIAL_FILE = "trial.json"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -353,5 +353,6 @@ def main(argv):
     print(f"{len(failed)} trial(s) failed; their errors are in summary.md. Re-run to retry them.")
 
 if __name__ == "__main__":
+  hostmem.reuse_freed_memory()  # before JAX starts its threads (the vmap backend runs here)
   _define_flags()
   app.run(main)

@@ -120,11 +120,20 @@ class LSTM(Elman):
 
   def combine(self, params, carry, xp_t, hw_t):
     _, c = carry
-    g = xp_t + hw_t
-    i, f, z, o = jnp.split(g, 4, axis=-1)
-    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(z)
-    h = jax.nn.sigmoid(o) * jnp.tanh(c)
+    # All four gates through one tanh over the whole (..., 4H) block, with
+    # sigmoid(x) = (1 + tanh(x / 2)) / 2: XLA:CPU vectorizes a transcendental
+    # over the contiguous block but not over its four slices, and the scan of
+    # 20 steps at batch 20, hidden 200 runs about 2x faster this way.
+    t = jnp.tanh((xp_t + hw_t) * self._gate_scale(xp_t.dtype))
+    ti, tf, z, to = jnp.split(t, 4, axis=-1)
+    c = (0.5 + 0.5 * tf) * c + (0.5 + 0.5 * ti) * z
+    h = (0.5 + 0.5 * to) * jnp.tanh(c)
     return (h, c), h
+
+  def _gate_scale(self, dtype):
+    """1/2 on the sigmoid gates (i, f, o), 1 on the candidate z."""
+    block = jnp.arange(4 * self.hidden) // self.hidden
+    return jnp.where(block == 2, 1.0, 0.5).astype(dtype)
 
 
 @dataclasses.dataclass(frozen=True)

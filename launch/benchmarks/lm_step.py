@@ -8,6 +8,11 @@
     sizes: the notes' Elman LM (V 8000, H 100, batch 32 x 32 steps, no biases)
     and the PTB small LSTM LM (V 10000, 2 x 200, batch 20 x 20 steps), SGD with
     the loss summed over time and averaged over the batch.
+
+Each pair is timed in alternation (``benchtools.time_pair_ms``), so drift of
+the machine's speed does not land in the ratio. Run through ``launch.bench``
+the process uses ``lib.hostmem.reuse_freed_memory`` (rnnlab's default), and the
+numpy and PyTorch peers, in the same process, get the same allocator.
 """
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from launch.benchtools import time_ms
+from launch.benchtools import time_ms, time_pair_ms
 from lib import lm, trainer
 
 COLUMNS = ("case", "rnnlab_ms", "peer", "peer_ms", "speedup", "rnnlab_tokens_per_s",
@@ -81,11 +86,9 @@ def run(peers=("torch",), repeats: int = 7) -> list[dict]:
   V, H, T, k = 8000, 100, 45, 4
   ids = _tokens(V, 1, T)
   ref = RNNNumpy(V, H, bptt_truncate=k, seed=10)
-  numpy_ms = time_ms(lambda: ref.sgd_step(ids[0, :-1], ids[0, 1:], 0.005), number=3,
-                     repeats=max(3, repeats // 2), warmup=1)
-  ours = time_ms(rnnlab_step(lm.RecurrentLM(V, H, notes001=True, truncate=k),
-                             ids[:, :-1], ids[:, 1:], 0.005),
-                 number=50, repeats=repeats, sync=jax.block_until_ready)
+  step = rnnlab_step(lm.RecurrentLM(V, H, notes001=True, truncate=k), ids[:, :-1], ids[:, 1:], 0.005)
+  ours, numpy_ms = time_pair_ms(step, lambda: ref.sgd_step(ids[0, :-1], ids[0, 1:], 0.005),
+                                number=50, number_b=3, repeats=repeats, sync_a=jax.block_until_ready)
   rows.append({"case": "notes SGD step: 1 sentence x 45 words, V 8000, H 100, truncate 4",
                "rnnlab_ms": ours, "peer": "numpy (notes 001)", "peer_ms": numpy_ms,
                "speedup": numpy_ms / ours, "rnnlab_tokens_per_s": T / ours * 1e3,
@@ -104,12 +107,15 @@ def run(peers=("torch",), repeats: int = 7) -> list[dict]:
     ids = _tokens(V, B, T, seed=1)
     x, y = ids[:, :-1], ids[:, 1:]
     model = lm.RecurrentLM(V, H, kind=kind, layers=L, notes001=kind == "elman")
-    ours = time_ms(rnnlab_step(model, x, y, 0.1), number=20, repeats=repeats,
-                   sync=jax.block_until_ready)
+    step = rnnlab_step(model, x, y, 0.1)
+    if have_torch:
+      ours, theirs = time_pair_ms(step, torch_step(V, H, L, kind, x, y, 0.1), number=20,
+                                  repeats=repeats, sync_a=jax.block_until_ready)
+    else:
+      ours = time_ms(step, number=20, repeats=repeats, sync=jax.block_until_ready)
     row = {"case": f"{name}: batch {B} x {T} steps, V {V}, {L}x{H}", "rnnlab_ms": ours,
            "rnnlab_tokens_per_s": B * T / ours * 1e3}
     if have_torch:
-      theirs = time_ms(torch_step(V, H, L, kind, x, y, 0.1), number=20, repeats=repeats)
       row.update(peer="torch", peer_ms=theirs, speedup=theirs / ours,
                  peer_tokens_per_s=B * T / theirs * 1e3)
     rows.append(row)

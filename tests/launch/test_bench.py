@@ -27,6 +27,14 @@ def test_time_ms_waits_for_results():
   assert ms > 0 and len(calls) == 1 + 4 * 2
 
 
+def test_time_pair_ms_alternates_the_two_systems():
+  order = []
+  a_ms, b_ms = benchtools.time_pair_ms(lambda: order.append("a"), lambda: order.append("b"),
+                                       number=2, number_b=3, repeats=2, warmup=1)
+  assert a_ms > 0 and b_ms > 0
+  assert "".join(order) == "ab" + "aabbb" * 2  # warm-up pair, then a's block before b's, per repeat
+
+
 def test_word2vec_train_loop_on_a_tiny_corpus(tmp_path, monkeypatch):
   from experiments.word2vec import experiment
   from launch.benchmarks import word2vec_gensim
