@@ -44,6 +44,7 @@ class Elman:
   kernel_init: str = "inv_sqrt_fan_in"
   recurrent_init: str = "inv_sqrt_fan_in"
   gates = 1
+  additive = True  # combine reads xp_t and hw_t only through their sum (lib.recurrence uses it)
 
   def init(self, key: jax.Array, in_dim: int, dtype=jnp.float32) -> Params:
     k1, k2 = jax.random.split(key)
@@ -147,6 +148,7 @@ class GRU(Elman):
   kernel_init: str = "glorot_uniform"
   recurrent_init: str = "orthogonal"
   gates = 3
+  additive = False  # the reset gate scales the recurrent part of n
 
   def init(self, key, in_dim, dtype=jnp.float32):
     params = super().init(key, in_dim, dtype)

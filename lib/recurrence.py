@@ -61,15 +61,22 @@ def _scan_fast_bwd(cell, reverse, unroll, res, cts):
 
   def body(ct_c, inputs):
     c_prev, xp_t, hw_t, m_t, ct_y_t = inputs
-    _, vjp = jax.vjp(lambda c, x_, h_, e: _combine_masked(cell, e, c, x_, h_, m_t),
-                     c_prev, xp_t, hw_t, extra)
-    d_c, d_xp, d_hw, d_extra = vjp((ct_c, ct_y_t))
+    if cell.additive:  # combine reads only xp + hw: one cotangent serves both (half the stacking)
+      _, vjp = jax.vjp(lambda c, g, e: _combine_masked(cell, e, c, g, jnp.zeros_like(g), m_t),
+                       c_prev, xp_t + hw_t, extra)
+      d_c, d_hw, d_extra = vjp((ct_c, ct_y_t))
+      d_xp = None
+    else:
+      _, vjp = jax.vjp(lambda c, x_, h_, e: _combine_masked(cell, e, c, x_, h_, m_t),
+                       c_prev, xp_t, hw_t, extra)
+      d_c, d_xp, d_hw, d_extra = vjp((ct_c, ct_y_t))
     _, out_vjp = jax.vjp(cell.output, c_prev)
     d_c = jax.tree.map(jnp.add, d_c, out_vjp(d_hw @ w_rec.T)[0])
     return d_c, (d_xp, d_hw, d_extra)
 
   ct_carry0, (d_xp, d_hw, d_extra) = jax.lax.scan(
       body, ct_carry, (prev_carries, xp, hw, m, ct_y), reverse=not reverse, unroll=unroll)
+  d_xp = d_hw if d_xp is None else d_xp
   h_prev = cell.output(prev_carries)
   d_w_rec = jnp.einsum("tbh,tbg->hg", h_prev, d_hw)  # one product over all steps
   d_extra = jax.tree.map(lambda g: g.sum(axis=0), d_extra)
