@@ -17,9 +17,10 @@ threads share one arena lock. It changes no result, only where memory comes
 from.
 
 It must run before JAX starts its thread pools (before the first JAX
-computation); experiment mains, ``launch.sweep`` and ``launch.bench`` call it
-first. Set ``RNNLAB_HOST_MALLOC=system`` to keep glibc's defaults. Elsewhere
-than glibc (macOS, musl) it does nothing.
+computation); experiment mains (``cli.run``), ``launch.sweep``,
+``launch.reproduce`` and ``launch.bench`` call it first. Set
+``RNNLAB_HOST_MALLOC=system`` to keep glibc's defaults. Elsewhere than glibc
+(macOS, musl) it does nothing.
 """
 from __future__ import annotations
 

@@ -31,9 +31,10 @@ def test_padding_changes_nothing(name, reverse):
     np.testing.assert_array_equal(y[b, n:], 0.0)
 
 
+@pytest.mark.parametrize("name", ["simple", "lstm", "gru"])  # additive cells and GRU: two backward paths
 @pytest.mark.parametrize("fast_grad", [True, False])
-def test_no_gradient_flows_from_padding(fast_grad):
-  cell, p, x, mask = setup("gru")
+def test_no_gradient_flows_from_padding(name, fast_grad):
+  cell, p, x, mask = setup(name)
 
   def loss(p, x):
     c, y = recurrence.unroll(cell, p, x, mask_BxT=mask, fast_grad=fast_grad)
