@@ -5,7 +5,7 @@ import os
 import platform
 import statistics
 import time
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 
 def time_ms(fn: Callable[[], object], *, number: int, repeats: int, warmup: int = 2,
@@ -27,30 +27,33 @@ def time_ms(fn: Callable[[], object], *, number: int, repeats: int, warmup: int 
   return statistics.median(samples)
 
 
-def time_pair_ms(a: Callable[[], object], b: Callable[[], object], *, number: int,
+def time_pair_ms(a: Callable[[], object], b: Optional[Callable[[], object]], *, number: int,
                  repeats: int, warmup: int = 2, sync_a: Callable[[object], object] = lambda x: x,
                  sync_b: Callable[[object], object] = lambda x: x,
-                 number_b: int | None = None) -> tuple[float, float]:
+                 number_b: int | None = None) -> tuple[float, Optional[float]]:
   """Median milliseconds per call of ``a`` and of ``b``, timed in alternation.
 
   Each repeat times ``number`` calls of ``a`` and then ``number_b`` (default
   ``number``) calls of ``b``, so the two see the same machine: on a shared VM
   the speed drifts by up to 30% within minutes, and timing one system after
-  the other puts that drift into their ratio.
+  the other puts that drift into their ratio. With ``b=None`` (no peer
+  installed) only ``a`` is timed and the second value is ``None``.
   """
-  number_b = number if number_b is None else number_b
+  systems = [(a, sync_a, number, [])]
+  if b is not None:
+    systems.append((b, sync_b, number if number_b is None else number_b, []))
   for _ in range(warmup):
-    sync_a(a())
-    sync_b(b())
-  ta, tb = [], []
+    for fn, sync, _, _ in systems:
+      sync(fn())
   for _ in range(repeats):
-    for fn, sync, n, out in ((a, sync_a, number, ta), (b, sync_b, number_b, tb)):
+    for fn, sync, n, out in systems:
       t0 = time.perf_counter()
       for _ in range(n):
         res = fn()
       sync(res)
       out.append((time.perf_counter() - t0) * 1e3 / n)
-  return statistics.median(ta), statistics.median(tb)
+  medians = [statistics.median(out) for *_, out in systems]
+  return medians[0], (medians[1] if b is not None else None)
 
 
 def table(rows: Sequence[dict], columns: Sequence[str]) -> str:

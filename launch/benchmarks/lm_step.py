@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from launch.benchtools import time_ms, time_pair_ms
+from launch.benchtools import time_pair_ms
 from lib import lm, trainer
 
 COLUMNS = ("case", "rnnlab_ms", "peer", "peer_ms", "speedup", "rnnlab_tokens_per_s",
@@ -107,12 +107,9 @@ def run(peers=("torch",), repeats: int = 7) -> list[dict]:
     ids = _tokens(V, B, T, seed=1)
     x, y = ids[:, :-1], ids[:, 1:]
     model = lm.RecurrentLM(V, H, kind=kind, layers=L, notes001=kind == "elman")
-    step = rnnlab_step(model, x, y, 0.1)
-    if have_torch:
-      ours, theirs = time_pair_ms(step, torch_step(V, H, L, kind, x, y, 0.1), number=20,
-                                  repeats=repeats, sync_a=jax.block_until_ready)
-    else:
-      ours = time_ms(step, number=20, repeats=repeats, sync=jax.block_until_ready)
+    peer = torch_step(V, H, L, kind, x, y, 0.1) if have_torch else None
+    ours, theirs = time_pair_ms(rnnlab_step(model, x, y, 0.1), peer, number=20, repeats=repeats,
+                                sync_a=jax.block_until_ready)
     row = {"case": f"{name}: batch {B} x {T} steps, V {V}, {L}x{H}", "rnnlab_ms": ours,
            "rnnlab_tokens_per_s": B * T / ours * 1e3}
     if have_torch:

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from launch.benchtools import time_ms, time_pair_ms
+from launch.benchtools import time_pair_ms
 from lib import cells, recurrence, trainer
 
 SHAPES = ((20, 20, 200, 200), (64, 28, 70, 256), (128, 7, 16, 128))
@@ -89,12 +89,10 @@ def run(peers=("torch",), repeats: int = 7, shapes=SHAPES, kinds=KINDS) -> list[
   for kind in kinds:
     for B, T, D, H in shapes:
       unroll = choose_unroll(T)
-      step = rnnlab_step(kind, B, T, D, H, unroll)
-      if have_torch:  # in alternation, so the machine's drift stays out of the ratio
-        ours, theirs = time_pair_ms(step, torch_step(kind, B, T, D, H), number=NUMBER,
-                                    repeats=repeats, sync_a=jax.block_until_ready)
-      else:
-        ours = time_ms(step, number=NUMBER, repeats=repeats, sync=jax.block_until_ready)
+      peer = torch_step(kind, B, T, D, H) if have_torch else None
+      # In alternation, so the machine's drift stays out of the ratio.
+      ours, theirs = time_pair_ms(rnnlab_step(kind, B, T, D, H, unroll), peer, number=NUMBER,
+                                  repeats=repeats, sync_a=jax.block_until_ready)
       row = {"cell": kind, "batch": B, "steps": T, "input": D, "hidden": H, "unroll": unroll,
              "rnnlab_ms": ours, "rnnlab_examples_per_s": B / ours * 1e3}
       if have_torch:
