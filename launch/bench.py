@@ -16,7 +16,7 @@ import os
 from absl import app, flags
 
 from launch.benchtools import machine, table
-from lib import hostmem
+from lib.runtime import cli
 
 BENCHMARKS = {
     "rnn_step": "launch.benchmarks.rnn_step",
@@ -51,5 +51,5 @@ def main(argv):
 
 if __name__ == "__main__":
   # Before JAX starts its threads; the peers run in this process and get the same allocator.
-  hostmem.reuse_freed_memory()
+  cli.prepare_process()  # before JAX starts its threads
   app.run(main)

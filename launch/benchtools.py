@@ -66,7 +66,7 @@ def table(rows: Sequence[dict], columns: Sequence[str]) -> str:
 
 def machine() -> str:
   import jax
-  from lib import hostmem
+  from lib.runtime import hostmem
   return (f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}, "
           f"jax {jax.__version__} on {jax.devices()[0].platform}, host malloc "
           f"{'reuse' if hostmem.active() else 'system'}")

@@ -16,7 +16,7 @@ import time
 from absl import app, flags
 
 from launch import registry
-from lib import hostmem
+from lib.runtime import cli
 
 _OUT = flags.DEFINE_string("out", "runs/reproduce", "Output folder.")
 _QUICK = flags.DEFINE_bool("quick", False, "Short presets: the whole job in a few minutes on 2 CPU cores.")
@@ -74,5 +74,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  hostmem.reuse_freed_memory()  # before JAX starts its threads
+  cli.prepare_process()  # before JAX starts its threads
   app.run(main)

@@ -3,12 +3,12 @@
   python -m launch.sweep --config=experiments/counting/config.py:rmsprop --sweep=lr \
       --out=runs/sweeps/counting_lr --parallel=2 [--metric=eval/mse --mode=min]
 
-The trials come from the config module's ``sweep(add, name)`` (``lib.sweeps``).
+The trials come from the config module's ``sweep(add, name)`` (``lib.sweeps.space``).
 Each trial runs as ``python -m experiments.<name>.main --config=... --workdir=<out>/tNNN
 --config.<key>=<value> ...``, ``--parallel`` at a time; with GPUs listed in
 ``--gpus`` (default: none) each trial sees one of them (``CUDA_VISIBLE_DEVICES``).
 ``--backend=vmap`` trains trials that differ only in ``seed`` and
-``optimizer.lr`` together, in one jitted ``vmap`` (``lib.trial_batch``).
+``optimizer.lr`` together, in one jitted ``vmap`` (``lib.sweeps.trial_batch``).
 ``--backend=ray`` runs them as Ray tasks (``--ray_address``, resources per trial).
 Re-running the command skips completed trials and resumes the others from their
 checkpoints; a trial that fails is recorded with its error and the rest go on.
@@ -32,7 +32,8 @@ from typing import Optional, Sequence
 
 from absl import app, flags
 
-from lib import cli, hostmem, plotting, sweeps, writers
+from lib.runtime import cli, plotting, writers
+from lib.sweeps import space as sweeps
 
 TRIAL_FILE = "trial.json"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -216,22 +217,20 @@ def run_ray(config_spec: str, trials: Sequence[Trial], address: str = "",
 
 def run_vmap(config_spec: str, trials: Sequence[Trial]) -> dict[int, dict]:
   """Trains the trials that are not completed together in one jitted program
-  (``lib.trial_batch``); the experiment must expose ``build_task(config)``."""
-  from lib import trial_batch
+  (``lib.sweeps.trial_batch``), built with the experiment's ``build(config)``."""
+  from lib.sweeps import trial_batch
   todo = [t for t in trials if not is_done(t)]
   if not todo:
     return {}
   _, base = base_config(config_spec, todo[0].common)
   exp = importlib.import_module(
       main_module(config_spec.partition(":")[0]).rsplit(".", 1)[0] + ".experiment")
-  if not hasattr(exp, "build_task"):
-    raise ValueError(f"{exp.__name__} has no build_task(config): use the local backend.")
   trial_batch.check_vmappable(base, [t.overrides for t in todo])
   for t in todo:
     _start(t)
   t0 = time.perf_counter()
   try:
-    summaries = trial_batch.train(exp.build_task, base, [t.overrides for t in todo],
+    summaries = trial_batch.train(exp.build, base, [t.overrides for t in todo],
                                   [t.workdir for t in todo])
   except Exception as e:  # one program: a failure fails every trial in it
     return {t.index: _record(t, status="failed", error=f"{type(e).__name__}: {e}") for t in todo}
@@ -353,6 +352,6 @@ def main(argv):
     print(f"{len(failed)} trial(s) failed; their errors are in summary.md. Re-run to retry them.")
 
 if __name__ == "__main__":
-  hostmem.reuse_freed_memory()  # before JAX starts its threads (the vmap backend runs here)
+  cli.prepare_process()  # before JAX starts its threads
   _define_flags()
   app.run(main)

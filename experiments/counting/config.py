@@ -18,7 +18,8 @@ GD's result depends on the initial weights: 20 of 32 seeds end below 0.1 (WORKSP
 """
 import ml_collections
 
-from lib import configs, optim, trainer
+from lib.runtime import configs
+from lib.train import optim, trainer
 
 OPTIMIZER_VARIANTS = {
     "gd": optim.default_config("sgd", 1e-5),
@@ -40,7 +41,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       eval_samples=200, long_seq_len=50,      # held-out data; long = extrapolation
   ))
   c.model = ml_collections.ConfigDict(dict(
-      cell="linear", hidden=1, init="notes003_uniform", unroll=1))
+      cell="linear", hidden=1, init="uniform:0.1", unroll=1))
   c.loss = "sse"                    # 'sse' (the notes' cost) or 'mse'
   if variant in OPTIMIZER_VARIANTS:
     c.optimizer = OPTIMIZER_VARIANTS[variant].copy_and_resolve_references()
@@ -49,10 +50,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.loss = "mse"
     c.optimizer = optim.default_config("adam", 1e-2)
   c.trainer = trainer.default_config(
-      log_every=1, eval_every=100, checkpoint_every=500, flush_every=100)
-  # Follows --config.num_epochs and the batch size.
-  c.trainer.num_steps = c.get_ref("num_epochs") * (
-      c.data.get_ref("num_samples") // c.data.get_ref("batch_size"))
+      num_steps=-1, log_every=1, eval_every=100, checkpoint_every=500, flush_every=100)
   c.lock()
   return c
 

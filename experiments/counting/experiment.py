@@ -6,8 +6,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from lib import cells, data as data_lib, initializers, recurrence, trainer
-from lib.metrics import Average
+from lib.data import batching as data_lib
+from lib.nn import cells, initializers, recurrence
+from lib.train import durations, trainer
+from lib.train.task import Built, Task
+from lib.train.metrics import Average
 
 
 def make_data(num_samples: int, seq_len: int, seed: int) -> dict[str, np.ndarray]:
@@ -17,7 +20,7 @@ def make_data(num_samples: int, seq_len: int, seed: int) -> dict[str, np.ndarray
   return {"x": x[..., None], "y": x.sum(axis=1)}
 
 
-def make_cell(model_cfg: ml_collections.ConfigDict) -> cells.Elman:
+def make_cell(model_cfg: ml_collections.ConfigDict) -> cells.Cell:
   if model_cfg.cell == "linear":
     return cells.linear(model_cfg.hidden, init=model_cfg.init)
   kwargs = {} if model_cfg.init == "default" else dict(
@@ -25,7 +28,7 @@ def make_cell(model_cfg: ml_collections.ConfigDict) -> cells.Elman:
   return cells.make(model_cfg.cell, model_cfg.hidden, **kwargs)
 
 
-def init_params(cell: cells.Elman, key: jax.Array) -> dict:
+def init_params(cell: cells.Cell, key: jax.Array) -> dict:
   kc, kd = jax.random.split(key)
   params = {"cell": cell.init(kc, 1)}
   if not _is_linear(cell):  # dense read-out, as the Keras models of notes 002
@@ -38,7 +41,7 @@ def _is_linear(cell) -> bool:
   return type(cell) is cells.Elman and cell.activation == "identity"
 
 
-def predict(cell: cells.Elman, params: dict, x_BxTx1: jax.Array, unroll: int = 1) -> jax.Array:
+def predict(cell: cells.Cell, params: dict, x_BxTx1: jax.Array, unroll: int = 1) -> jax.Array:
   """The count estimate per sequence: the final state (linear) or a dense read-out."""
   carry, _ = recurrence.unroll(cell, params["cell"], x_BxTx1, unroll=unroll)
   h = cell.output(carry)
@@ -47,7 +50,7 @@ def predict(cell: cells.Elman, params: dict, x_BxTx1: jax.Array, unroll: int = 1
   return h[:, 0]  # W_out = 1 fixed, as the notes
 
 
-def sse(cell: cells.Elman, params: dict, x_BxTx1: jax.Array, y_B: jax.Array, unroll: int = 1):
+def sse(cell: cells.Cell, params: dict, x_BxTx1: jax.Array, y_B: jax.Array, unroll: int = 1):
   """The notes' cost: the sum of squared errors of the count estimates."""
   return jnp.sum((predict(cell, params, x_BxTx1, unroll) - y_B) ** 2)
 
@@ -60,17 +63,36 @@ def weights(params: dict) -> dict[str, float]:
   return {"w_x": c["w_x"].reshape(()), "w_rec": c["w_rec"].reshape(())}
 
 
-def build_task(config: ml_collections.ConfigDict) -> trainer.Task:
+class HeldOut:
+  """Test MSE and rounded-count accuracy on held-out sequences of the training
+  length (``mse``, ``acc``) and five times longer (``long_mse``, ``long_acc``)."""
+
+  def __init__(self, cell: cells.Cell, test: dict, long: dict, unroll: int):
+    def measure(params):
+      out = {}
+      for name, ds in (("", test), ("long_", long)):
+        pred = predict(cell, params, ds["x"], unroll)
+        out[f"{name}mse"] = jnp.mean((pred - ds["y"]) ** 2)
+        out[f"{name}acc"] = jnp.mean(jnp.round(pred) == ds["y"])
+      return out
+    self._measure = jax.jit(measure)
+
+  def run(self, params):
+    yield from self._measure(params).items()
+
+
+def build(config: ml_collections.ConfigDict, data: dict | None = None) -> Built:
+  """``data``: :func:`make_data` arrays to train on (default: from ``config.data``)."""
   d = config.data
-  train = make_data(d.num_samples, d.seq_len, d.seed)
+  train = data if data is not None else make_data(d.num_samples, d.seq_len, d.seed)
   test = {k: jnp.asarray(v) for k, v in make_data(d.eval_samples, d.seq_len, d.seed + 1).items()}
   long = {k: jnp.asarray(v) for k, v in make_data(d.eval_samples, d.long_seq_len, d.seed + 2).items()}
   source = data_lib.batches(train, d.batch_size, d.seed)
-  if config.trainer.num_steps != config.num_epochs * source.steps_per_epoch:
-    raise ValueError(f"trainer.num_steps={config.trainer.num_steps} is not num_epochs x "
-                     f"steps per epoch ({config.num_epochs} x {source.steps_per_epoch}).")
+  config = durations.resolve(config, source.steps_per_epoch)
   cell = make_cell(config.model)
   unroll = config.model.unroll
+  if config.loss not in ("sse", "mse"):
+    raise ValueError(f"loss must be 'sse' or 'mse', got {config.loss!r}.")
 
   def loss_fn(params, batch, rng):
     del rng  # deterministic model
@@ -81,20 +103,10 @@ def build_task(config: ml_collections.ConfigDict) -> trainer.Task:
     metrics.update(weights(params))  # the (w_x, w_rec) path, for the surface plot
     return objective, metrics
 
-  @jax.jit
-  def eval_fn(params):
-    out = {}
-    for name, ds in (("", test), ("long_", long)):
-      pred = predict(cell, params, ds["x"], unroll)
-      out[f"{name}mse"] = jnp.mean((pred - ds["y"]) ** 2)
-      out[f"{name}acc"] = jnp.mean(jnp.round(pred) == ds["y"])
-    return out
-
-  return trainer.Task(
-      name=f"counting/{config.variant}",
-      init_params=lambda key: init_params(cell, key),
-      loss_fn=loss_fn, train_batch=source, eval_fn=eval_fn,
-      summary_fn=weights, curve_metric="cost")
+  task = Task(name=f"counting/{config.variant}", init_params=lambda key: init_params(cell, key),
+              loss_fn=loss_fn, train_batch=source, evaluators=(HeldOut(cell, test, long, unroll),),
+              summary_fn=weights, curve_metric="cost")
+  return Built(task=task, config=config, model=cell, data=train)
 
 
 def cost_surface(x_NxTx1: np.ndarray, y_N: np.ndarray, wx: np.ndarray, wrec: np.ndarray) -> np.ndarray:
@@ -109,18 +121,20 @@ def cost_surface(x_NxTx1: np.ndarray, y_N: np.ndarray, wx: np.ndarray, wrec: np.
   return np.asarray(jax.jit(jax.vmap(cost))(WX.ravel(), WR.ravel())).reshape(WX.shape)
 
 
-def run(config: ml_collections.ConfigDict, workdir: str, verbose: bool = True) -> dict:
+def run(config: ml_collections.ConfigDict, workdir: str, *, data: dict | None = None,
+        verbose: bool = True) -> dict:
   """Trains one variant and prints the notes' lines (initial/final weights, cost every 100)."""
-  task = build_task(config)
+  built = build(config, data)
+  task = built.task
   init_w = weights(task.init_params(jax.random.split(jax.random.key(config.seed))[0]))
-  summary = trainer.train(task, config, workdir)
+  summary = trainer.train(task, built.config, workdir)
   if verbose:
     _print_like_notes(workdir, init_w, summary)
   return summary
 
 
 def _print_like_notes(workdir: str, init_w: dict, summary: dict) -> None:
-  from lib import writers
+  from lib.runtime import writers
   if init_w:
     print(f"Initial weights: wx = {float(init_w['w_x']):8.4f}, wRec = {float(init_w['w_rec']):8.4f}")
   for rec in writers.read_records(workdir, "train"):

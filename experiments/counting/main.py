@@ -5,7 +5,7 @@
       [--config.optimizer.lr=3e-3 ...]
 """
 from experiments.counting import experiment
-from lib import cli
+from lib.runtime import cli
 
 if __name__ == "__main__":
   cli.experiment_main(experiment.run, "experiments/counting/config.py")

@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from experiments.counting import config as config_lib, experiment
-from lib import plotting, writers
+from lib.runtime import plotting, writers
 
 NOTES = "notes 003 (Theano, 2001 epochs)"
 PETER = "Peter's notes (Rprop, 500 it.)"

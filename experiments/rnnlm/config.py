@@ -32,9 +32,14 @@ optimizer's step fields are derived from them once the data is loaded
 """
 import ml_collections
 
-from lib import configs, optim, trainer
+from lib.runtime import configs
+from lib.train import optim, trainer
 
 VARIANTS = ("notes", "notes_csv", "ptb_small", "ptb_medium", "ptb_large")
+
+# Notes 001's Elman LM as RecurrentLM fields: no biases, U(+-1/sqrt(fan-in)) weights, and
+# the embedding row as the cell's input product U x_t.
+NOTES_LM = dict(use_bias=False, weight_init="inv_sqrt_fan_in", embedding_is_projection=True)
 
 # Zaremba et al. (2014) / the TensorFlow PTB tutorial.
 _PTB = {
@@ -67,9 +72,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       eval_batch_size=64,         # sentences: eval batch; stream: valid windows' batch
       test_batch_size=1,          # stream: final test pass (1 = one unbroken stream)
   ))
-  c.model = ml_collections.ConfigDict(dict(
-      kind="elman", hidden=100, layers=1, dropout=0.0, init_scale=0.1,
-      tie_weights=False, notes001=True, truncate=4, unroll=1))
+  c.model = ml_collections.ConfigDict(dict(  # lib.nn.lm.RecurrentLM's fields
+      kind="elman", hidden=100, layers=1, dropout=0.0, tie_weights=False, truncate=4, unroll=1,
+      **NOTES_LM))
   c.loss_normalize = "sequences"  # gradient of the sum over time, averaged over the batch
   c.num_epochs = 20
   c.decay_after_epochs = 0        # step schedule: lr constant for this many epochs
@@ -87,8 +92,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.seed = 0
     c.data.update(source="ptb", vocab_size=0, mode="stream", batch_size=20, num_steps=steps,
                   eval_batch_size=20)
-    c.model.update(kind="lstm", hidden=hidden, layers=2, dropout=dropout, init_scale=init,
-                   notes001=False, truncate=0)
+    c.model.update(kind="lstm", hidden=hidden, layers=2, dropout=dropout,
+                   weight_init=f"uniform:{init}", use_bias=True, embedding_is_projection=False,
+                   truncate=0)
     c.num_epochs, c.decay_after_epochs = epochs, after
     c.optimizer = optim.default_config("sgd", 1.0, clip_norm=clip, schedule="step",
                                        decay_rate=decay)

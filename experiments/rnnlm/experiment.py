@@ -6,7 +6,7 @@ import functools
 import json
 import math
 import os
-from typing import Any
+
 
 from absl import logging
 import jax
@@ -14,7 +14,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from lib import checkpoint, corpora, generation, lm, sequences, text, trainer
+from lib.data import corpora, sequences, text
+from lib.eval import generation
+from lib.nn import lm
+from lib.train import checkpoint, durations, trainer
+from lib.train.task import Built, Task
 
 PTB_EOS = "<eos>"
 PTB_UNK = "<unk>"
@@ -70,17 +74,13 @@ def load_corpus(d: ml_collections.ConfigDict) -> Corpus:
 
 
 def make_model(config: ml_collections.ConfigDict, vocab_size: int) -> lm.RecurrentLM:
-  m = config.model
-  return lm.RecurrentLM(vocab_size=vocab_size, hidden=m.hidden, kind=m.kind, layers=m.layers,
-                        dropout=m.dropout, init_scale=m.init_scale, tie_weights=m.tie_weights,
-                        notes001=m.notes001, truncate=m.truncate, unroll=m.unroll)
+  return lm.RecurrentLM(vocab_size=vocab_size, **config.model)
 
 
 # -- task ---------------------------------------------------------------------------
-def build_task(config: ml_collections.ConfigDict, corpus: Corpus | None = None
-               ) -> tuple[trainer.Task, ml_collections.ConfigDict, dict[str, Any]]:
-  """``(task, resolved_config, extras)``; extras hold the model, vocab and eval data."""
-  corpus = corpus or load_corpus(config.data)
+def build(config: ml_collections.ConfigDict, data: Corpus | None = None) -> Built:
+  """The LM task; ``data``: a :func:`load_corpus` result (default: from ``config.data``)."""
+  corpus = data or load_corpus(config.data)
   d = config.data
   model = make_model(config, len(corpus.vocab))
   normalize = config.loss_normalize
@@ -89,8 +89,9 @@ def build_task(config: ml_collections.ConfigDict, corpus: Corpus | None = None
   else:
     source = sequences.SentenceBatches(corpus.splits["train"], d.batch_size, config.seed,
                                        max_len=d.max_len, pad_multiple=d.pad_multiple)
-  config = trainer.resolve_epochs(config, source.steps_per_epoch)
-  evaluate = make_evaluator(model, corpus, d)
+  config = durations.resolve(config, source.steps_per_epoch)
+  valid = Perplexity(model, corpus, d, "valid")
+  test = Perplexity(model, corpus, d, "test") if "test" in corpus.splits else None
 
   if corpus.stream:
     def loss_fn(params, batch, rng, carry):
@@ -102,49 +103,46 @@ def build_task(config: ml_collections.ConfigDict, corpus: Corpus | None = None
       return objective, metrics
     init_carry = None
 
-  task = trainer.Task(
+  task = Task(
       name=f"rnnlm/{config.variant}", init_params=model.init, loss_fn=loss_fn,
-      train_batch=source, eval_fn=lambda p: evaluate(p, "valid"),
-      summary_fn=lambda p: {"test_ppl": evaluate(p, "test")["ppl"]} if "test" in corpus.splits else {},
+      train_batch=source, evaluators=(valid,),
+      summary_fn=lambda p: {"test_ppl": dict(test.run(p))["ppl"]} if test else {},
       curve_metric="nll", init_carry=init_carry)
-  return task, config, {"model": model, "vocab": corpus.vocab, "corpus": corpus, "source": source,
-                        "evaluate": evaluate}
+  return Built(task=task, config=config, model=model, data=corpus)
 
 
 def _add(a, b):
   return jax.tree.map(jnp.add, a, b)
 
 
-def make_evaluator(model: lm.RecurrentLM, corpus: Corpus, d: ml_collections.ConfigDict):
-  """``evaluate(params, split) -> {'nll', 'ppl'}`` per real token, one jitted pass per split."""
-  if corpus.stream:
-    data = {}
-    for split, (ids,) in corpus.splits.items():
+class Perplexity:
+  """``nll`` and ``ppl`` per real token of one split, one jitted pass (sums stay on
+  the device; one transfer per evaluation). Stream corpora carry the state
+  across windows, as the PTB test pass does."""
+
+  def __init__(self, model: lm.RecurrentLM, corpus: Corpus, d: ml_collections.ConfigDict,
+               split: str):
+    if corpus.stream:
       bs = d.test_batch_size if split == "test" else d.eval_batch_size
-      w = sequences.stream_windows(ids, bs, d.num_steps)
-      data[split] = (jnp.asarray(w["x"]), jnp.asarray(w["y"]))
-    run = jax.jit(lambda p, x, y: lm.stream_nll(model, p, x, y))
+      w = sequences.stream_windows(corpus.splits[split][0], bs, d.num_steps)
+      data = (jnp.asarray(w["x"]), jnp.asarray(w["y"]))
+      run = jax.jit(lambda p, x, y: lm.stream_nll(model, p, x, y))
+      self._total = lambda p: run(p, *data)
+    else:
+      s = corpus.splits[split]
+      batches = sequences.SentenceBatches(s, min(d.eval_batch_size, len(s)), 0, max_len=d.max_len,
+                                          pad_multiple=d.pad_multiple, shuffle=False).all_batches()
+      run = jax.jit(lambda p, b: lm.nll(model.apply(p, b["x"])[0], b["y"], b["mask"]))
+      self._total = lambda p: functools.reduce(_add, [run(p, b) for b in batches])
 
-    def evaluate(params, split):
-      tot = run(params, *data[split])
-      mean = float(tot.total / tot.count)
-      return {"nll": mean, "ppl": math.exp(mean)}
-    return evaluate
-
-  batches = {split: sequences.SentenceBatches(s, min(d.eval_batch_size, len(s)), 0, max_len=d.max_len,
-                                              pad_multiple=d.pad_multiple, shuffle=False).all_batches()
-             for split, s in corpus.splits.items() if split != "train" and s}
-  run = jax.jit(lambda p, b: lm.nll(model.apply(p, b["x"])[0], b["y"], b["mask"]))
-
-  def evaluate(params, split):
-    # Sums stay on the device; one transfer per split, not one per batch.
-    tot = functools.reduce(_add, [run(params, b) for b in batches[split]])
+  def run(self, params):
+    tot = self._total(params)
     mean = float(tot.total / tot.count)
-    return {"nll": mean, "ppl": math.exp(mean)}
-  return evaluate
+    yield "nll", mean
+    yield "ppl", math.exp(mean)
 
 
-def initial_loss(task: trainer.Task, config: ml_collections.ConfigDict, model: lm.RecurrentLM,
+def initial_loss(task: Task, config: ml_collections.ConfigDict, model: lm.RecurrentLM,
                  num_batches: int = 20) -> float:
   """Mean NLL per token of the untrained model on the first training batches
   (the notes' check: close to log V for near-uniform predictions)."""
@@ -175,15 +173,15 @@ def sample_sentences(model, params, vocab: text.Vocab, g: ml_collections.ConfigD
 
 
 # -- run ----------------------------------------------------------------------------
-def run(config: ml_collections.ConfigDict, workdir: str, verbose: bool = True,
-        corpus: Corpus | None = None) -> dict:
+def run(config: ml_collections.ConfigDict, workdir: str, *, data: Corpus | None = None,
+        verbose: bool = True) -> dict:
   """Trains, evaluates, exports ``params.npz`` and ``vocab.json``, samples sentences."""
-  task, config, extras = build_task(config, corpus)
-  model, vocab = extras["model"], extras["vocab"]
+  built = build(config, data)
+  task, config, model, vocab = built.task, built.config, built.model, built.data.vocab
   os.makedirs(workdir, exist_ok=True)
   log_v, init_nll = math.log(len(vocab)), initial_loss(task, config, model)
   msg = (f"Vocabulary {len(vocab)}; expected loss for random predictions log V = {log_v:.4f}; "
-         f"actual initial loss {init_nll:.4f}; {extras['source'].steps_per_epoch} steps/epoch.")
+         f"actual initial loss {init_nll:.4f}; {task.train_batch.steps_per_epoch} steps/epoch.")
   logging.info(msg)
   if verbose:
     print(msg, flush=True)

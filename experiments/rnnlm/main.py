@@ -8,7 +8,7 @@ TensorBoard events, loss_curve.png, summary.json, lm_report.json,
 params.npz, vocab.json and samples.txt.
 """
 from experiments.rnnlm import experiment
-from lib import cli
+from lib.runtime import cli
 
 if __name__ == "__main__":
   cli.experiment_main(experiment.run, "experiments/rnnlm/config.py")

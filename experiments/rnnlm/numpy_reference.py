@@ -69,7 +69,7 @@ class RNNNumpy:
     self.V -= learning_rate * dLdV
     self.W -= learning_rate * dLdW
 
-  # rnnlab's layout of the same numbers (lib.lm.RecurrentLM(notes001=True)).
+  # rnnlab's layout of the same numbers (lib.nn.lm.RecurrentLM with config.NOTES_LM).
   def as_params(self) -> dict:
     return {"embed": self.U.T.copy(), "layers": [{"w_rec": self.W.T.copy()}],
             "out": {"w": self.V.T.copy()}}

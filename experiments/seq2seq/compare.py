@@ -16,7 +16,7 @@ import os
 from absl import app, flags
 
 from experiments.seq2seq import config as config_lib, experiment
-from lib import plotting, writers
+from lib.runtime import cli, plotting, writers
 
 def compare(out: str, task: str, variants: list[str], path: str = "", epochs: int = 0,
             num: int = 0, verbose: bool = True) -> dict:
@@ -33,7 +33,7 @@ def compare(out: str, task: str, variants: list[str], path: str = "", epochs: in
   dataset = experiment.load(next(iter(configs.values())).data)  # one data set for all
   reports, curves = {}, {}
   for v, c in configs.items():
-    result = experiment.run(c, os.path.join(out, v), verbose=verbose, dataset=dataset)
+    result = experiment.run(c, os.path.join(out, v), verbose=verbose, data=dataset)
     reports[v] = result["report"]
     spe = len(dataset.train["src"]) // c.data.batch_size
     curves[v] = writers.epoch_curves(os.path.join(out, v), spe)
@@ -69,4 +69,5 @@ if __name__ == "__main__":
       raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     compare(**{k: f.value for k, f in _FLAGS.items()})
 
+  cli.prepare_process()
   app.run(main)

@@ -26,7 +26,7 @@ the per-epoch curves and the date task.
 """
 import ml_collections
 
-from lib import optim, trainer
+from lib.train import optim, trainer
 
 VARIANTS = ("baseline", "reversed", "shared", "peeky", "attention", "additive", "bidirectional")
 TASKS = ("addition", "date")

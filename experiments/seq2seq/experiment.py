@@ -10,8 +10,12 @@ import jax
 import ml_collections
 import numpy as np
 
-from experiments.seq2seq import data as data_lib
-from lib import pairs, seq2seq, seq2seq_train, trainer
+from experiments.seq2seq import questions
+from lib.data import char_pairs as pairs
+from lib.eval import decoding as seq2seq_train
+from lib.nn import seq2seq
+from lib.train import durations, trainer
+from lib.train.task import Built
 
 START = pairs.QA_SEPARATOR  # the book feeds '_' as the decoder's first input
 
@@ -25,7 +29,7 @@ class Dataset:
 
 def load(d: ml_collections.ConfigDict) -> Dataset:
   """Pairs (file or generated), the book's split, one character vocabulary for both sides."""
-  qa = data_lib.load_pairs(d.task, d.path, d.num, d.gen_seed)
+  qa = questions.load_pairs(d.task, d.path, d.num, d.gen_seed)
   vocab = pairs.CharVocab.build([q + START + a for q, a in qa])
   arrays = pairs.encode_pairs(qa, vocab, vocab, start=START)
   train_idx, valid_idx = pairs.split_indices(len(qa), d.valid, d.split_seed)
@@ -37,23 +41,18 @@ def make_model(m: ml_collections.ConfigDict, vocab_size: int) -> seq2seq.Seq2Seq
   return seq2seq.Seq2Seq(src_vocab=vocab_size, tgt_vocab=vocab_size, **m.to_dict())
 
 
-def build(config: ml_collections.ConfigDict, dataset: Dataset | None = None):
-  """``(task, resolved_config, extras)``; extras: model, dataset, evaluator."""
-  ds = dataset or load(config.data)
+def build(config: ml_collections.ConfigDict, data: Dataset | None = None) -> Built:
+  """The teacher-forcing task; ``data``: a :func:`load` result (default: from ``config.data``)."""
+  ds = data or load(config.data)
   model = make_model(config.model, len(ds.vocab))
   evaluator = seq2seq_train.Evaluator(model, ds.valid, ds.vocab, ds.vocab, start=START, end=None,
                                       fixed_width=True, batch_size=config.data.eval_batch_size)
   order = config.seed if config.data.shuffle_seed < 0 else config.data.shuffle_seed
-  task = seq2seq_train.make_task(f"seq2seq/{config.data.task}/{config.variant}", model, ds.train,
-                                 batch_size=config.data.batch_size, seed=order,
-                                 fixed_width=True, eval_fn=evaluator)
-  config = trainer.resolve_epochs(config, task.train_batch.steps_per_epoch)
-  return task, config, {"model": model, "dataset": ds, "evaluator": evaluator}
-
-
-def build_task(config: ml_collections.ConfigDict) -> trainer.Task:
-  """The task alone (``launch/sweep``'s vmap backend resolves the epochs itself)."""
-  return build(config)[0]
+  task = seq2seq_train.teacher_forcing_task(
+      f"seq2seq/{config.data.task}/{config.variant}", model, ds.train,
+      batch_size=config.data.batch_size, seed=order, fixed_width=True, evaluators=(evaluator,))
+  config = durations.resolve(config, task.train_batch.steps_per_epoch)
+  return Built(task=task, config=config, model=model, data=ds)
 
 
 def sample_indices(correct: np.ndarray, num: int) -> list[int]:
@@ -63,11 +62,11 @@ def sample_indices(correct: np.ndarray, num: int) -> list[int]:
   return sorted(right + wrong)
 
 
-def run(config: ml_collections.ConfigDict, workdir: str, verbose: bool = True,
-        dataset: Dataset | None = None) -> dict:
+def run(config: ml_collections.ConfigDict, workdir: str, *, data: Dataset | None = None,
+        verbose: bool = True) -> dict:
   """Trains (resuming), evaluates the final parameters, writes ``report.json`` and ``samples.txt``."""
-  task, config, extras = build(config, dataset)
-  model, ds, evaluator = extras["model"], extras["dataset"], extras["evaluator"]
+  built = build(config, data)
+  task, config, model, ds = built.task, built.config, built.model, built.data
   n_params = seq2seq.num_params(model.init(jax.random.key(0)))
   msg = (f"{task.name}: {len(ds.train['src'])} train / {len(ds.valid['src'])} held-out pairs, "
          f"{len(ds.vocab)} symbols, {n_params} parameters, {task.train_batch.steps_per_epoch} "
@@ -75,9 +74,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, verbose: bool = True,
   logging.info(msg)
   if verbose:
     print(msg, flush=True)
-  summary, final = seq2seq_train.train_and_evaluate(task, config, workdir, evaluator)
-  samples = seq2seq_train.format_samples(evaluator.last,
-                                         sample_indices(evaluator.last.correct, config.num_samples))
+  summary = trainer.train(task, config, workdir)
+  final, decoded = task.evaluators[0].evaluate(trainer.restore_params(task, config, workdir)[0])
+  samples = seq2seq_train.format_samples(decoded, sample_indices(decoded.correct, config.num_samples))
   with open(os.path.join(workdir, "samples.txt"), "w") as f:
     f.write(samples + "\n")
   ds.vocab.save(os.path.join(workdir, "vocab.json"))

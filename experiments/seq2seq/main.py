@@ -9,7 +9,7 @@ accuracy per epoch), TensorBoard events, loss_curve.png, summary.json,
 report.json, samples.txt and vocab.json.
 """
 from experiments.seq2seq import experiment
-from lib import cli
+from lib.runtime import cli
 
 if __name__ == "__main__":
   cli.experiment_main(experiment.run, "experiments/seq2seq/config.py")

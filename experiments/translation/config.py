@@ -11,7 +11,7 @@ Variants (``config.py:<variant>``):
   attention      bidirectional + additive attention over the encoder outputs
 
 The embedded default is 10,000 generated pairs, English number words to Japanese
-numerals (``experiments/translation/data.py``). Any Anki/Tatoeba file by path:
+numerals (``experiments/translation/numbers.py``). Any Anki/Tatoeba file by path:
 
   python -m experiments.translation.main --config=experiments/translation/config.py:lstm \
       --workdir=runs/translation/lstm
@@ -25,7 +25,8 @@ other jobs shared the cores. Curves and more: WORKSPACE.md.
 """
 import ml_collections
 
-from lib import configs, optim, trainer
+from lib.runtime import configs
+from lib.train import optim, trainer
 
 VARIANTS = ("lstm", "bidirectional", "attention")
 

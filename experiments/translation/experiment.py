@@ -11,8 +11,13 @@ import ml_collections
 import numpy as np
 import sacrebleu
 
-from experiments.translation import data as data_lib
-from lib import pairs, plotting, seq2seq, seq2seq_train, trainer, writers
+from experiments.translation import numbers
+from lib.data import char_pairs as pairs
+from lib.eval import decoding as seq2seq_train
+from lib.nn import seq2seq
+from lib.runtime import plotting, writers
+from lib.train import durations, trainer
+from lib.train.task import Built
 
 START, END = "\t", "\n"  # the notes' (and Keras') start and stop characters
 
@@ -33,7 +38,7 @@ def load(d: ml_collections.ConfigDict) -> Dataset:
     f = pairs.read_pair_file(d.path, skip_bad_lines=d.skip_bad_lines, max_pairs=d.max_pairs or None)
     pp, skipped = f.pairs, len(f.skipped)
   else:
-    pp = data_lib.number_pairs(d.num, d.gen_seed)
+    pp = numbers.number_pairs(d.num, d.gen_seed)
   train_idx, valid_idx = pairs.split_indices(len(pp), d.valid,
                                              None if d.split_seed < 0 else d.split_seed)
   train_pairs = [pp[i] for i in train_idx]
@@ -50,18 +55,19 @@ def chrf(outputs: list[str], labels: list[str]) -> dict[str, float]:
   return {"chrf": sacrebleu.corpus_chrf(outputs, [labels]).score}
 
 
-def build(config: ml_collections.ConfigDict, dataset: Dataset | None = None):
-  ds = dataset or load(config.data)
+def build(config: ml_collections.ConfigDict, data: Dataset | None = None) -> Built:
+  """The teacher-forcing task; ``data``: a :func:`load` result (default: from ``config.data``)."""
+  ds = data or load(config.data)
   model = seq2seq.Seq2Seq(src_vocab=len(ds.src_vocab), tgt_vocab=len(ds.tgt_vocab),
                           **config.model.to_dict())
   evaluator = seq2seq_train.Evaluator(model, ds.valid, ds.src_vocab, ds.tgt_vocab, start=START,
                                       end=END, fixed_width=False,
                                       batch_size=config.data.eval_batch_size, text_metrics=chrf)
-  task = seq2seq_train.make_task(f"translation/{config.variant}", model, ds.train,
-                                 batch_size=config.data.batch_size, seed=config.seed,
-                                 fixed_width=False, eval_fn=evaluator)
-  config = trainer.resolve_epochs(config, task.train_batch.steps_per_epoch)
-  return task, config, {"model": model, "dataset": ds, "evaluator": evaluator}
+  task = seq2seq_train.teacher_forcing_task(
+      f"translation/{config.variant}", model, ds.train, batch_size=config.data.batch_size,
+      seed=config.seed, fixed_width=False, evaluators=(evaluator,))
+  config = durations.resolve(config, task.train_batch.steps_per_epoch)
+  return Built(task=task, config=config, model=model, data=ds)
 
 
 def plot(workdir: str, steps_per_epoch: int, title: str) -> str:
@@ -75,10 +81,12 @@ def plot(workdir: str, steps_per_epoch: int, title: str) -> str:
       os.path.join(workdir, "curves.png"), title=title)
 
 
-def run(config: ml_collections.ConfigDict, workdir: str, verbose: bool = True,
-        dataset: Dataset | None = None) -> dict:
-  task, config, extras = build(config, dataset)
-  model, ds, evaluator = extras["model"], extras["dataset"], extras["evaluator"]
+def run(config: ml_collections.ConfigDict, workdir: str, *, data: Dataset | None = None,
+        verbose: bool = True) -> dict:
+  """Trains (resuming), evaluates the final parameters, writes samples, vocabularies,
+  ``curves.png`` and ``report.json``."""
+  built = build(config, data)
+  task, config, model, ds = built.task, built.config, built.model, built.data
   n_params = seq2seq.num_params(model.init(jax.random.key(0)))
   spe = task.train_batch.steps_per_epoch
   msg = (f"{task.name}: {len(ds.train['src'])} train / {len(ds.valid['src'])} validation pairs"
@@ -89,9 +97,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, verbose: bool = True,
   logging.info(msg)
   if verbose:
     print(msg, flush=True)
-  summary, final = seq2seq_train.train_and_evaluate(task, config, workdir, evaluator)
-  idx = list(range(min(config.num_samples, len(evaluator.last.inputs))))
-  samples = seq2seq_train.format_samples(evaluator.last, idx, as_lists=False)
+  summary = trainer.train(task, config, workdir)
+  final, decoded = task.evaluators[0].evaluate(trainer.restore_params(task, config, workdir)[0])
+  idx = list(range(min(config.num_samples, len(decoded.inputs))))
+  samples = seq2seq_train.format_samples(decoded, idx, as_lists=False)
   with open(os.path.join(workdir, "samples.txt"), "w", encoding="utf-8") as f:
     f.write(samples + "\n")
   ds.src_vocab.save(os.path.join(workdir, "src_vocab.json"))

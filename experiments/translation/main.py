@@ -10,7 +10,7 @@ vs validation), loss_curve.png, summary.json, report.json, samples.txt and the
 two vocabularies.
 """
 from experiments.translation import experiment
-from lib import cli
+from lib.runtime import cli
 
 if __name__ == "__main__":
   cli.experiment_main(experiment.run, "experiments/translation/config.py")

@@ -15,8 +15,8 @@ import os
 
 from absl import app, flags
 
-from experiments.varrnn import config as config_lib, data as data_lib, experiment
-from lib import plotting, writers
+from experiments.varrnn import config as config_lib, inputs, experiment
+from lib.runtime import cli, plotting, writers
 
 
 def compare(out: str, variants: list[str], epochs: int = 0, eval_every: int = 0,
@@ -34,10 +34,10 @@ def compare(out: str, variants: list[str], epochs: int = 0, eval_every: int = 0,
       c[group][field] = value
     configs[v] = c
   first = next(iter(configs.values()))
-  dataset = data_lib.load(first.data, first.model.embeddings, first.model.input_dim)
+  dataset = inputs.load(first.data, first.model.embeddings, first.model.input_dim)
   reports, curves = {}, {}
   for v, c in configs.items():
-    reports[v] = experiment.run(c, os.path.join(out, v), verbose=verbose, dataset=dataset)["report"]
+    reports[v] = experiment.run(c, os.path.join(out, v), verbose=verbose, data=dataset)["report"]
     spe = len(dataset.train["y"]) // c.data.batch_size
     curves[v] = writers.epoch_curves(os.path.join(out, v), spe)
   figure = plotting.plot_panels(
@@ -77,4 +77,5 @@ if __name__ == "__main__":
       raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     compare(_OUT.value, _VARIANTS.value, _EPOCHS.value, _EVAL.value)
 
+  cli.prepare_process()
   app.run(main)

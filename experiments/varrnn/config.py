@@ -40,7 +40,8 @@ import math
 
 import ml_collections
 
-from lib import configs, optim, trainer
+from lib.runtime import configs
+from lib.train import optim, trainer
 
 VARIANTS = ("notes", "minibatch", "flipout", "bbb", "map", "bow")
 
@@ -95,7 +96,7 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
       mixture_pi=0.25,
       mixture_sigma1=1.0,
       mixture_sigma2=math.exp(-6.0),
-      kl="auto",            # auto | closed | mc | notes (the notes' expression, see lib.variational.kl_notes)
+      kl="auto",            # auto | closed | mc | notes (the notes' expression: model.kl_notes)
       kl_samples=1,
       kl_anneal_epochs=0,   # > 0: the KL weight rises linearly from 0 to 1 over these epochs
   ))

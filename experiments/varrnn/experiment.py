@@ -19,9 +19,14 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from experiments.varrnn import data as data_lib
-from experiments.varrnn.model import PairRNN
-from lib import data as batching, metrics, plotting, scores, trainer, variational as vi, writers
+from experiments.varrnn import inputs
+from experiments.varrnn.model import PairRNN, kl_notes
+from lib.data import batching
+from lib.eval import scores
+from lib.nn import variational as vi
+from lib.runtime import plotting, writers
+from lib.train import durations, metrics, trainer
+from lib.train.task import Built, Task
 
 INPUTS = ("ids1", "mask1", "ids2", "mask2")
 PREDICTORS = ("sample", "mean", "average")
@@ -31,7 +36,7 @@ def is_map(config) -> bool:
   return config.vi.sampling == "none"
 
 
-def make_model(config, ds: data_lib.Dataset) -> PairRNN:
+def make_model(config, ds: inputs.Dataset) -> PairRNN:
   m = config.model
   fixed = m.embeddings == "fixed"
   return PairRNN(input_dim=ds.vectors.shape[1] if fixed else m.input_dim, hidden=m.hidden,
@@ -73,7 +78,10 @@ def loss_fn(model: PairRNN, vectors, config, num_train: int):
       penalty = sum(jnp.sum(jnp.square(w)) for w in jax.tree.leaves(post["mean"])) / (
           2.0 * config.vi.prior_sigma ** 2)
       return data_term + penalty, out
-    kl = vi.kl(post, prior, k_kl, form=config.vi.kl, num_samples=config.vi.kl_samples)
+    if config.vi.kl == "notes":
+      kl = kl_notes(post, prior)
+    else:
+      kl = vi.kl(post, prior, k_kl, form=config.vi.kl, num_samples=config.vi.kl_samples)
     out.update(neg_elbo=data_term + kl, kl=kl,
                sigma=jnp.mean(jnp.stack([jnp.mean(s) for s in jax.tree.leaves(vi.sigmas(post))])))
     return data_term + batch["kl_weight"] * kl, out
@@ -100,7 +108,7 @@ class Evaluator:
   for each predictor. The sampling noise is fixed per run (the same key every
   evaluation), so successive evaluations differ only by the parameters."""
 
-  def __init__(self, model: PairRNN, vectors, ds: data_lib.Dataset, config):
+  def __init__(self, model: PairRNN, vectors, ds: inputs.Dataset, config):
     self.ds, self.config = ds, config
     self.map = is_map(config)
     self.predictors = ("mean",) if self.map else PREDICTORS
@@ -120,7 +128,6 @@ class Evaluator:
       return {"mean": mean, "sample": jax.nn.softmax(vi.per_example(logits_one, w, ax, inputs))}
 
     self._probs = jax.jit(probs)  # one compilation serves every predictor
-    self.last: dict[str, dict[str, np.ndarray]] = {}
 
   def _chunk_probs(self, post, inputs, key, average: bool) -> dict[str, np.ndarray]:
     got = {k: np.asarray(v) for k, v in self._probs(post, inputs, key).items()}
@@ -142,14 +149,16 @@ class Evaluator:
         out[p].append(got[p][:min(self.chunk, n - start)])
     return {p: np.concatenate(v) for p, v in out.items()}
 
-  def __call__(self, post) -> dict[str, float]:
+  def run(self, post):
+    yield from self.evaluate(post).items()
+
+  def evaluate(self, post) -> dict[str, float]:
     C, bins = self.ds.num_classes, self.config.eval.ece_bins
     test = self.predict(post, self.ds.test)
     # Train F1 of the 'average' predictor is left out: S samples of every training
     # pair cost more than the rest of the evaluation together.
     train = self.predict(post, self.ds.train, average=False)
     y, y_tr = self.ds.test["y"], self.ds.train["y"]
-    self.last = {"test": test, "train": train}
     out = {}
     for p in self.predictors:
       f1, f1_std = scores.balanced_f1(y, test[p].argmax(1), self.draws, C)
@@ -165,21 +174,19 @@ class Evaluator:
     return out
 
 
-def build(config: ml_collections.ConfigDict, dataset: data_lib.Dataset | None = None):
-  """``(task, resolved_config, extras)``; extras: model, dataset, evaluator."""
-  ds = dataset or data_lib.load(config.data, config.model.embeddings, config.model.input_dim)
+def build(config: ml_collections.ConfigDict, data: inputs.Dataset | None = None) -> Built:
+  """The variational (or MAP) task; ``data``: a :func:`inputs.load` result."""
+  ds = data or inputs.load(config.data, config.model.embeddings, config.model.input_dim)
   model = make_model(config, ds)
   vectors = None if ds.vectors is None else jnp.asarray(ds.vectors)
   num_train = len(ds.train["y"])
   batches = TrainBatches(ds.train, config.data.batch_size, config.seed, config.vi.kl_anneal_epochs)
-  evaluator = Evaluator(model, vectors, ds, config)
-  task = trainer.Task(
+  config = durations.resolve(config, batches.steps_per_epoch)
+  task = Task(
       name=f"varrnn/{config.variant}", init_params=init_fn(model, config),
       loss_fn=loss_fn(model, vectors, config, num_train), train_batch=batches,
-      eval_fn=evaluator, curve_metric="loss")
-  config = trainer.resolve_epochs(config, batches.steps_per_epoch)
-  config.trainer.eval_every = config.eval_every_epochs * batches.steps_per_epoch
-  return task, config, {"model": model, "dataset": ds, "evaluator": evaluator}
+      evaluators=(Evaluator(model, vectors, ds, config),), curve_metric="loss")
+  return Built(task=task, config=config, model=model, data=ds)
 
 
 def plot(workdir: str, steps_per_epoch: int, title: str) -> str:
@@ -194,11 +201,12 @@ def plot(workdir: str, steps_per_epoch: int, title: str) -> str:
        ("macro-F1", "F1", f1)], os.path.join(workdir, "curves.png"), title=title)
 
 
-def run(config: ml_collections.ConfigDict, workdir: str, verbose: bool = True,
-        dataset: data_lib.Dataset | None = None) -> dict:
+def run(config: ml_collections.ConfigDict, workdir: str, *, data: inputs.Dataset | None = None,
+        verbose: bool = True) -> dict:
   """Trains (resuming), evaluates the final parameters, writes ``report.json`` and ``curves.png``."""
-  task, config, extras = build(config, dataset)
-  ds, evaluator = extras["dataset"], extras["evaluator"]
+  built = build(config, data)
+  task, config, ds = built.task, built.config, built.data
+  evaluator = task.evaluators[0]
   n_weights = vi.num_weights(task.init_params(jax.random.key(0)))
   spe = task.train_batch.steps_per_epoch
   msg = f"{task.name}: {ds.info}; {n_weights} parameters, {spe} steps per epoch."

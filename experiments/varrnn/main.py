@@ -10,7 +10,7 @@ events, loss_curve.png, curves.png (the notes' log as a figure), summary.json
 and report.json.
 """
 from experiments.varrnn import experiment
-from lib import cli
+from lib.runtime import cli
 
 if __name__ == "__main__":
   cli.experiment_main(experiment.run, "experiments/varrnn/config.py")

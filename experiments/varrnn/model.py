@@ -8,7 +8,7 @@ concatenated, and a softmax layer gives 6 classes::
     p = softmax([h_A, h_B] W_out + b_out)
 
 Parameters ``{'w_x', 'w_rec', 'b', 'h0', 'w_out', 'b_out'[, 'embed']}``. Matrices
-are read through :func:`lib.variational.matmul` / :func:`lookup`, so the same
+are read through :func:`lib.nn.variational.matmul` / :func:`lookup`, so the same
 function serves the posterior mean, one sample per example or per minibatch,
 and flipout. ``encoder='bow'`` replaces the recurrence by ``tanh(mean_t(x_t) W + b)``
 (the bag-of-words control: it cannot see word order).
@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import dataclasses
 
+import math
+
 import jax
 import jax.numpy as jnp
 
-from lib import initializers, variational as vi
+from lib.nn import initializers, variational as vi
 
 
 def lookup(ids_T: jax.Array, table: vi.Weight) -> jax.Array:
@@ -82,3 +84,19 @@ class PairRNN:
     x_2xTxD = jax.vmap(lookup, in_axes=(0, None))(ids_2xT, table)
     h_2xH = jax.vmap(self.encode, in_axes=(None, 0, 0))(p, x_2xTxD, m_2xT)
     return vi.matmul(h_2xH.reshape(-1), p["w_out"]) + p["b_out"]
+
+
+def kl_notes(post: dict, prior: vi.Gaussian) -> jax.Array:
+  """Notes 000's expression, kept to reproduce their run (shared ``log_sigma`` only).
+
+  It is the closed form with the ``k`` per-weight terms ``sq^2/sp^2`` and
+  ``2 log sp - 2 log sq`` counted once instead of ``k`` times, so its pull on
+  ``log_sigma`` is ``k`` times weaker than the true KL's (``k`` = number of weights).
+  """
+  ls = post["log_sigma"]
+  if not isinstance(ls, jax.Array) or ls.ndim != 0:
+    raise ValueError("kl_notes needs the notes' shared log_sigma (sigma mode 'shared').")
+  flat = jnp.concatenate([x.ravel() for x in jax.tree.leaves(post["mean"])])
+  log_sp = math.log(prior.sigma)
+  return 0.5 * (jnp.exp(2 * ls) / prior.sigma ** 2 + jnp.sum(jnp.square(prior.mu - flat)) / prior.sigma ** 2
+                - flat.size + 2 * log_sp - 2 * ls)

@@ -29,7 +29,8 @@ vocabularies (tests use 32 pairs for 20 words).
 """
 import ml_collections
 
-from lib import configs, optim, trainer
+from lib.runtime import configs
+from lib.train import optim, trainer
 
 VARIANTS = ("embedded", "gensim", "notes", "softmax")
 
@@ -42,7 +43,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict(dict(
       corpus="",            # '' = embedded; a file or a directory of files
       format="lines",       # 'lines': one sentence a line, tokens split on spaces (PTB,
-                            #   w2v_corpus); 'text': raw prose, lib.text's tokenizer
+                            #   w2v_corpus); 'text': raw prose, lib.data.text's tokenizer
       lower=True,
       min_count=5,
       max_vocab=0,          # 0 = no cap

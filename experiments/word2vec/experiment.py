@@ -8,7 +8,12 @@ import time
 import ml_collections
 import numpy as np
 
-from lib import corpora, data as data_lib, skipgram, text, trainer, word2vec, word_eval, word_vectors
+from experiments.word2vec import skipgram
+from lib.data import batching as data_lib, corpora, text, word_vectors
+from lib.eval import word_eval
+from lib.nn import word2vec
+from lib.train import durations, trainer
+from lib.train.task import Built, Task
 
 VECTORS_FILE = "vectors.txt"
 
@@ -69,7 +74,23 @@ class Data:
         epochs=config.num_epochs, pairs_per_step=t.minibatch * t.minibatches_per_step,
         seed=config.seed, cross_sentences=d.cross_sentences)
     self.analogies = word_eval.read_analogies(d.analogies) if d.analogies else None
-    self.last_analogies: dict = {}  # the latest evaluation's full result (per section)
+
+
+class Analogies:
+  """questions-words accuracy of the input vectors (3CosAdd, ``restrict_vocab``).
+  :meth:`evaluate` returns the full result (per section); :meth:`run` its headline."""
+
+  def __init__(self, data: Data, restrict_vocab: int):
+    self.words, self.questions, self.restrict_vocab = data.vocab.words, data.analogies, restrict_vocab
+
+  def evaluate(self, params) -> dict:
+    return word_eval.evaluate_analogies(self.words, np.asarray(params["in"]), self.questions,
+                                        self.restrict_vocab)
+
+  def run(self, params):
+    r = self.evaluate(params)
+    yield "analogy_accuracy", r["accuracy"]
+    yield "analogy_questions", r["total"]
 
 
 def _check_sparse(config) -> None:
@@ -80,7 +101,13 @@ def _check_sparse(config) -> None:
                      "set --config.train.sparse=False for other optimizers.")
 
 
-def build_task(config: ml_collections.ConfigDict, data: Data) -> trainer.Task:
+def build(config: ml_collections.ConfigDict, data: Data | None = None) -> Built:
+  """The skip-gram task; ``data``: a :class:`Data` of this config (default: read it).
+  Analogies are evaluated at the end, and every ``trainer.eval_every`` steps when set."""
+  data = data or Data(config)
+  # Subsampling makes epochs differ slightly in length: the stream knows the total.
+  config = durations.resolve(config, max(1, data.stream.num_steps // config.num_epochs),
+                             num_steps=data.stream.num_steps)
   spec = spec_of(config, len(data.vocab))
   noise = None if spec.loss == "softmax" else word2vec.Noise(spec, data.vocab.counts)
   t = config.train
@@ -97,30 +124,13 @@ def build_task(config: ml_collections.ConfigDict, data: Data) -> trainer.Task:
   def loss_fn(params, batch, rng):
     return word2vec.loss(spec, noise, params, batch, rng)
 
-  def eval_fn(params):
-    if data.analogies is None:
-      return {}
-    r = word_eval.evaluate_analogies(data.vocab.words, np.asarray(params["in"]), data.analogies,
-                                     config.data.restrict_vocab)
-    data.last_analogies = r
-    return {"analogy_accuracy": r["accuracy"], "analogy_questions": r["total"]}
-
   words_per_step = data.raw_words * config.num_epochs / data.stream.num_steps
-  return trainer.Task(name=f"word2vec/{config.variant}",
-                      init_params=lambda key: word2vec.init_params(spec, key),
-                      loss_fn=loss_fn, eval_fn=eval_fn,
-                      train_batch=data_lib.Prefetch(data.stream.batch, data.stream.num_steps),
-                      make_step=make_step, rate_unit=("words", words_per_step))
-
-
-def resolve(config: ml_collections.ConfigDict, data: Data) -> ml_collections.ConfigDict:
-  """The trainer's step count from the pair stream (subsampling makes epochs
-  differ slightly: ``data.stream.epoch_steps``). Analogies are evaluated at the
-  end, and every ``trainer.eval_every`` steps when set."""
-  c = ml_collections.ConfigDict(config.to_dict())
-  c.trainer.num_steps = data.stream.num_steps
-  c.lock()
-  return c
+  task = Task(name=f"word2vec/{config.variant}",
+              init_params=lambda key: word2vec.init_params(spec, key), loss_fn=loss_fn,
+              evaluators=(Analogies(data, config.data.restrict_vocab),) if data.analogies else (),
+              train_batch=data_lib.Prefetch(data.stream.batch, data.stream.num_steps),
+              make_step=make_step, rate_unit=("words", words_per_step))
+  return Built(task=task, config=config, model=spec, data=data)
 
 
 def export(workdir: str, data: Data, params, probes: str, k: int = 8) -> dict:
@@ -142,12 +152,12 @@ def export(workdir: str, data: Data, params, probes: str, k: int = 8) -> dict:
   return out
 
 
-def run(config: ml_collections.ConfigDict, workdir: str, verbose: bool = True) -> dict:
+def run(config: ml_collections.ConfigDict, workdir: str, *, data: Data | None = None,
+        verbose: bool = True) -> dict:
   """Trains, exports the vectors, evaluates analogies; returns the summary plus
   ``words_per_s`` (epochs x corpus words / training wall time, gensim's measure)."""
-  data = Data(config)
-  config = resolve(config, data)
-  task = build_task(config, data)
+  built = build(config, data)
+  task, config, data = built.task, built.config, built.data
   t0 = time.perf_counter()
   summary = trainer.train(task, config, workdir)
   train_s = time.perf_counter() - t0
@@ -156,8 +166,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, verbose: bool = True) -
   report = {"vocab_size": len(data.vocab), "corpus_words": data.raw_words,
             "pairs_per_epoch": data.stream.epoch_pairs, "train_s": round(train_s, 3),
             "words_per_s": config.num_epochs * data.raw_words / train_s, "neighbours": neighbours}
-  if data.analogies is not None:
-    report["analogies"] = data.last_analogies  # the trainer's final evaluation
+  if task.evaluators:
+    report["analogies"] = task.evaluators[0].evaluate(params)
   with open(os.path.join(workdir, "word2vec_report.json"), "w") as f:
     json.dump(report, f, indent=2)
   summary["report"] = report

@@ -9,7 +9,7 @@ gensim's ``KeyedVectors.load_word2vec_format``), neighbours.txt and
 word2vec_report.json (words/s, analogy accuracy per section).
 """
 from experiments.word2vec import experiment
-from lib import cli
+from lib.runtime import cli
 
 if __name__ == "__main__":
   cli.experiment_main(experiment.run, "experiments/word2vec/config.py")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from experiments.word2vec import config as config_lib, experiment
-from lib import plotting, writers
+from lib.runtime import plotting, writers
 
 PROBES = ("string", "function", "class", "list")
 
@@ -35,7 +35,7 @@ def reproduce(out_dir: str, quick: bool = True) -> dict:
     for w in PROBES:
       if w in rep["neighbours"]:
         near = ", ".join(x for x, _ in rep["neighbours"][w][:4])
-        records.append(_record(variant, f"neighbours of '{w}'", near, "cosine, lib.word_eval"))
+        records.append(_record(variant, f"neighbours of '{w}'", near, "cosine, lib.eval.word_eval"))
     curves[variant] = writers.series(writers.read_records(workdir, "train"), "loss")
   fig = plotting.plot_curves(curves, os.path.join(out_dir, "losses.png"), xlabel="step",
                              ylabel="loss per pair",

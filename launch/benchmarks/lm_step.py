@@ -2,7 +2,7 @@
 
 (a) notes 001's SGD step: one sentence of 45 words, vocabulary 8000, hidden
     100, BPTT truncated at 4 steps, milliseconds per step: rnnlab's jitted
-    ``train_step`` (``lib.lm.RecurrentLM(notes001=True, truncate=4)``) against
+    ``train_step`` (``lib.nn.lm.RecurrentLM(**NOTES_LM, truncate=4)``) against
     the notes' numpy ``RNNNumpy.sgd_step`` (experiments/rnnlm/numpy_reference.py).
 (b) batched training tokens per second, rnnlab against PyTorch at the same
     sizes: the notes' Elman LM (V 8000, H 100, batch 32 x 32 steps, no biases)
@@ -11,7 +11,7 @@
 
 Each pair is timed in alternation (``benchtools.time_pair_ms``), so drift of
 the machine's speed does not land in the ratio. Run through ``launch.bench``
-the process uses ``lib.hostmem.reuse_freed_memory`` (rnnlab's default), and the
+the process uses ``lib.runtime.hostmem.reuse_freed_memory`` (rnnlab's default), and the
 numpy and PyTorch peers, in the same process, get the same allocator.
 """
 from __future__ import annotations
@@ -22,7 +22,9 @@ import numpy as np
 import optax
 
 from launch.benchtools import time_pair_ms
-from lib import lm, trainer
+from experiments.rnnlm.config import NOTES_LM
+from lib.nn import lm
+from lib.train import trainer
 
 COLUMNS = ("case", "rnnlab_ms", "peer", "peer_ms", "speedup", "rnnlab_tokens_per_s",
            "peer_tokens_per_s")
@@ -86,7 +88,7 @@ def run(peers=("torch",), repeats: int = 7) -> list[dict]:
   V, H, T, k = 8000, 100, 45, 4
   ids = _tokens(V, 1, T)
   ref = RNNNumpy(V, H, bptt_truncate=k, seed=10)
-  step = rnnlab_step(lm.RecurrentLM(V, H, notes001=True, truncate=k), ids[:, :-1], ids[:, 1:], 0.005)
+  step = rnnlab_step(lm.RecurrentLM(V, H, **NOTES_LM, truncate=k), ids[:, :-1], ids[:, 1:], 0.005)
   ours, numpy_ms = time_pair_ms(step, lambda: ref.sgd_step(ids[0, :-1], ids[0, 1:], 0.005),
                                 number=50, number_b=3, repeats=repeats, sync_a=jax.block_until_ready)
   rows.append({"case": "notes SGD step: 1 sentence x 45 words, V 8000, H 100, truncate 4",
@@ -106,7 +108,7 @@ def run(peers=("torch",), repeats: int = 7) -> list[dict]:
   for name, V, H, L, kind, B, T in BATCHED:
     ids = _tokens(V, B, T, seed=1)
     x, y = ids[:, :-1], ids[:, 1:]
-    model = lm.RecurrentLM(V, H, kind=kind, layers=L, notes001=kind == "elman")
+    model = lm.RecurrentLM(V, H, kind=kind, layers=L, **(NOTES_LM if kind == "elman" else {}))
     peer = torch_step(V, H, L, kind, x, y, 0.1) if have_torch else None
     ours, theirs = time_pair_ms(rnnlab_step(model, x, y, 0.1), peer, number=20, repeats=repeats,
                                 sync_a=jax.block_until_ready)

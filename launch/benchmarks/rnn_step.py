@@ -16,7 +16,8 @@ import numpy as np
 import optax
 
 from launch.benchtools import time_pair_ms
-from lib import cells, recurrence, trainer
+from lib.nn import cells, recurrence
+from lib.train import trainer
 
 SHAPES = ((20, 20, 200, 200), (64, 28, 70, 256), (128, 7, 16, 128))
 KINDS = ("lstm", "elman")

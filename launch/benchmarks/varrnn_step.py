@@ -17,7 +17,7 @@ import numpy as np
 from experiments.varrnn import config as config_lib, experiment
 from experiments.varrnn.model import PairRNN
 from launch.benchtools import time_ms
-from lib import optim, trainer
+from lib.train import optim, trainer
 
 SIZES = ((25, 50, 50, 40), (256, 50, 256, 40))  # batch, input, hidden, length
 MODES = (("deterministic", "map"), ("per-example (vmap)", "notes"), ("per-minibatch", "minibatch"),

@@ -14,7 +14,7 @@ Measures, interleaved so that machine drift hits both alike:
     trainer (checkpoints, metrics, plot, export included), once.
 words/s = 5 epochs x corpus words / seconds (gensim's measure). Analogy
 accuracy: questions-words.txt, restricted vocabulary, 3CosAdd, scored by
-``lib.word_eval`` for both (and by gensim's own evaluator for gensim, as a check).
+``lib.eval.word_eval`` for both (and by gensim's own evaluator for gensim, as a check).
 """
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ from jax.experimental.compilation_cache import compilation_cache
 import numpy as np
 
 from experiments.word2vec import config as config_lib, experiment
-from lib import trainer, word_eval
+from lib.eval import word_eval
+from lib.train import trainer
 
 DATA = os.environ.get("RNNLAB_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "..",
                                                  "shared", "data"))
@@ -45,8 +46,8 @@ def _config():
 
 def train_rnnlab(config, data) -> tuple[float, np.ndarray]:
   """Seconds for init + compile + all steps, and the input vectors."""
-  config = experiment.resolve(config, data)
-  task = experiment.build_task(config, data)
+  built = experiment.build(config, data)
+  task, config = built.task, built.config
   t0 = time.perf_counter()
   state, tx, schedule, key = trainer.init_state(task, config)
   step = jax.jit(lambda s, b, k: task.make_step(tx, schedule)(s, b, jax.random.fold_in(k, s.step)),

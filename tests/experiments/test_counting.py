@@ -52,7 +52,7 @@ def test_nonlinear_cells_learn_to_count(tmp_path, cell):
 def test_minibatches_and_epochs_set_the_step_count(tmp_path):
   c = config_lib.get_config("rprop")
   c.data.batch_size, c.num_epochs = 5, 3
-  assert c.trainer.num_steps == 12
+  assert experiment.build(c).config.trainer.num_steps == 12
   assert experiment.run(c, str(tmp_path), verbose=False)["steps"] == 12
 
 

@@ -4,13 +4,45 @@ import math
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from experiments.rnnlm import config as config_lib, experiment
-from lib import checkpoint, corpora, text, trainer
+from experiments.rnnlm.config import NOTES_LM
+from experiments.rnnlm.numpy_reference import RNNNumpy
+from lib.nn import lm
+from lib.data import corpora, text
+from lib.train import checkpoint, optim, trainer
 
 WORDS = "the cat sat on a mat and dog ran to house it was big small red".split()
+
+
+X = np.array([0, 5, 7, 3, 9, 2, 11])
+Y = np.array([5, 7, 3, 9, 2, 11, 1])
+
+
+def notes_grads(model, params):
+  def loss(p):
+    return lm.window_loss(model, p, {"x": jnp.asarray(X)[None], "y": jnp.asarray(Y)[None]},
+                          None, None, False)[0]
+  return jax.grad(loss)(params)
+
+
+@pytest.mark.parametrize("truncate", [1, 2, 100])
+def test_truncated_bptt_equals_the_notes_numpy_bptt(truncate):
+  with jax.enable_x64(True):
+    ref = RNNNumpy(30, 8, bptt_truncate=truncate, seed=10)
+    dU, dV, dW = ref.bptt(X, Y)
+    model = lm.RecurrentLM(30, 8, **NOTES_LM, truncate=truncate)
+    g = notes_grads(model, jax.tree.map(jnp.asarray, ref.as_params()))
+    np.testing.assert_allclose(g["embed"].T, dU, atol=1e-12)
+    np.testing.assert_allclose(g["out"]["w"].T, dV, atol=1e-12)
+    np.testing.assert_allclose(g["layers"][0]["w_rec"].T, dW, atol=1e-12)
+    # Loss per word as the notes' calculate_loss.
+    loss = lm.nll(model.apply(ref.as_params(), jnp.asarray(X)[None])[0], jnp.asarray(Y)[None])
+    assert float(loss.total / loss.count) == pytest.approx(ref.calculate_loss([X], [Y]), rel=1e-10)
+
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +69,8 @@ def configured(variant, data_dir):
 
 @pytest.mark.parametrize("variant", config_lib.VARIANTS)
 def test_two_training_steps_per_config(variant, data_dir, tmp_path):
-  task, c, extras = experiment.build_task(configured(variant, data_dir))
+  b = experiment.build(configured(variant, data_dir))
+  task, c = b.task, b.config
   c.trainer.num_steps, c.trainer.eval_every, c.trainer.checkpoint_every = 2, 0, 0
   summary = trainer.train(task, c, str(tmp_path))
   assert summary["status"] == "completed" and summary["steps"] == 2
@@ -49,10 +82,11 @@ def test_two_training_steps_per_config(variant, data_dir, tmp_path):
 
 def test_stream_config_resolves_the_tutorial_schedule(data_dir):
   c = configured("ptb_small", data_dir)
-  task, rc, extras = experiment.build_task(c)
-  spe = extras["source"].steps_per_epoch
+  b = experiment.build(c)
+  task, rc = b.task, b.config
+  spe = task.train_batch.steps_per_epoch
   assert rc.trainer.num_steps == 13 * spe and rc.trainer.eval_every == spe
-  _, tx_sched = trainer.optim.make_optimizer(rc.optimizer, rc.trainer.num_steps)
+  _, tx_sched = optim.make_optimizer(rc.optimizer, rc.trainer.num_steps)
   lrs = [float(tx_sched(e * spe)) for e in range(6)]
   assert lrs == [1.0, 1.0, 1.0, 1.0, 0.5, 0.25]   # TF tutorial: decay from epoch 5 (1-based)
 
@@ -63,7 +97,7 @@ def test_malformed_csv_gives_a_clear_error(data_dir, tmp_path):
   c = config_lib.get_config("notes_csv")
   c.data.path = str(bad)
   with pytest.raises(corpora.DataError, match=r"bad.csv:3: record 2"):
-    experiment.build_task(c)
+    experiment.build(c)
 
 
 def test_notes_run_end_to_end(tmp_path):
@@ -79,10 +113,11 @@ def test_notes_run_end_to_end(tmp_path):
   assert len(samples) == 10
   assert all(len(s.split()) >= 7 and text.UNKNOWN not in s.split() for s in samples)
   # Parameters exported as .npz load back into the model's structure.
-  task, rc, extras = experiment.build_task(c)
+  b = experiment.build(c)
+  task, rc = b.task, b.config
   params, _ = trainer.restore_params(task, rc, workdir)
   loaded = checkpoint.load_npz(os.path.join(workdir, "params.npz"), params)
   jax.tree.map(np.testing.assert_array_equal, loaded, params)
-  assert text.Vocab.load(os.path.join(workdir, "vocab.json")).words == extras["vocab"].words
+  assert text.Vocab.load(os.path.join(workdir, "vocab.json")).words == b.data.vocab.words
   with open(os.path.join(workdir, "lm_report.json")) as f:
     assert json.load(f)["samples"] == samples

@@ -7,12 +7,12 @@ import re
 import numpy as np
 import pytest
 
-from experiments.seq2seq import compare, config as config_lib, data, experiment
-from lib.corpora import DataError
+from experiments.seq2seq import compare, config as config_lib, questions, experiment
+from lib.data.corpora import DataError
 
 
 def test_generated_addition_has_the_books_format_and_split():
-  lines = data.addition_lines(50_000, seed=0)
+  lines = questions.addition_lines(50_000, seed=0)
   assert len(lines) == 50_000
   keys = set()
   for line in lines:
@@ -27,12 +27,12 @@ def test_generated_addition_has_the_books_format_and_split():
   assert len(ds.train["src"]) == 45_000 and len(ds.valid["src"]) == 5_000
   assert ds.train["src"].shape[1] == 7 and ds.train["tgt_out"].shape[1] == 4
   assert ds.vocab.symbols == tuple(sorted("0123456789+ _"))  # the notes' 13 characters
-  assert data.addition_lines(100, seed=3) == data.addition_lines(100, seed=3)
-  assert data.addition_lines(100, seed=3) != data.addition_lines(100, seed=4)
+  assert questions.addition_lines(100, seed=3) == questions.addition_lines(100, seed=3)
+  assert questions.addition_lines(100, seed=3) != questions.addition_lines(100, seed=4)
 
 
 def test_generated_dates_parse_to_their_iso_answer():
-  for line in data.date_lines(2_000, seed=1):
+  for line in questions.date_lines(2_000, seed=1):
     assert len(line) == 40 and line[29] == "_"
     q, iso = line[:29].rstrip(), line[30:]
     want = datetime.date.fromisoformat(iso)
@@ -49,7 +49,7 @@ def test_generated_dates_parse_to_their_iso_answer():
 
 def test_reading_a_file_uses_the_same_format(tmp_path):
   p = tmp_path / "addition.txt"
-  p.write_text("\n".join(data.addition_lines(200, seed=5)) + "\n")
+  p.write_text("\n".join(questions.addition_lines(200, seed=5)) + "\n")
   c = config_lib.get_config("peeky")
   c.data.path, c.data.valid = str(p), 20
   ds = experiment.load(c.data)
@@ -103,20 +103,22 @@ def test_compare_writes_one_figure_and_a_table(tmp_path, monkeypatch):
 
 
 def _tiny_quick(**over):
-  from lib import sweeps
+  from lib.sweeps import space as sweeps
   return sweeps.apply(config_lib.get_config("quick"), {
       "data.num": 1500, "num_epochs": 1, "model.hidden": 32, "trainer.tensorboard": False,
       **over})
 
 
 def test_vmapped_trials_equal_separate_runs(tmp_path):
-  from lib import sweeps, trainer, trial_batch
+  from lib.sweeps import space as sweeps, trial_batch
+  from lib.train import trainer
   base = _tiny_quick(**{"data.shuffle_seed": 0})
   trials = [{"seed": 0, "optimizer.lr": 1e-3}, {"seed": 1, "optimizer.lr": 3e-3}]
-  together = trial_batch.train(experiment.build_task, base, trials,
+  together = trial_batch.train(experiment.build, base, trials,
                                [str(tmp_path / "t0"), str(tmp_path / "t1")])
   for i, t in enumerate(trials):
-    task, c, _ = experiment.build(sweeps.apply(base, t))
+    b = experiment.build(sweeps.apply(base, t))
+    task, c = b.task, b.config
     alone = trainer.train(task, c, str(tmp_path / f"alone{i}"))
     assert together[i]["steps"] == alone["steps"] == 10  # 1,350 // 128 per epoch
     assert together[i]["config"]["trainer"]["num_steps"] == 10  # epochs resolved as alone
@@ -125,14 +127,14 @@ def test_vmapped_trials_equal_separate_runs(tmp_path):
 
 
 def test_vmap_refuses_seeds_whose_minibatch_order_differs(tmp_path):
-  from lib import trial_batch
+  from lib.sweeps import trial_batch
   with pytest.raises(ValueError, match="depend on the seed"):
-    trial_batch.train(experiment.build_task, _tiny_quick(), [{"seed": 0}, {"seed": 1}],
+    trial_batch.train(experiment.build, _tiny_quick(), [{"seed": 0}, {"seed": 1}],
                       [str(tmp_path / "t0"), str(tmp_path / "t1")])
 
 
 def test_quick_config_and_its_sweeps():
-  from lib import sweeps
+  from lib.sweeps import space as sweeps
   c = config_lib.get_config("quick")
   assert (c.variant, c.data.num, c.num_epochs, c.model.reverse_input) == ("quick", 10_000, 2, True)
   seeds = sweeps.build(config_lib.sweep, "seeds")

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import sacrebleu
 
-from experiments.translation import config as config_lib, data, experiment
-from lib import pairs
-from lib.corpora import DataError
+from experiments.translation import config as config_lib, numbers, experiment
+from lib.data import char_pairs as pairs
+from lib.data.corpora import DataError
 
 
 @pytest.mark.parametrize("n, en, ja", [
@@ -16,14 +16,14 @@ from lib.corpora import DataError
     (10000, "ten thousand", "一万"), (42107, "forty-two thousand one hundred seven", "四万二千百七"),
     (99999, "ninety-nine thousand nine hundred ninety-nine", "九万九千九百九十九")])
 def test_number_words_and_numerals(n, en, ja):
-  assert data.english(n) == en and data.japanese(n) == ja
+  assert numbers.english(n) == en and numbers.japanese(n) == ja
 
 
 def test_generated_pairs_are_distinct_multibyte_and_seeded():
-  pp = data.number_pairs(500, seed=1)
+  pp = numbers.number_pairs(500, seed=1)
   assert len({s for s, _ in pp}) == 500
   assert all(len(t.encode()) == 3 * len(t) for _, t in pp)  # every target char is 3 UTF-8 bytes
-  assert pp == data.number_pairs(500, seed=1) and pp != data.number_pairs(500, seed=2)
+  assert pp == numbers.number_pairs(500, seed=1) and pp != numbers.number_pairs(500, seed=2)
 
 
 def _tiny(variant="lstm", **data_kw):
@@ -38,7 +38,7 @@ def test_keras_style_split_and_training_vocabularies():
   ds = experiment.load(_tiny().data)
   assert len(ds.train["src"]) == 320 and len(ds.valid["src"]) == 80
   assert ds.tgt_vocab.symbols[:4] == (pairs.PAD, pairs.UNK, "\t", "\n")
-  pp = data.number_pairs(400, 0)
+  pp = numbers.number_pairs(400, 0)
   assert ds.src_vocab.decode(ds.valid["src"][0]) == pp[320][0]  # the last fifth, unshuffled
 
 
@@ -55,7 +55,7 @@ def test_smoke_embedded_default(variant, tmp_path):
 
 def test_anki_file_by_path_with_malformed_lines(tmp_path):
   lines = [f"{s}\t{t}\tCC-BY 2.0 (France) Attribution: tatoeba.org" for s, t in
-           data.number_pairs(200, 3)]
+           numbers.number_pairs(200, 3)]
   raw = ("\n".join(lines[:50]) + "\nthis line has no tab\n" + "\n".join(lines[50:])).encode()
   raw += b"\nbroken\t\xff\xfe\n"  # not UTF-8
   p = tmp_path / "jpn.txt"

@@ -1,4 +1,5 @@
 """The variational-RNN experiment: the embedded task, masks, vmap, runs end to end."""
+import math
 import json
 import os
 
@@ -7,10 +8,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments.varrnn import compare, config as config_lib, data, experiment
+from experiments.varrnn.model import kl_notes
+from experiments.varrnn import compare, config as config_lib, inputs, experiment
 from experiments.varrnn.model import PairRNN
-from lib import sentence_pairs, variational as vi, word_vectors
-from lib.corpora import DataError
+from experiments.varrnn import sentence_pairs
+from lib.data import word_vectors
+from lib.nn import variational as vi
+from lib.data.corpora import DataError
 
 
 def _small(variant, num=400, epochs=1, **data_overrides):
@@ -24,19 +28,19 @@ def _small(variant, num=400, epochs=1, **data_overrides):
 
 
 def test_generated_pairs_need_word_order():
-  pairs = data.first_marker_pairs(3000, seed=0)
+  pairs = inputs.first_marker_pairs(3000, seed=0)
   assert len(pairs) == 3000
   for toks in pairs.a[:200] + pairs.b[:200]:
-    assert sorted(t for t in toks if t in data.MARKERS) == sorted(data.MARKERS)  # same bag
+    assert sorted(t for t in toks if t in inputs.MARKERS) == sorted(inputs.MARKERS)  # same bag
     assert 6 <= len(toks) <= 20
-  first = lambda toks: data.MARKERS.index(next(t for t in toks if t in data.MARKERS))  # noqa: E731
+  first = lambda toks: inputs.MARKERS.index(next(t for t in toks if t in inputs.MARKERS))  # noqa: E731
   for a, b, y in zip(pairs.a[:300], pairs.b[:300], pairs.y[:300]):
     i, j = sorted((first(a), first(b)))
-    assert data.CLASS_NAMES[y] == data.MARKERS[i][0] + data.MARKERS[j][0]
+    assert inputs.CLASS_NAMES[y] == inputs.MARKERS[i][0] + inputs.MARKERS[j][0]
   freq = np.bincount(pairs.y, minlength=6) / len(pairs)
   np.testing.assert_allclose(freq, [1 / 9] * 3 + [2 / 9] * 3, atol=0.025)
-  again = data.first_marker_pairs(50, seed=0)
-  assert again.a == pairs.a[:50] and data.first_marker_pairs(50, seed=1).a != again.a
+  again = inputs.first_marker_pairs(50, seed=0)
+  assert again.a == pairs.a[:50] and inputs.first_marker_pairs(50, seed=1).a != again.a
 
 
 def _model_and_inputs(B=4, T=9, vocab=30):
@@ -143,12 +147,12 @@ def test_stsb_files_end_to_end(tmp_path):
              batch_size=16)
   r = experiment.run(c, str(tmp_path / "run"), verbose=False)["report"]
   assert r["status"] == "completed" and r["test_pairs"] == 24
-  task, _, extras = experiment.build(c)
-  assert extras["model"].input_dim == 8  # taken from the vectors file
-  ds = extras["dataset"]
+  b = experiment.build(c)
+  assert b.model.input_dim == 8  # taken from the vectors file
+  ds = b.data
   np.testing.assert_array_equal(np.bincount(ds.test["y"], minlength=6), [4] * 6)
   # A word without a vector is unknown; the unknown row is zeros.
-  assert "flute" not in ds.words and "guitar" in ds.words and ds.words[-1] == data.UNK
+  assert "flute" not in ds.words and "guitar" in ds.words and ds.words[-1] == inputs.UNK
   assert ds.vectors[-1].tolist() == [0.0] * 8 and len(ds.vectors) == len(ds.words)
   # Learned embeddings need no vectors file.
   c2 = _small("map", format="stsb", path=str(tmp_path / "sts-train.csv"), batch_size=16)
@@ -170,3 +174,16 @@ def test_configs_are_locked_and_variants_checked():
     config_lib.get_config("dropout")
   assert config_lib.get_config("bbb").vi.prior == "mixture"
   assert sentence_pairs.score_to_class(4.5) == 5
+
+
+def test_notes_kl_counts_the_sigma_terms_once():
+  prior = vi.Gaussian(sigma=1000.0)
+  one = vi.init_posterior({"w": jnp.asarray([0.7])}, math.log(0.01))
+  # One weight: the notes' expression is the closed form.
+  assert float(kl_notes(one, prior)) == pytest.approx(float(vi.kl_gaussian(one, prior)), rel=1e-5)
+  many = vi.init_posterior({"w": jnp.full((10,), 0.7)}, math.log(0.01))
+  per_weight_sigma_terms = 0.5 * (0.01 ** 2 / 1000.0 ** 2 + 2 * math.log(1000.0) - 2 * math.log(0.01))
+  diff = float(vi.kl_gaussian(many, prior)) - float(kl_notes(many, prior))
+  assert diff == pytest.approx(9 * per_weight_sigma_terms, rel=1e-4)
+  with pytest.raises(ValueError, match="shared log_sigma"):
+    kl_notes(vi.init_posterior({"w": jnp.ones((3,))}, 0.0, "weight"), vi.Gaussian(1.0))

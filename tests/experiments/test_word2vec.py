@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from experiments.word2vec import config as config_lib, experiment
-from lib import corpora, skipgram, word_vectors
+from experiments.word2vec import skipgram
+from lib.data import corpora, word_vectors
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -66,7 +67,7 @@ def test_file_corpus_with_analogies(tmp_path, corpus):
   near = s["report"]["neighbours"]
   assert not near  # no probe word in this corpus
   words, vectors = word_vectors.read(str(tmp_path / "vectors.txt"))
-  from lib import word_eval
+  from lib.eval import word_eval
   ids, _ = word_eval.nearest(word_eval.normalize(vectors), [words.index("a0")], k=5)
   assert all(words[i].startswith("a") for i in ids[0]), [words[i] for i in ids[0]]
 

@@ -1,0 +1,9 @@
+"""Models as pure functions of a parameter pytree.
+
+A new cell, recurrence, attention form, initializer or reusable model goes
+here: recurrent cells (:mod:`~lib.nn.cells`) unrolled with ``jax.lax.scan``
+(:mod:`~lib.nn.recurrence`), attention over a masked memory, the language-model
+stacks (:mod:`~lib.nn.lm`), the seq2seq encoder-decoder, variational layers over
+any parameter pytree, the skip-gram model, and finite-difference gradient
+checks. Nothing here knows about the trainer, files or configs.
+"""

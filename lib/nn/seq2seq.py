@@ -1,0 +1,240 @@
+"""Encoder-decoder (seq2seq) models as pure functions of a parameter dict.
+
+One :class:`Seq2Seq` covers the variants of notes 002 and "Deep Learning from
+Scratch 2" (chapters 7-8) by flags:
+
+* ``shared_embedding``: one table for encoder and decoder tokens (one vocabulary);
+* ``reverse_input``: the encoder reads each source backwards (its real part;
+  padding stays at the end), so the first answer character sits next to the
+  last question character (Sutskever et al. 2014);
+* ``peeky``: the encoder's summary ``h`` joins every decoder input and the
+  read-out, not only the initial state;
+* ``attention``: ``dot``, ``general`` or ``additive`` attention over the encoder
+  outputs, read out from ``[h_t, context_t]`` (Luong-style, as the book);
+* ``bidirectional``: a forward and a backward encoder; their final states are
+  concatenated into the decoder's (the notes' Keras workaround), so the decoder
+  has twice the encoder's width;
+* ``embed_dim=0``: one-hot inputs (the Keras character seq2seq), done as a row
+  gather of the input kernel rather than a product with a one-hot matrix.
+
+The teacher-forced decoder and greedy decoding share :meth:`Seq2Seq.readout`
+and the cell's ``step``, so training and inference compute the same function;
+:meth:`greedy` is one ``lax.scan`` over a fixed maximum length that freezes
+each sequence after its end symbol.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from lib.nn import attention as attention_lib, cells, initializers, recurrence
+from lib.train import metrics
+
+Params = dict[str, Any]
+
+
+class Encoded(NamedTuple):
+  carry: Any            # the decoder's initial state
+  memory_BxSxK: jax.Array  # encoder outputs (attention reads them)
+  mask_BxS: Optional[jax.Array]
+  summary_BxH: jax.Array   # the encoder's final h (what ``peeky`` feeds forward)
+
+
+def reverse_padded(ids_BxS: jax.Array, lengths_B: Optional[jax.Array]) -> jax.Array:
+  """Each row's first ``length`` items reversed in place; padding stays at the end."""
+  S = ids_BxS.shape[1]
+  if lengths_B is None:
+    return ids_BxS[:, ::-1]
+  t = jnp.arange(S)[None, :]
+  n = lengths_B[:, None]
+  return jnp.take_along_axis(ids_BxS, jnp.where(t < n, n - 1 - t, t), axis=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Seq2Seq:
+  src_vocab: int
+  tgt_vocab: int
+  embed_dim: int = 16        # 0: one-hot inputs
+  hidden: int = 128
+  cell: str = "lstm"         # lstm | gru | simple
+  shared_embedding: bool = False
+  reverse_input: bool = False
+  peeky: bool = False
+  attention: str = "none"    # none | dot | general | additive
+  attention_dim: int = 0     # additive: hidden size (0 = decoder width)
+  bidirectional: bool = False
+  unroll: int = 1
+
+  def __post_init__(self):
+    if self.shared_embedding and (not self.embed_dim or self.src_vocab != self.tgt_vocab):
+      raise ValueError("shared_embedding needs embed_dim > 0 and one vocabulary for both sides "
+                       f"(got embed_dim={self.embed_dim}, vocabularies {self.src_vocab}/"
+                       f"{self.tgt_vocab}).")
+    if self.attention not in ("none", *attention_lib.KINDS):
+      raise ValueError(f"Unknown attention {self.attention!r}.")
+
+  # -- shapes and parameters --------------------------------------------------------
+  @property
+  def dec_hidden(self) -> int:
+    return self.hidden * (2 if self.bidirectional else 1)
+
+  def enc_cell(self) -> cells.Cell:
+    return cells.make(self.cell, self.hidden)
+
+  def dec_cell(self) -> cells.Cell:
+    return cells.make(self.cell, self.dec_hidden)
+
+  def init(self, key: jax.Array) -> Params:
+    k = dict(zip(("src", "tgt", "enc", "dec", "peek", "att", "out"), jax.random.split(key, 7)))
+    embed = initializers.get("uniform:0.05")  # Keras' Embedding default
+    p: Params = {}
+    if self.embed_dim and self.shared_embedding:
+      p["embed"] = embed(k["src"], (self.src_vocab, self.embed_dim))
+    elif self.embed_dim:
+      p["src_embed"] = embed(k["src"], (self.src_vocab, self.embed_dim))
+      p["tgt_embed"] = embed(k["tgt"], (self.tgt_vocab, self.embed_dim))
+    src_in = self.embed_dim or self.src_vocab
+    if self.bidirectional:
+      p["encoder"] = recurrence.init_bidirectional(self.enc_cell(), self.enc_cell(), k["enc"], src_in)
+    else:
+      p["encoder"] = self.enc_cell().init(k["enc"], src_in)
+    dec = self.dec_cell()
+    p["decoder"] = dec.init(k["dec"], self.embed_dim or self.tgt_vocab)
+    glorot = initializers.get("glorot_uniform")
+    H = self.dec_hidden
+    if self.peeky:  # the summary's share of every decoder step's input projection
+      p["peek"] = glorot(k["peek"], (H, dec.gates * H))
+    feats = H
+    if self.attention != "none":
+      p["attention"] = attention_lib.init(self.attention, k["att"], H, H, self.attention_dim)
+      feats += H
+    if self.peeky:
+      feats += H
+    p["out"] = {"w": glorot(k["out"], (feats, self.tgt_vocab)),
+                "b": jnp.zeros((self.tgt_vocab,))}
+    return p
+
+  # -- pieces -----------------------------------------------------------------------
+  def _table(self, params: Params, side: str):
+    if not self.embed_dim:
+      return None
+    return params["embed"] if self.shared_embedding else params[f"{side}_embed"]
+
+  @staticmethod
+  def _project(cell: cells.Cell, cell_params: Params, table, ids: jax.Array) -> jax.Array:
+    """``x @ w_x + b`` for token ids: rows of ``w_x`` when inputs are one-hot."""
+    if table is None:
+      xp = cell_params["w_x"][ids]
+      return xp + cell_params["b"] if "b" in cell_params else xp
+    return cell.project(cell_params, table[ids])
+
+  def encode(self, params: Params, src_BxS: jax.Array, src_len_B: Optional[jax.Array] = None
+             ) -> Encoded:
+    """Runs the encoder. ``src_len_B=None`` means every position is real (fixed width)."""
+    if self.reverse_input:
+      src_BxS = reverse_padded(src_BxS, src_len_B)
+    mask = None
+    if src_len_B is not None:
+      mask = (jnp.arange(src_BxS.shape[1])[None, :] < src_len_B[:, None]).astype(jnp.float32)
+    table = self._table(params, "src")
+    kw = dict(mask_BxT=mask, unroll=self.unroll, projected=True)
+    if self.bidirectional:
+      cell, pe = self.enc_cell(), params["encoder"]
+      cf, yf = recurrence.unroll(cell, pe["fwd"], self._project(cell, pe["fwd"], table, src_BxS), **kw)
+      cb, yb = recurrence.unroll(cell, pe["bwd"], self._project(cell, pe["bwd"], table, src_BxS),
+                                 reverse=True, **kw)
+      carry = jax.tree.map(lambda a, b: jnp.concatenate([a, b], -1), cf, cb)
+      memory = jnp.concatenate([yf, yb], -1)
+    else:
+      cell = self.enc_cell()
+      carry, memory = recurrence.unroll(
+          cell, params["encoder"], self._project(cell, params["encoder"], table, src_BxS), **kw)
+    return Encoded(carry, memory, mask, self.dec_cell().output(carry))
+
+  def readout(self, params: Params, enc: Encoded, h_BxTxH: jax.Array) -> jax.Array:
+    """Logits ``BxTxV`` from decoder outputs (plus context and peeked summary)."""
+    feats = [h_BxTxH]
+    if self.attention != "none":
+      ctx, _ = attention_lib.attend(self.attention, params["attention"], h_BxTxH,
+                                    enc.memory_BxSxK, enc.mask_BxS)
+      feats.append(ctx)
+    if self.peeky:
+      feats.append(jnp.broadcast_to(enc.summary_BxH[:, None], h_BxTxH.shape))
+    x = jnp.concatenate(feats, -1) if len(feats) > 1 else h_BxTxH
+    return x @ params["out"]["w"] + params["out"]["b"]
+
+  def _decoder_inputs(self, params: Params, enc: Encoded, ids: jax.Array) -> jax.Array:
+    xp = self._project(self.dec_cell(), params["decoder"], self._table(params, "tgt"), ids)
+    if self.peeky:
+      peek = enc.summary_BxH @ params["peek"]
+      xp = xp + (peek[:, None] if ids.ndim == 2 else peek)
+    return xp
+
+  def decode(self, params: Params, enc: Encoded, tgt_in_BxT: jax.Array) -> jax.Array:
+    """Teacher forcing: logits ``BxTxV`` for every step of ``tgt_in`` at once."""
+    xp = self._decoder_inputs(params, enc, tgt_in_BxT)
+    _, h = recurrence.unroll(self.dec_cell(), params["decoder"], xp, initial_carry=enc.carry,
+                             unroll=self.unroll, projected=True)
+    return self.readout(params, enc, h)
+
+  def apply(self, params: Params, batch: dict) -> jax.Array:
+    """Teacher-forced logits for a batch of :func:`lib.data.char_pairs.encode_pairs` arrays."""
+    enc = self.encode(params, batch["src"], batch.get("src_len"))
+    return self.decode(params, enc, batch["tgt_in"])
+
+  def greedy(self, params: Params, src_BxS: jax.Array, src_len_B: Optional[jax.Array] = None, *,
+             max_len: int, start_id: int, end_id: Optional[int] = None, pad_id: int = 0
+             ) -> tuple[jax.Array, jax.Array]:
+    """Greedy decoding as one scan: ``(tokens_BxL, lengths_B)``.
+
+    Each step feeds back the previous argmax. With ``end_id`` a sequence stops
+    at its end symbol (kept in the tokens; later positions are ``pad_id``) and
+    its length counts up to and including it; without, all ``max_len`` symbols
+    are produced (the book's fixed-width answers).
+    """
+    enc = self.encode(params, src_BxS, src_len_B)
+    cell, B = self.dec_cell(), src_BxS.shape[0]
+
+    def body(state, _):
+      carry, tok, done = state
+      carry, h = cell.step(params["decoder"], carry, self._decoder_inputs(params, enc, tok))
+      nxt = jnp.argmax(self.readout(params, enc, h[:, None])[:, 0], -1).astype(jnp.int32)
+      nxt = jnp.where(done, pad_id, nxt)
+      if end_id is not None:
+        done = done | (nxt == end_id)
+      return (carry, nxt, done), (nxt, done)
+
+    init = (enc.carry, jnp.full((B,), start_id, jnp.int32), jnp.zeros((B,), bool))
+    _, (toks_LxB, done_LxB) = jax.lax.scan(body, init, None, length=max_len)
+    # Length: steps before the first 'done' plus the end symbol itself.
+    lengths = jnp.sum(~done_LxB, axis=0) + jnp.any(done_LxB, axis=0)
+    return toks_LxB.T, lengths.astype(jnp.int32)
+
+
+def token_loss(logits_BxTxV: jax.Array, targets_BxT: jax.Array,
+               mask_BxT: Optional[jax.Array] = None) -> tuple[jax.Array, dict]:
+  """Cross-entropy per real target symbol: ``(mean, metrics)``.
+
+  Metrics are (sum, count) pairs: ``loss`` and ``char_acc`` per real symbol
+  (padding excluded), ``seq_acc`` the share of sequences whose every real
+  symbol is right under teacher forcing.
+  """
+  nll = optax.softmax_cross_entropy_with_integer_labels(logits_BxTxV, targets_BxT)
+  m = jnp.ones_like(nll) if mask_BxT is None else mask_BxT.astype(nll.dtype)
+  correct = (jnp.argmax(logits_BxTxV, -1) == targets_BxT).astype(nll.dtype)
+  count = m.sum()
+  total = (nll * m).sum()
+  seq_ok = jnp.all((correct > 0) | (m == 0), axis=-1).astype(nll.dtype)
+  return total / count, {
+      "loss": metrics.Average(total, count),
+      "char_acc": metrics.Average((correct * m).sum(), count),
+      "seq_acc": metrics.Average(seq_ok.sum(), jnp.asarray(seq_ok.shape[0], nll.dtype)),
+  }
+
+
+def num_params(params: Params) -> int:
+  return sum(int(x.size) for x in jax.tree.leaves(params))

@@ -1,0 +1,122 @@
+"""Helpers that keep every absl entry point thin.
+
+``cli.run(main)`` replaces ``app.run(main)``: :func:`prepare_process` first
+(host memory, quiet library logs, JAX's absl flags such as
+``--jax_debug_nans``), and a mistyped ``--config.a.b=v`` override stops with
+one line naming the key and listing the valid ones (the config is locked); a
+diverged run or bad input exits 1 with its message, no traceback.
+"""
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from typing import Callable, Sequence, TypeVar
+
+from absl import app, flags
+import ml_collections
+from ml_collections import config_flags
+
+from lib.runtime import hostmem, logs, parallel
+from lib.data.corpora import DataError
+from lib.train.trainer import NonFiniteError
+
+T = TypeVar("T")
+_OVERRIDE = re.compile(r"^--?(\w+)\.([\w.]+)=")
+
+
+def no_extra_args(argv: Sequence[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+
+
+def config_module(path: str):
+  """Executes a config file (``experiments/<name>/config.py``) as a module."""
+  module_spec = importlib.util.spec_from_file_location("_rnnlab_config", path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module
+
+
+def _load_config(spec: str) -> ml_collections.ConfigDict:
+  path, _, arg = spec.partition(":")
+  module = config_module(path)
+  return module.get_config(arg) if arg else module.get_config()
+
+
+def unknown_override(argv: Sequence[str], flag: str = "config") -> str | None:
+  """The message for the first ``--<flag>.a.b=`` naming no key of the config, if any."""
+  spec = next((a.split("=", 1)[1] for a in argv if a.startswith(f"--{flag}=")), None)
+  if spec is None:
+    return None
+  config = _load_config(spec)
+  for a in argv:
+    m = _OVERRIDE.match(a)
+    if not m or m.group(1) != flag:
+      continue
+    node, walked = config, flag
+    for part in m.group(2).split("."):
+      if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+        valid = sorted(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
+        return (f"error: {a.split('=')[0]}: {walked} has no key {part!r} (the config is locked). "
+                f"Valid keys of {walked}: {', '.join(valid)}")
+      node, walked = node[part], f"{walked}.{part}"
+  return None
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  try:
+    return flags.FLAGS(argv)
+  except (AttributeError, KeyError, flags.Error) as e:
+    message = None
+    try:
+      message = unknown_override(argv)
+    except Exception:  # the config itself is broken: report the original error
+      pass
+    print(message or f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+def prepare_process() -> None:
+  """What every entry point does before JAX starts: glibc keeps freed host memory
+  (:func:`lib.runtime.hostmem.reuse_freed_memory`: XLA:CPU steps stop
+  page-faulting), libraries' INFO logs are dropped (:mod:`lib.runtime.logs`),
+  and JAX's config options become absl flags (``--jax_debug_nans=True``)."""
+  hostmem.reuse_freed_memory()
+  logs.quiet_libraries()
+  import jax
+  if not getattr(jax.config, "use_absl", False):
+    jax.config.config_with_absl()
+
+
+def run(main: Callable[[list[str]], None]) -> None:
+  """``app.run`` after :func:`prepare_process`, with clear errors for unknown config keys."""
+  prepare_process()
+  app.run(main, flags_parser=_parse_flags)
+
+
+def run_reporting_errors(fn: Callable[[], T]) -> T:
+  """Runs ``fn``; a diverged run or bad input exits with status 1 and a one-paragraph message."""
+  try:
+    return fn()
+  except (NonFiniteError, DataError, FileNotFoundError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(1)
+
+
+def experiment_main(run_fn: Callable[[ml_collections.ConfigDict, str], object],
+                    default_config: str) -> None:
+  """The whole ``main.py`` of an experiment: ``--config`` (a locked config file,
+  ``path:variant``) and ``--workdir`` flags, then ``run_fn(config, workdir)``."""
+  config = config_flags.DEFINE_config_file(
+      "config", default_config, "Config file (``path:variant``).", lock_config=True)
+  workdir = flags.DEFINE_string("workdir", None, "Run directory; re-running resumes.",
+                                required=True)
+
+  def main(argv):
+    no_extra_args(argv)
+    if config.value.trainer.get("distributed"):  # before the experiment's first JAX call
+      parallel.initialize_distributed(config.value.trainer)
+    run_reporting_errors(lambda: run_fn(config.value, workdir.value))
+
+  run(main)

@@ -1,0 +1,90 @@
+"""Loss-curve figures (PNG) of the kind the notes show.
+
+Figures are ``matplotlib.figure.Figure`` objects drawn on the Agg canvas:
+nothing here touches pyplot's global state or the process's backend.
+"""
+from __future__ import annotations
+
+import os
+from typing import Mapping, Optional, Sequence
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+import numpy as np
+
+
+def _figure(figsize: tuple[float, float], dpi: int = 110) -> Figure:
+  fig = Figure(figsize=figsize, dpi=dpi)
+  FigureCanvasAgg(fig)  # PNG rendering, no display, no pyplot
+  return fig
+
+
+def plot_curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], path: str, *,
+                title: str = "", xlabel: str = "step", ylabel: str = "loss",
+                logy: bool = False) -> str:
+  """One line per named ``(x, y)`` series; non-positive values are dropped on a log axis."""
+  fig = _figure((6.4, 4.2))
+  ax = fig.subplots()
+  for name, (x, y) in series.items():
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    keep = np.isfinite(y) & ((y > 0) if logy else True)
+    ax.plot(x[keep], y[keep], label=name, lw=1.4)
+  if logy:
+    ax.set_yscale("log")
+  ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+  ax.grid(alpha=0.3, which="both")
+  if len(series) > 1:
+    ax.legend()
+  fig.tight_layout()
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fig.savefig(path)
+  return path
+
+
+def plot_surface(x: np.ndarray, y: np.ndarray, z_YxX: np.ndarray, path: str, *,
+                 title: str = "", xlabel: str = "", ylabel: str = "",
+                 paths: Optional[Mapping[str, tuple[Sequence[float], Sequence[float]]]] = None,
+                 mark: Optional[tuple[float, float]] = None) -> str:
+  """A log-scaled filled contour of ``z`` with optional optimisation paths on top."""
+  fig = _figure((6.0, 5.0))
+  ax = fig.subplots()
+  cs = ax.contourf(x, y, np.log10(np.maximum(z_YxX, 1e-12)), levels=30, cmap="viridis")
+  fig.colorbar(cs, ax=ax, label="log10 cost")
+  for name, (px, py) in (paths or {}).items():
+    ax.plot(px, py, ".-", ms=2, lw=1, label=name)
+  if mark is not None:
+    ax.plot(*mark, "r*", ms=12, label="optimum")
+  ax.set(title=title, xlabel=xlabel, ylabel=ylabel, xlim=(x.min(), x.max()), ylim=(y.min(), y.max()))
+  if paths or mark is not None:
+    ax.legend(loc="lower left", fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path)
+  return path
+
+
+def plot_panels(panels: Sequence[tuple[str, str, Mapping[str, tuple[Sequence[float], Sequence[float]]]]],
+                path: str, *, xlabel: str = "epoch", title: str = "",
+                logy: Sequence[bool] = ()) -> str:
+  """Side-by-side panels ``(title, ylabel, series)`` sharing a legend, in one PNG
+  (e.g. the variants' loss and accuracy curves, as notes 002 compare them)."""
+  fig = _figure((5.2 * len(panels), 4.2))
+  axes = fig.subplots(1, len(panels))
+  axes = np.atleast_1d(axes)
+  for i, (ax, (sub, ylabel, series)) in enumerate(zip(axes, panels)):
+    log = bool(logy[i]) if i < len(logy) else False
+    for name, (x, y) in series.items():
+      x, y = np.asarray(x, float), np.asarray(y, float)
+      keep = np.isfinite(y) & ((y > 0) if log else True)
+      ax.plot(x[keep], y[keep], label=name, lw=1.4, marker="." if len(x) <= 60 else None)
+    if log:
+      ax.set_yscale("log")
+    ax.set(title=sub, xlabel=xlabel, ylabel=ylabel)
+    ax.grid(alpha=0.3, which="both")
+  if any(len(s) > 1 for _, _, s in panels):
+    axes[-1].legend(fontsize=8)
+  if title:
+    fig.suptitle(title)
+  fig.tight_layout()
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fig.savefig(path)
+  return path

@@ -1,0 +1,98 @@
+"""The experiment contract: what an experiment hands the trainer, and what its
+``build(config)`` returns.
+
+Every experiment module (``experiments/<name>/experiment.py``) exposes::
+
+  build(config, data=None) -> Built     # data: what the experiment's loader returns
+  run(config, workdir, *, data=None, verbose=True) -> dict   # the run's summary
+
+``launch/reproduce``, ``launch/sweep`` (every backend) and the benchmarks use
+only these two functions and the fields below.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Iterable, Mapping, Optional, Protocol, Sequence
+
+import jax
+import ml_collections
+import optax
+
+Params = Any
+Batch = Any
+LossFn = Callable[[Params, Batch, jax.Array], tuple[jax.Array, Mapping[str, Any]]]
+
+
+class Evaluator(Protocol):
+  """A held-out measurement: ``run(params)`` yields ``(name, value)`` pairs.
+
+  An evaluator returns everything it computes; it keeps nothing for later.
+  One that is traceable (jnp only) is vmapped over trials by the sweep backend.
+  """
+
+  def run(self, params: Params) -> Iterable[tuple[str, Any]]:
+    ...
+
+
+def evaluate(evaluators: Sequence[Evaluator], params: Params) -> dict[str, Any]:
+  """Every evaluator's pairs in one dict (a later name wins)."""
+  return {name: value for e in evaluators for name, value in e.run(params)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+  """What the trainer requires of an experiment.
+
+  Attributes:
+    name: experiment name, recorded in the summary.
+    init_params: ``key -> params``.
+    loss_fn: ``(params, batch, rng) -> (objective, metrics)``; the objective is
+      what gets differentiated; metrics map names to scalars or
+      :class:`lib.train.metrics.Average` (sum, count) pairs.
+    train_batch: ``step -> batch``, a pure function of ``step`` (and the
+      config's seed) so that resuming is exact; it has ``steps_per_epoch``.
+    evaluators: run every ``trainer.eval_every`` steps and at the end; their
+      pairs are written as the ``eval`` split.
+    summary_fn: optional ``params -> {name: float}`` extras for summary.json,
+      computed once a run has completed.
+    curve_metric: the train metric drawn in ``loss_curve.png``.
+    init_carry: for models whose state crosses steps (PTB-style windows):
+      ``() -> carry``. The carry then lives in the train state (and its
+      checkpoints), ``loss_fn`` becomes ``(params, batch, rng, carry) ->
+      (objective, (metrics, new_carry))``, gradients stop at the carry, and a
+      batch with ``reset`` true starts again from ``init_carry()``.
+    make_step: optional ``(tx, schedule) -> train_step(state, batch, rng) ->
+      (state, metrics)`` replacing the default optax step, for updates that
+      are not ``tx`` applied to a dense gradient (word2vec's sparse row SGD).
+      The trainer still jits it, folds the step into ``rng``, logs,
+      checkpoints and resumes as usual.
+    rate_unit: ``(unit, units per step)`` of the progress line's rate, e.g.
+      ``('words', corpus words per step)``.
+  """
+  name: str
+  init_params: Callable[[jax.Array], Params]
+  loss_fn: LossFn
+  train_batch: Callable[[int], Batch]
+  evaluators: Sequence[Evaluator] = ()
+  summary_fn: Optional[Callable[[Params], Mapping[str, float]]] = None
+  curve_metric: str = "loss"
+  init_carry: Optional[Callable[[], Any]] = None
+  make_step: Optional[Callable[[optax.GradientTransformation, Callable], Callable]] = None
+  rate_unit: tuple[str, float] = ("steps", 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Built:
+  """What ``experiment.build(config)`` returns.
+
+  Attributes:
+    task: what the trainer runs.
+    config: the config with every duration in steps (:func:`lib.train.durations.resolve`),
+      locked; the one the run saves as ``config.json``.
+    model: the model object (its hyperparameters and pure functions).
+    data: the loaded data set, in the experiment's own type.
+  """
+  task: Task
+  config: ml_collections.ConfigDict
+  model: Any = None
+  data: Any = None

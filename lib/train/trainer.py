@@ -1,0 +1,374 @@
+"""The one training loop every experiment shares.
+
+An experiment describes itself as a :class:`Task` (pure functions plus a
+step-indexed batch source) and calls :func:`train`. The loop gives it, for
+free: a jitted ``train_step(state, batch, rng)``, optax optimizers from config,
+metrics as JSON lines and TensorBoard events, a progress line with rate and
+ETA, periodic evaluation, orbax checkpoints with automatic resume, a NaN/Inf
+guard, ``config.json`` and ``summary.json`` in the workdir, and a loss-curve PNG.
+
+Reproducibility: the step-``s`` PRNG key is ``fold_in(key, s)`` and batches
+are a function of ``s``, so a resumed run repeats an uninterrupted one exactly.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from typing import Any, Callable, Mapping, Optional
+
+from absl import logging
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from lib.runtime import parallel, plotting, writers
+from lib.train import checkpoint, metrics as metrics_lib, optim
+from lib.runtime.progress import Progress
+from lib.train.task import LossFn, Params, Batch, Task, evaluate
+
+SUMMARY_FILE = "summary.json"
+CONFIG_FILE = "config.json"
+
+
+class TrainState(flax.struct.PyTreeNode):
+  step: jax.Array
+  params: Params
+  opt_state: optax.OptState
+  carry: Any = None  # recurrent state carried across steps (Task.init_carry)
+  # Per-run multipliers when runs are vmapped together (lib.sweeps.trial_batch): {'lr': x}
+  # scales the optimizer's updates (every optax rule here is linear in its lr).
+  hparams: Any = None
+
+
+class NonFiniteError(RuntimeError):
+  """Training produced NaN or Inf; the last good checkpoint is kept."""
+
+
+class Preempted(KeyboardInterrupt):
+  """SIGTERM arrived (a scheduler's preemption); handled like Ctrl-C."""
+
+
+def default_config(**overrides) -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict(dict(
+      num_steps=1000,
+      log_every=10,          # steps per train record (window mean of sums/counts)
+      eval_every=100,        # 0 = only at the end
+      checkpoint_every=500,  # 0 = only at the end
+      max_checkpoints=3,
+      flush_every=50,        # records fetched from the device in one transfer
+      progress_every_s=5.0,  # at most one progress line this often
+      tensorboard=True,
+      plot=True,
+      data_parallel=False,   # split batches over every device ('data' mesh axis), see lib.runtime.parallel
+      distributed=False,     # jax.distributed.initialize() first (multi-host: SLURM, TPU pods)
+      coordinator_address="",  # distributed without SLURM/TPU detection: host:port of process 0,
+      num_processes=1,         # the number of processes,
+      process_id=0,            # and this process's index
+  ))
+  c.update(overrides)
+  return c
+
+
+def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation,
+                    schedule: Optional[Callable] = None,
+                    init_carry: Optional[Callable[[], Any]] = None):
+  """A pure ``train_step(state, batch, rng) -> (state, metrics)``.
+
+  With ``init_carry`` the loss is stateful (see :class:`Task`).
+  """
+  tx = optax.with_extra_args_support(tx)
+
+  def train_step(state: TrainState, batch: Batch, rng: jax.Array):
+    carry = state.carry
+    if init_carry is None:
+      (objective, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+          state.params, batch, rng)
+    else:
+      if "reset" in batch:  # an epoch's first window starts from the initial state
+        carry = jax.tree.map(lambda c, z: jnp.where(batch["reset"], z, c), carry, init_carry())
+      (objective, (metrics, carry)), grads = jax.value_and_grad(
+          lambda p: loss_fn(p, batch, rng, carry), has_aux=True)(state.params)
+      carry = jax.lax.stop_gradient(carry)
+    # ``value`` feeds reduce-on-plateau when configured; other transforms ignore it.
+    updates, opt_state = tx.update(grads, state.opt_state, state.params, value=objective)
+    if state.hparams is not None:
+      updates = jax.tree.map(lambda u: u * state.hparams["lr"], updates)
+    params = optax.apply_updates(state.params, updates)
+    metrics = metrics_lib.as_averages(metrics)
+    metrics.setdefault("loss", metrics_lib.Average.of(objective))
+    metrics["grad_norm"] = metrics_lib.Average.of(optax.tree.norm(grads))
+    if schedule is not None:
+      scale = 1.0 if state.hparams is None else state.hparams["lr"]
+      metrics["lr"] = metrics_lib.Average.of(schedule(state.step) * optim.lr_scale(opt_state) * scale)
+    return state.replace(step=state.step + 1, params=params, opt_state=opt_state,
+                         carry=carry), metrics
+
+  return train_step
+
+
+def init_state(task: Task, config: ml_collections.ConfigDict):
+  """``(state, tx, schedule, step_key)`` of a fresh run: what ``train`` starts from."""
+  init_key, step_key = jax.random.split(jax.random.key(config.seed))
+  params = task.init_params(init_key)
+  tx, schedule = optim.make_optimizer(config.optimizer, config.trainer.num_steps)
+  # Copies: a carry may reuse one buffer twice (LSTM zeros), which donation forbids.
+  carry = jax.tree.map(jnp.array, task.init_carry()) if task.init_carry is not None else None
+  state = TrainState(step=jnp.asarray(0, jnp.int32), params=params, opt_state=tx.init(params),
+                     carry=carry)
+  return state, tx, schedule, step_key
+
+
+def restore_params(task: Task, config: ml_collections.ConfigDict, workdir: str,
+                   step: Optional[int] = None) -> tuple[Params, int]:
+  """Loads a run's parameters (latest checkpoint unless ``step``): ``(params, step)``."""
+  state = init_state(task, config)[0]
+  ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"), every=0)
+  if ckpt.latest_step() is None:
+    raise FileNotFoundError(f"No checkpoint in {ckpt.directory}.")
+  state = ckpt.restore(state, step)
+  ckpt.close()
+  return state.params, int(state.step)
+
+
+def _all_finite(tree) -> bool:
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+            if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
+  return bool(jnp.all(jnp.stack(leaves))) if leaves else True
+
+
+def save_config(config: ml_collections.ConfigDict, workdir: str) -> None:
+  with open(os.path.join(workdir, CONFIG_FILE), "w") as f:
+    f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+
+
+def make_summary(task: Task, config: ml_collections.ConfigDict, params: Params, *, status: str,
+                 error: Optional[str], steps: int, resumed_from: int, wall_s: float,
+                 last_train: Mapping[str, float], last_eval: Mapping[str, float],
+                 checkpoint_step: Optional[int], **more) -> dict:
+  """A run's ``summary.json`` content (``more``: extra top-level fields)."""
+  return {
+      "experiment": task.name,
+      "status": status,
+      "error": error,
+      "steps": steps,
+      "resumed_from": resumed_from,
+      "wall_time_s": round(wall_s, 3),
+      **more,
+      "final": {**{f"train/{k}": v for k, v in last_train.items()},
+                **{f"eval/{k}": v for k, v in last_eval.items()}},
+      "extra": ({k: float(v) for k, v in task.summary_fn(params).items()}
+                if task.summary_fn and status == "completed" else {}),
+      "checkpoint_step": checkpoint_step,
+      "config": config.to_dict(),
+  }
+
+
+def write_summary(workdir: str, summary: Mapping[str, Any]) -> None:
+  with open(os.path.join(workdir, SUMMARY_FILE), "w") as f:
+    json.dump(summary, f, indent=2, default=str)
+
+
+def read_summary(workdir: str) -> dict:
+  with open(os.path.join(workdir, SUMMARY_FILE)) as f:
+    return json.load(f)
+
+
+class _Run:
+  """One invocation of :func:`train`; split in short methods, state on ``self``."""
+
+  def __init__(self, task: Task, config: ml_collections.ConfigDict, workdir: str):
+    self.task, self.config, self.workdir = task, config, workdir
+    self.tc = config.trainer
+    if self.tc.get("distributed"):  # before any JAX call (the entry point has done it already)
+      parallel.initialize_distributed(self.tc)
+    self.is_chief = jax.process_index() == 0
+    os.makedirs(workdir, exist_ok=True)
+    if self.is_chief:
+      save_config(config, workdir)
+    self.state, tx, self.schedule, self.step_key = init_state(task, config)
+    self.dp = parallel.DataParallel() if self.tc.get("data_parallel") else None
+    self.ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"),
+                                        self.tc.checkpoint_every, self.tc.max_checkpoints)
+    if self.ckpt.latest_step() is not None:
+      self.state = self.ckpt.restore(self.state)
+      logging.info("Resumed from %s at step %d.", self.ckpt.directory, int(self.state.step))
+    if self.dp is not None:
+      self.state = self.dp.replicate(self.state)
+    self.start_step = self.step = int(self.state.step)
+    self.writer = writers.MetricWriter(workdir, self.start_step, self.tc.tensorboard) \
+        if self.is_chief else None
+    if task.make_step is not None:
+      train_step = task.make_step(tx, self.schedule)
+    else:
+      train_step = make_train_step(task.loss_fn, tx, self.schedule, task.init_carry)
+    # The step's key is folded in under jit: no extra host dispatch per step.
+    self.train_step = jax.jit(
+        lambda state, batch, key: train_step(state, batch, jax.random.fold_in(key, state.step)),
+        donate_argnums=0)
+    self.progress = None
+    self.pending: list[tuple[int, dict]] = []
+    self.last_train: dict[str, float] = {}
+    self.last_eval: dict[str, float] = {}
+    self._last_print = -float("inf")
+    self._printed_step = -1
+
+  # -- the loop ---------------------------------------------------------------
+  def loop(self) -> None:
+    total = self.tc.num_steps
+    self.progress = Progress(total, self.start_step, *self.task.rate_unit)
+    window = None
+    for step in range(self.start_step, total):
+      batch = self.task.train_batch(step)
+      if self.dp is not None:
+        batch = self.dp.shard(batch)
+      self.state, m = self.train_step(self.state, batch, self.step_key)
+      self.step = step + 1
+      window = m if window is None else metrics_lib.merge(window, m)
+      last = self.step == total
+      if self.step % self.tc.log_every == 0 or last:
+        self.pending.append((self.step, window))
+        window = None
+      eval_due = self.tc.eval_every and self.step % self.tc.eval_every == 0
+      ckpt_due = self.ckpt.due(self.step)
+      if (len(self.pending) >= self.tc.flush_every or eval_due or ckpt_due or last
+          or time.monotonic() - self._last_print > self.tc.progress_every_s):
+        self.flush()
+      if eval_due and not last:
+        self.evaluate()
+      if ckpt_due and not last:
+        self.save()
+
+  def flush(self) -> None:
+    """Fetches queued records in one transfer, writes them, stops on NaN/Inf; prints
+    the progress line when due (also between records, e.g. with one record an epoch)."""
+    if self.pending:
+      self._write_pending()
+    now = time.monotonic()
+    final = self.step == self.tc.num_steps and self._printed_step != self.step
+    due = (now - self._last_print > self.tc.progress_every_s and self._printed_step != self.step
+           ) or final
+    if due and self.progress is not None:
+      self._last_print, self._printed_step = now, self.step
+      logging.info("%s", self.progress.line(self.step, self.last_train))
+
+  def _write_pending(self) -> None:
+    fetched = jax.device_get(self.pending)
+    self.pending = []
+    for step, m in fetched:
+      values = metrics_lib.to_floats(m)
+      if self.writer:
+        self.writer.write(step, "train", values)
+      self.last_train = values
+      bad = {k: v for k, v in values.items() if not np.isfinite(v)}
+      if bad:
+        if self.writer:
+          self.writer.flush()
+        raise NonFiniteError(
+            f"Non-finite training metrics at step {step}: {bad}. Training stopped; the last "
+            f"good checkpoint (step {self.ckpt.latest_step()}) in {self.ckpt.directory} is "
+            "intact and a re-run resumes from it. Lower --config.optimizer.lr or set "
+            "--config.optimizer.clip_norm.")
+    if self.writer:
+      self.writer.flush()
+
+  def evaluate(self) -> None:
+    if not self.task.evaluators:
+      return
+    values = metrics_lib.to_floats(evaluate(self.task.evaluators, self.state.params))
+    self.last_eval = values
+    if self.writer:
+      self.writer.write(self.step, "eval", values)
+      self.writer.flush()
+    logging.info("eval @ %d: %s", self.step,
+                 " ".join(f"{k}={v:.4g}" for k, v in values.items()))
+
+  def state_alive(self) -> bool:
+    """False when an interruption landed inside a step that had already taken
+    (donated) the state's buffers: then there is nothing new to save."""
+    return not any(getattr(x, "is_deleted", lambda: False)() for x in jax.tree.leaves(self.state))
+
+  def save(self) -> None:
+    """Checkpoints the current state, never a non-finite one."""
+    if not self.state_alive():
+      logging.warning("Interrupted inside step %d; keeping checkpoint %s.", self.step,
+                      self.ckpt.latest_step())
+      return
+    if not _all_finite(self.state.params):
+      logging.warning("Not checkpointing step %d: parameters are not finite.", self.step)
+      return
+    self.ckpt.save(self.step, self.state)
+
+  # -- the end ------------------------------------------------------------------
+  def finish(self, status: str, error: Optional[str], wall_s: float) -> dict:
+    self.ckpt.close()
+    summary = make_summary(self.task, self.config, self.state.params, status=status, error=error,
+                           steps=self.step, resumed_from=self.start_step, wall_s=wall_s,
+                           last_train=self.last_train, last_eval=self.last_eval,
+                           checkpoint_step=self.ckpt.latest_step(),
+                           processes=jax.process_count(), devices=jax.device_count())
+    if self.writer:
+      self.writer.close()
+      write_summary(self.workdir, summary)
+      if self.tc.plot:
+        self.plot()
+    return summary
+
+  def plot(self) -> None:
+    recs = writers.read_records(self.workdir, "train")
+    xs, ys = writers.series(recs, self.task.curve_metric)
+    if xs:
+      plotting.plot_curves({self.task.name: (xs, ys)}, os.path.join(self.workdir, "loss_curve.png"),
+                           title=f"{self.task.name}: train {self.task.curve_metric}",
+                           ylabel=self.task.curve_metric, logy=min(ys) > 0)
+
+
+def _sigterm_as_interrupt():
+  """Maps SIGTERM to :class:`Preempted` while training (main thread only)."""
+  if threading.current_thread() is not threading.main_thread():
+    return None
+
+  def handler(signum, frame):
+    raise Preempted(f"signal {signum}")
+
+  return signal.signal(signal.SIGTERM, handler)
+
+
+def train(task: Task, config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains ``task`` as ``config`` says, resuming from ``workdir`` if it holds checkpoints.
+
+  ``config`` needs ``seed``, ``optimizer`` (see :func:`lib.train.optim.default_config`)
+  and ``trainer`` (see :func:`default_config`). Returns the summary written to
+  ``<workdir>/summary.json``. Raises :class:`NonFiniteError` on NaN/Inf (the
+  summary says ``diverged``) and re-raises interruptions after checkpointing.
+  """
+  t0 = time.perf_counter()
+  run = _Run(task, config, workdir)
+  old_handler = _sigterm_as_interrupt()
+  status, error = "completed", None
+  try:
+    run.loop()
+    run.flush()
+    run.evaluate()
+    run.save()
+  except NonFiniteError as e:
+    status, error = "diverged", str(e)
+    raise
+  except BaseException as e:  # interrupted: keep what was done, then re-raise
+    status, error = "interrupted", f"{type(e).__name__}: {e}"
+    try:
+      run.flush()
+      run.save()
+    except NonFiniteError as nan:
+      status, error = "diverged", str(nan)
+    raise
+  finally:
+    if old_handler is not None:
+      signal.signal(signal.SIGTERM, old_handler)
+    summary = run.finish(status, error, time.perf_counter() - t0)
+  return summary

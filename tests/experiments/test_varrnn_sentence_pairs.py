@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+
+from experiments.varrnn import sentence_pairs
+from lib.data import word_vectors
+from lib.data.corpora import DataError
+
+# Hand-made STS-B rows in the benchmark's layout: genre, file, year, id, score,
+# sentence 1, sentence 2, and on some rows two extra source columns.
+STSB = (
+    "main-captions\tMSRvid\t2012test\t0001\t5.000\tA plane is taking off.\tAn air plane is taking off.\n"
+    "main-captions\tMSRvid\t2012test\t0004\t3.800\tA man is playing a large flute.\tA man is playing a flute.\n"
+    "main-news\theadlines\t2013\t0012\t0.400\tThe \"quick\" fox.\tMarkets fell on Monday.\tsrc1\tsrc2\n"
+    "main-forum\tdeft-forum\t2014\t0033\t2.500\tI don't think so.\tI do not think so!\n"
+)
+
+
+def test_stsb_reader_takes_columns_5_6_7_and_rounds_scores(tmp_path):
+  path = tmp_path / "sts-train.csv"
+  path.write_text(STSB)
+  pairs = sentence_pairs.read_stsb(str(path))
+  assert len(pairs) == 4
+  np.testing.assert_array_equal(pairs.y, [5, 4, 0, 3])  # 2.5 rounds half up
+  assert pairs.a[0] == ["a", "plane", "is", "taking", "off", "."]
+  assert pairs.b[2] == ["markets", "fell", "on", "monday", "."]  # extra columns ignored
+  assert pairs.a[2] == ["the", '"', "quick", '"', "fox", "."]     # quotes are not CSV quoting
+  assert pairs.a[3][:3] == ["i", "do", "n't"]
+
+
+@pytest.mark.parametrize("row, expect", [
+    ("main\tx\t2012\t1\t4.0\tonly one sentence\n", "at least 7 tab-separated columns"),
+    ("main\tx\t2012\t1\tfive\ta\tb\n", "label 'five' is not a number"),
+    ("main\tx\t2012\t1\t7.5\ta\tb\n", "outside 0..5"),
+    ("main\tx\t2012\t1\t2\t \tb\n", "empty sentence"),
+])
+def test_stsb_reader_names_the_bad_line(tmp_path, row, expect):
+  path = tmp_path / "sts-dev.csv"
+  path.write_text(STSB + row)
+  with pytest.raises(DataError, match=expect) as e:
+    sentence_pairs.read_stsb(str(path))
+  assert f"{path}:5" in str(e.value)
+
+
+def test_pairs_tsv_reader(tmp_path):
+  path = tmp_path / "pairs.tsv"
+  path.write_text("A cat sat.\tThe cat sat.\t5\n\nDogs bark\tStocks rose\t0.2\n")
+  pairs = sentence_pairs.read_pairs_tsv(str(path))
+  np.testing.assert_array_equal(pairs.y, [5, 0])
+  assert pairs.b[1] == ["stocks", "rose"]
+  path.write_text("A cat sat.\tThe cat sat.\n")
+  with pytest.raises(DataError, match=r"pairs.tsv:1: expected 3 tab-separated fields"):
+    sentence_pairs.read_pairs_tsv(str(path))
+
+
+def test_score_to_class_and_encode():
+  assert [sentence_pairs.score_to_class(s) for s in (0.0, 0.49, 0.5, 2.5, 4.6, 5.0)] == [0, 0, 1, 3, 5, 5]
+  index = {"a": 0, "b": 1, "<unk>": 2}
+  ids, mask, cut = sentence_pairs.encode([["a", "b", "z"], [], ["b"] * 5], index, 2, max_len=4)
+  np.testing.assert_array_equal(ids, [[0, 1, 2, 0], [2, 0, 0, 0], [1, 1, 1, 1]])
+  np.testing.assert_array_equal(mask.sum(1), [3, 1, 4])
+  assert cut == 1
+
+
+def test_word_vectors_round_trip_and_glove_format(tmp_path):
+  words = ["cat", "dog", "the"]
+  vecs = np.arange(12, dtype=np.float32).reshape(3, 4) / 7
+  path = tmp_path / "v.txt"
+  word_vectors.write(str(path), words, vecs)
+  assert path.read_text().splitlines()[0] == "3 4"
+  got_words, got = word_vectors.read(str(path))
+  assert got_words == words
+  np.testing.assert_allclose(got, vecs, rtol=1e-5)
+  glove = tmp_path / "glove.txt"
+  glove.write_text("The 0.1 0.2\ncat 0.3 0.4\nthe 9 9\n")  # no header; lower-case duplicates
+  w, v = word_vectors.read(str(glove), keep={"the", "dog"}, lower=True)
+  assert w == ["the"] and v.tolist() == [[pytest.approx(0.1), pytest.approx(0.2)]]
+  glove.write_text("cat 0.3 0.4\ndog 0.5\n")
+  with pytest.raises(DataError, match=r"glove.txt:2: expected a word and 2 numbers"):
+    word_vectors.read(str(glove))
+  with pytest.raises(ValueError, match="white space"):
+    word_vectors.write(str(path), ["a b"], vecs[:1])

@@ -1,0 +1,122 @@
+"""Vocabulary, subsampling, windows and the step-indexed pair stream."""
+import collections
+
+import numpy as np
+import pytest
+
+from experiments.word2vec import skipgram
+
+
+def test_count_words_orders_by_count_and_drops_or_maps_rare_words():
+  sents = [["b", "a", "a", "c"], ["a", "b", "d", "rare"]]
+  v = skipgram.count_words(sents, min_count=2)
+  assert v.words == ["a", "b"] and v.counts.tolist() == [3, 2] and v.unknown is None
+  ids, sent = skipgram.encode(sents, v)
+  assert ids.tolist() == [1, 0, 0, 0, 1] and sent.tolist() == [0, 0, 0, 1, 1]
+  u = skipgram.count_words(sents, min_count=2, unknown="UNK")
+  assert u.words == ["a", "UNK", "b"] and u.counts.tolist() == [3, 3, 2]  # c, d, rare -> UNK
+  ids, _ = skipgram.encode(sents, u)
+  assert ids.tolist() == [2, 0, 0, 1, 0, 2, 1, 1]
+  capped = skipgram.count_words(sents, max_size=2, unknown="UNK")
+  assert capped.words == ["UNK", "a"]  # one word plus UNK (5 others)
+
+
+def test_keep_probability_is_word2vecs_formula():
+  counts = np.array([10_000, 1_000, 10, 1])
+  s = 1e-3
+  t = s * counts.sum()
+  p = skipgram.keep_probabilities(counts, s)
+  for c, got in zip(counts, p):
+    assert got == pytest.approx(min(1.0, (np.sqrt(c / t) + 1) * t / c))
+  assert p[0] < p[1] < 1.0 and p[2] == p[3] == 1.0
+  assert (skipgram.keep_probabilities(counts, 0.0) == 1).all()
+
+
+def test_subsampling_keeps_words_at_their_keep_rate():
+  rng = np.random.default_rng(0)
+  ids = rng.choice(3, size=20_000, p=[0.8, 0.15, 0.05]).astype(np.int32)
+  counts = np.bincount(ids, minlength=3)
+  stream = skipgram.PairStream(ids, np.zeros_like(ids), counts, window=1, dynamic=False,
+                               sample=1e-2, epochs=20, pairs_per_step=1024, seed=0)
+  kept = np.zeros(3)
+  for e in range(20):
+    kept += np.bincount(stream._epoch(e).words, minlength=3)
+  rate = kept / (20 * counts)
+  np.testing.assert_allclose(rate, skipgram.keep_probabilities(counts, 1e-2), atol=0.01)
+
+
+def test_dynamic_window_distance_frequencies():
+  # One long sentence, no subsampling: distance k is used by centres whose window
+  # is >= k, so P(k) = (W - k + 1) / (W (W + 1) / 2).
+  W, n = 5, 50_000
+  ids = np.arange(n, dtype=np.int32) % 100
+  stream = skipgram.PairStream(ids, np.zeros(n, np.int32), np.full(100, n // 100), window=W,
+                               dynamic=True, sample=0, epochs=1, pairs_per_step=1 << 20, seed=3)
+  ep = stream._epoch(0)
+  x, y = stream.pairs(0, 0, stream.epoch_pairs[0])
+  # ids are positions mod 100, so the distance is recoverable.
+  d = np.abs(((x.astype(int) - y.astype(int) + 50) % 100) - 50)
+  freq = np.bincount(d, minlength=W + 1)[1:] / len(d)
+  expect = np.array([W - k + 1 for k in range(1, W + 1)]) / (W * (W + 1) / 2)
+  np.testing.assert_allclose(freq, expect, atol=0.005)
+  assert stream.epoch_pairs[0] == int((ep.left + ep.right).sum())
+
+
+def _brute_force_pairs(ids, sent, keep_p, window, dynamic, seed, epoch):
+  rng = np.random.default_rng([skipgram._TAG, seed, epoch])
+  kept = rng.random(len(ids)) < keep_p
+  w, s = ids[kept], sent[kept]
+  b = rng.integers(1, window + 1, len(w)) if dynamic else np.full(len(w), window)
+  pairs = []
+  for i in range(len(w)):
+    for j in range(i - b[i], i + b[i] + 1):
+      if j != i and 0 <= j < len(w) and s[j] == s[i]:
+        pairs.append((w[j], w[i]))
+  return pairs
+
+
+@pytest.mark.parametrize("cross", [False, True])
+def test_stream_enumerates_word2vecs_pairs_in_order_across_steps(cross):
+  rng = np.random.default_rng(1)
+  lengths = rng.integers(1, 12, 40)
+  sent = np.repeat(np.arange(40), lengths).astype(np.int32)
+  ids = rng.integers(0, 30, len(sent)).astype(np.int32)
+  counts = np.bincount(ids, minlength=30)
+  stream = skipgram.PairStream(ids, sent, counts, window=3, dynamic=True, sample=0.02, epochs=3,
+                               pairs_per_step=37, seed=5, cross_sentences=cross)
+  got = collections.defaultdict(list)
+  for step in range(stream.num_steps):
+    e, _ = stream.locate(step)
+    b = stream.batch(step)
+    assert b["input"].shape == (37,) and b["mask"].dtype == np.float32
+    n = int(b["mask"].sum())
+    assert (b["mask"][:n] == 1).all() and (b["mask"][n:] == 0).all()
+    got[e].extend(zip(b["input"][:n].tolist(), b["target"][:n].tolist()))
+  s = np.zeros_like(sent) if cross else sent
+  for e in range(3):
+    assert got[e] == _brute_force_pairs(ids, s, stream.keep_p, 3, True, 5, e)
+  assert stream.num_steps == sum(-(-n // 37) for n in stream.epoch_pairs)
+
+
+def test_fixed_window_one_is_the_tutorials_num_skips_two():
+  ids = np.arange(6, dtype=np.int32)
+  stream = skipgram.PairStream(ids, np.zeros(6, np.int32), np.ones(6), window=1, dynamic=False,
+                               sample=0, epochs=1, pairs_per_step=100, seed=0)
+  x, y = stream.pairs(0, 0, stream.epoch_pairs[0])
+  assert list(zip(x.tolist(), y.tolist())) == [
+      (1, 0), (0, 1), (2, 1), (1, 2), (3, 2), (2, 3), (4, 3), (3, 4), (5, 4), (4, 5)]
+
+
+def test_same_step_same_batch_and_bad_steps():
+  ids = np.arange(200, dtype=np.int32) % 7
+  mk = lambda: skipgram.PairStream(ids, np.zeros(200, np.int32), np.bincount(ids), window=2,
+                                   dynamic=True, sample=0.1, epochs=2, pairs_per_step=64, seed=9)
+  a, b = mk(), mk()
+  for step in (a.num_steps - 1, 0, 3):
+    for k in ("input", "target", "mask"):
+      np.testing.assert_array_equal(a.batch(step)[k], b.batch(step)[k])
+  with pytest.raises(IndexError):
+    a.batch(a.num_steps)
+  with pytest.raises(ValueError, match="window"):
+    skipgram.PairStream(ids, np.zeros(200, np.int32), np.bincount(ids), window=0, dynamic=True,
+                        sample=0, epochs=1, pairs_per_step=8, seed=0)

@@ -1,0 +1,188 @@
+"""Seq2seq model: variants change what they should; greedy decoding equals a step-by-step decode."""
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lib.nn import attention, seq2seq
+
+V_SRC, V_TGT, END, START, PAD = 11, 9, 2, 1, 0
+
+VARIANTS = {
+    "baseline": {},
+    "reversed": dict(reverse_input=True),
+    "shared": dict(shared_embedding=True),
+    "peeky": dict(reverse_input=True, peeky=True),
+    "dot": dict(attention="dot"),
+    "general": dict(attention="general"),
+    "additive": dict(reverse_input=True, attention="additive", attention_dim=5),
+    "bidirectional": dict(bidirectional=True, attention="dot", peeky=True),
+    "one_hot": dict(embed_dim=0),
+    "gru": dict(cell="gru", peeky=True),
+}
+
+
+def _model(**kw):
+  shared = kw.get("shared_embedding", False)
+  kw = {"embed_dim": 6, "hidden": 8, **kw}
+  return seq2seq.Seq2Seq(src_vocab=V_TGT if shared else V_SRC, tgt_vocab=V_TGT, **kw)
+
+
+def _batch(model, key=0, B=5, S=7, T=6):
+  k1, k2 = jax.random.split(jax.random.key(key))
+  src = jax.random.randint(k1, (B, S), 3, model.src_vocab)
+  src_len = jnp.array([7, 3, 5, 1, 6][:B], jnp.int32)
+  src = jnp.where(jnp.arange(S)[None] < src_len[:, None], src, PAD)
+  tgt_in = jnp.concatenate([jnp.full((B, 1), START), jax.random.randint(k2, (B, T - 1), 3, V_TGT)], 1)
+  return {"src": src, "src_len": src_len, "tgt_in": tgt_in}
+
+
+def test_shared_embedding_removes_one_table():
+  base = seq2seq.Seq2Seq(src_vocab=V_TGT, tgt_vocab=V_TGT, embed_dim=6, hidden=8)
+  shared = _model(shared_embedding=True)  # one vocabulary of V_TGT symbols
+  n_base = seq2seq.num_params(base.init(jax.random.key(0)))
+  n_shared = seq2seq.num_params(shared.init(jax.random.key(0)))
+  assert n_base - n_shared == V_TGT * 6
+  p = shared.init(jax.random.key(0))
+  assert "embed" in p and "src_embed" not in p and "tgt_embed" not in p
+
+
+def test_peeky_and_attention_add_their_parameters():
+  H = 8
+  n = lambda m: seq2seq.num_params(m.init(jax.random.key(0)))  # noqa: E731
+  assert n(_model(peeky=True)) - n(_model()) == H * 4 * H + H * V_TGT  # input share + read-out
+  assert n(_model(attention="dot")) - n(_model()) == H * V_TGT           # read-out of the context
+  assert n(_model(attention="additive", attention_dim=5)) - n(_model(attention="dot")) == 2 * H * 5 + 5
+
+
+def test_reverse_padded_reverses_only_the_real_part():
+  ids = jnp.array([[1, 2, 3, 0], [4, 5, 6, 7]])
+  np.testing.assert_array_equal(seq2seq.reverse_padded(ids, jnp.array([3, 4])),
+                                [[3, 2, 1, 0], [7, 6, 5, 4]])
+  np.testing.assert_array_equal(seq2seq.reverse_padded(ids, None), ids[:, ::-1])
+
+
+def test_reversed_variant_reads_the_input_backwards():
+  fwd, rev = _model(), _model(reverse_input=True)
+  p = fwd.init(jax.random.key(1))  # same parameter structure
+  b = _batch(fwd)
+  flipped = dict(b, src=seq2seq.reverse_padded(b["src"], b["src_len"]))
+  np.testing.assert_allclose(rev.apply(p, b), fwd.apply(p, flipped), atol=1e-6)
+  assert not np.allclose(rev.apply(p, b), fwd.apply(p, b), atol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["baseline", "peeky", "additive", "bidirectional", "one_hot"])
+def test_padding_of_the_source_is_irrelevant(name):
+  m = _model(**VARIANTS[name])
+  p = m.init(jax.random.key(2))
+  b = _batch(m)
+  pad_mask = jnp.arange(7)[None] >= b["src_len"][:, None]
+  other = dict(b, src=jnp.where(pad_mask, 5, b["src"]))  # different symbols in the padding
+  np.testing.assert_allclose(m.apply(p, b), m.apply(p, other), atol=1e-6)
+
+
+def test_masked_target_positions_do_not_count():
+  logits = jax.random.normal(jax.random.key(0), (2, 4, V_TGT))
+  targets = jnp.array([[3, 4, 2, 0], [5, 2, 0, 0]])
+  mask = jnp.array([[1, 1, 1, 0], [1, 1, 0, 0]], jnp.float32)
+  loss, m = seq2seq.token_loss(logits, targets, mask)
+  noisy = logits.at[:, 3].add(100.0).at[1, 2].add(-50.0)   # change only padded positions
+  loss2, m2 = seq2seq.token_loss(noisy, targets.at[1, 3].set(7), mask)
+  np.testing.assert_allclose(loss, loss2, rtol=1e-6)
+  assert float(m["loss"].count) == 5.0
+  lp = jax.nn.log_softmax(logits)
+  want = -(lp[0, 0, 3] + lp[0, 1, 4] + lp[0, 2, 2] + lp[1, 0, 5] + lp[1, 1, 2]) / 5
+  np.testing.assert_allclose(loss, want, rtol=1e-5)
+  np.testing.assert_allclose(m2["char_acc"].total, m["char_acc"].total)
+
+
+def test_attention_ignores_padded_memory_and_sums_to_one():
+  q = jax.random.normal(jax.random.key(0), (2, 3, 4))
+  mem = jax.random.normal(jax.random.key(1), (2, 5, 4))
+  mask = jnp.array([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1]], jnp.float32)
+  for kind in attention.KINDS:
+    p = attention.init(kind, jax.random.key(2), 4, 4, 3)
+    ctx, w = attention.attend(kind, p, q, mem, mask)
+    np.testing.assert_allclose(w.sum(-1), 1.0, rtol=1e-6)
+    assert float(jnp.abs(w[0, :, 2:]).max()) == 0.0
+    np.testing.assert_allclose(ctx[0], w[0, :, :2] @ mem[0, :2], rtol=1e-5, atol=1e-6)
+
+
+def _reference_decode(model, params, src, src_len, max_len, end_id):
+  """The notes' inference loop, one character at a time: re-run the teacher-forced
+  model on the prefix decoded so far and take the last step's argmax."""
+  out = []
+  for i in range(src.shape[0]):
+    prefix = [START]
+    for _ in range(max_len):
+      logits = model.apply(params, {"src": src[i:i + 1], "src_len": src_len[i:i + 1],
+                                    "tgt_in": jnp.asarray([prefix])})
+      tok = int(jnp.argmax(logits[0, -1]))
+      prefix.append(tok)
+      if end_id is not None and tok == end_id:
+        break
+    out.append(prefix[1:])
+  return out
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_greedy_scan_under_jit_equals_step_by_step_decoding(name):
+  m = _model(**VARIANTS[name])
+  b = _batch(m, key=4)
+  greedy = jax.jit(lambda p, s, n: m.greedy(p, s, n, max_len=6, start_id=START, end_id=END,
+                                            pad_id=PAD))
+  # Larger weights make the random model's outputs depend on its input, and a bias
+  # on END makes it stop at different steps in different rows: the per-sequence
+  # stopping is what this test is about.
+  for scale, bias in itertools.product((3.0, 2.0, 4.0), np.linspace(-3.0, 3.0, 121)):
+    p = jax.tree.map(lambda x: x * scale, m.init(jax.random.key(3)))
+    p["out"]["b"] = p["out"]["b"].at[END].set(bias)
+    toks, lens = greedy(p, b["src"], b["src_len"])
+    if len(set(np.asarray(lens).tolist()) - {1}) >= 2:
+      break
+  else:
+    pytest.fail("no END bias gives varied decode lengths")
+  ref = _reference_decode(m, p, b["src"], b["src_len"], 6, END)
+  for i, r in enumerate(ref):
+    assert list(np.asarray(toks[i, :len(r)])) == r
+    assert int(lens[i]) == len(r)
+    assert (np.asarray(toks[i, len(r):]) == PAD).all()
+
+
+def test_fixed_length_greedy_without_end_symbol():
+  m = _model(peeky=True)
+  p = m.init(jax.random.key(5))
+  b = _batch(m)
+  toks, lens = m.greedy(p, b["src"], b["src_len"], max_len=4, start_id=START)
+  ref = _reference_decode(m, p, b["src"], b["src_len"], 4, None)
+  np.testing.assert_array_equal(toks, np.asarray(ref))
+  assert (np.asarray(lens) == 4).all()
+
+
+def test_variants_learn_to_copy_a_short_sequence():
+  """Smoke: a few hundred Adam steps teach every variant to copy 3 symbols."""
+  import optax
+  rng = np.random.default_rng(0)
+  src = rng.integers(3, V_TGT, (256, 3)).astype(np.int32)
+  batch = {"src": jnp.asarray(src), "tgt_in": jnp.asarray(np.c_[np.full(256, START), src[:, :2]]),
+           "tgt_out": jnp.asarray(src)}
+  for name, kw in VARIANTS.items():
+    m = seq2seq.Seq2Seq(src_vocab=V_TGT, tgt_vocab=V_TGT, **{"embed_dim": 6, "hidden": 16, **kw})
+    p = m.init(jax.random.key(0))
+    tx = optax.adam(0.03)
+    opt = tx.init(p)
+
+    @jax.jit
+    def step(p, opt):
+      (loss, _), g = jax.value_and_grad(
+          lambda p: seq2seq.token_loss(m.apply(p, batch), batch["tgt_out"]), has_aux=True)(p)
+      u, opt = tx.update(g, opt, p)
+      return optax.apply_updates(p, u), opt, loss
+
+    first = None
+    for _ in range(150):
+      p, opt, loss = step(p, opt)
+      first = loss if first is None else first
+    assert float(loss) < 0.3 * float(first), (name, float(first), float(loss))

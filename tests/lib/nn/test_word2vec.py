@@ -1,0 +1,121 @@
+"""The sparse SGD step is SGD on the dense loss; the rows form is TF's NCE."""
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments.word2vec import skipgram
+from lib.eval import word_eval
+from lib.losses import sampled as sampled_losses
+from lib.nn import word2vec
+from lib.train import trainer
+
+V, D = 40, 8
+
+
+def _batch(B, seed=0, pad=0):
+  rng = np.random.default_rng(seed)
+  m = np.ones(B, np.float32)
+  if pad:
+    m[-pad:] = 0
+  return {"input": jnp.asarray(rng.integers(0, V, B), jnp.int32),
+          "target": jnp.asarray(rng.integers(0, V, B), jnp.int32), "mask": jnp.asarray(m)}
+
+
+def _params(spec, seed=0):
+  p = word2vec.init_params(spec, jax.random.key(seed))
+  # Non-zero output rows so that every gradient is non-trivial.
+  p["out"] = jax.random.normal(jax.random.key(seed + 1), (V, D)) * 0.3
+  return p
+
+
+SPECS = {
+    "neg": word2vec.Spec(V, D, loss="neg", sampler="unigram", num_sampled=6, negatives=5,
+                         group_size=4),
+    "nce": word2vec.Spec(V, D, loss="nce", sampler="log_uniform", num_sampled=6, group_size=8,
+                         unique=True, reduce="mean", init="notes"),
+}
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_sparse_update_is_sgd_on_the_dense_loss(name):
+  spec = SPECS[name]
+  noise = word2vec.Noise(spec, np.arange(V, 0, -1))
+  params, batch, key, lr = _params(spec), _batch(16, pad=3), jax.random.key(5), 0.1
+  grads = jax.grad(lambda p: word2vec.loss(spec, noise, p, batch, key)[0])(params)
+  want = jax.tree.map(lambda p, g: p - lr * g, params, grads)
+  got, total = word2vec.sparse_update(spec, noise, params, batch, key, lr)
+  for k in params:
+    np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-6)
+  loss_sum = word2vec.loss(spec, noise, params, batch, key)[1]["loss"].total
+  assert float(total) == pytest.approx(float(loss_sum), rel=1e-5)
+  # Padded pairs change nothing: their rows get no update.
+  assert int(batch["mask"].sum()) == 13
+
+
+def test_nce_rows_form_is_tfs_nce_loss_averaged():
+  spec = dataclasses.replace(SPECS["nce"], group_size=16)  # one group: TF shares samples
+  noise = word2vec.Noise(spec, None)
+  params, batch, key = _params(spec), _batch(16), jax.random.key(2)
+  objective, _ = word2vec.loss(spec, noise, params, batch, key)
+  samples = noise.sample(key, batch["target"][None])
+  flat = samples._replace(sampled_S=samples.sampled_S[0],
+                          true_expected_count=samples.true_expected_count[0],
+                          sampled_expected_count_S=samples.sampled_expected_count_S[0])
+  ref = sampled_losses.nce_loss(params["out"], params["bias"], batch["target"],
+                                params["in"][batch["input"]], flat)
+  assert float(objective) == pytest.approx(float(jnp.mean(ref)), rel=1e-5)
+
+
+def test_scanned_step_equals_minibatches_one_by_one():
+  spec = SPECS["neg"]
+  noise = word2vec.Noise(spec, np.arange(V, 0, -1))
+  sched = lambda s: 0.1 * (1.0 - s / 10.0)
+  step = word2vec.make_sparse_step(spec, noise, minibatch=8)(None, sched)
+  params = _params(spec)
+  state = trainer.TrainState(step=jnp.asarray(2), params=params, opt_state=())
+  batch = _batch(24, seed=3)
+  rng = jax.random.key(9)
+  new, metrics = jax.jit(step)(state, batch, rng)
+  p = params
+  for j in range(3):
+    mb = {k: v[8 * j:8 * (j + 1)] for k, v in batch.items()}
+    p, _ = word2vec.sparse_update(spec, noise, p, mb, jax.random.fold_in(rng, j), sched(2 + j / 3))
+  for k in p:
+    np.testing.assert_allclose(new.params[k], p[k], rtol=1e-5, atol=1e-7)
+  assert int(new.step) == 3 and float(metrics["pairs"].total) == 24
+
+
+def test_skipgram_learns_planted_topics():
+  # Two topics of 10 words; a sentence draws all its words from one topic.
+  rng = np.random.default_rng(0)
+  sents = [[f"{'ab'[t]}{i}" for i in rng.integers(0, 10, 12)] for t in rng.integers(0, 2, 600)]
+  vocab = skipgram.count_words(sents)
+  ids, sent = skipgram.encode(sents, vocab)
+  stream = skipgram.PairStream(ids, sent, vocab.counts, window=3, dynamic=True, sample=0,
+                               epochs=3, pairs_per_step=2048, seed=0)
+  spec = word2vec.Spec(len(vocab), 16, num_sampled=8, negatives=5, group_size=16)
+  # A 20-word vocabulary: every row recurs in a minibatch, so minibatches stay small.
+  step = jax.jit(word2vec.make_sparse_step(spec, word2vec.Noise(spec, vocab.counts), 32)(
+      None, lambda s: 0.025))
+  state = trainer.TrainState(step=jnp.asarray(0), params=word2vec.init_params(spec, jax.random.key(0)),
+                             opt_state=())
+  losses = []
+  for s in range(stream.num_steps):
+    state, m = step(state, stream.batch(s), jax.random.key(s))
+    losses.append(float(m["loss"].total / m["loss"].count))
+  assert losses[-1] < losses[0] - 0.5, losses
+  unit = word_eval.normalize(np.asarray(state.params["in"]))
+  ids_, _ = word_eval.nearest(unit, [vocab.index["a0"], vocab.index["b0"]], k=5)
+  assert all(vocab.words[i][0] == "a" for i in ids_[0]), [vocab.words[i] for i in ids_[0]]
+  assert all(vocab.words[i][0] == "b" for i in ids_[1]), [vocab.words[i] for i in ids_[1]]
+
+
+def test_bad_specs_are_clear_errors():
+  with pytest.raises(ValueError, match="loss must be"):
+    word2vec.Spec(V, D, loss="hinge")
+  with pytest.raises(ValueError, match="groups of"):
+    word2vec.rows_loss(word2vec.Spec(V, D, group_size=3), {"h": jnp.zeros((8, D)),
+                                                          "wt": jnp.zeros((8, D))}, None, jnp.ones(8))

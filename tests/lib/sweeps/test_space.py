@@ -1,0 +1,65 @@
+"""Sweep definitions: grids, zips, random draws; overrides checked against the config."""
+import ml_collections
+import pytest
+
+from experiments.counting import config as counting_config
+from lib.sweeps import space as sweeps
+
+
+def test_blocks_multiply_in_order():
+  add = sweeps.Sweep()
+  add.grid("optimizer.lr", [0.1, 0.2]).zip({"seed": [1, 2, 3], "data.seed": [4, 5, 6]})
+  trials = add.trials()
+  assert len(trials) == 6
+  assert trials[0] == {"optimizer.lr": 0.1, "seed": 1, "data.seed": 4}
+  assert trials[-1] == {"optimizer.lr": 0.2, "seed": 3, "data.seed": 6}
+
+
+def test_random_draws_are_seeded_and_in_range():
+  def draws(seed):
+    add = sweeps.Sweep()
+    add.random(50, {"optimizer.lr": sweeps.log_uniform(1e-4, 1e-1), "seed": sweeps.integers(1, 3),
+                    "optimizer.name": sweeps.choice(["sgd", "adam"])}, seed=seed)
+    return add.trials()
+  a, b, c = draws(0), draws(0), draws(1)
+  assert a == b and a != c
+  assert all(1e-4 <= t["optimizer.lr"] <= 1e-1 and t["seed"] in (1, 2, 3) for t in a)
+  assert {t["optimizer.name"] for t in a} == {"sgd", "adam"}
+  assert {t["seed"] for t in a} == {1, 2, 3}
+
+
+def test_bad_definitions_are_errors():
+  with pytest.raises(ValueError, match="differ in length"):
+    sweeps.Sweep().zip({"a": [1], "b": [1, 2]})
+  with pytest.raises(ValueError, match="two blocks"):
+    sweeps.Sweep().grid("seed", [1]).grid("seed", [2]).trials()
+  with pytest.raises(ValueError, match="no values"):
+    sweeps.Sweep().grid("seed", [])
+  assert sweeps.Sweep().trials() == [{}]
+
+
+def test_apply_checks_keys_and_types_and_keeps_the_config_locked():
+  base = counting_config.get_config("rmsprop")
+  c = sweeps.apply(base, {"optimizer.lr": 1, "seed": 3})
+  assert c.optimizer.lr == 1.0 and isinstance(c.optimizer.lr, float) and c.seed == 3
+  assert base.optimizer.lr == 1e-3  # the base is not touched
+  with pytest.raises(AttributeError):
+    c.new_field = 1  # locked
+  with pytest.raises(KeyError, match="no field 'lrr'"):
+    sweeps.apply(base, {"optimizer.lrr": 0.1})
+  with pytest.raises(KeyError, match="no section 'optimiser'"):
+    sweeps.apply(base, {"optimiser.lr": 0.1})
+  with pytest.raises(TypeError):
+    sweeps.apply(base, {"seed": "one"})
+  assert sweeps.apply(base, {"num_epochs": 7}).num_epochs == 7
+  derived = ml_collections.ConfigDict({"a": 1})
+  derived.b = derived.get_ref("a") * 2
+  assert sweeps.apply(derived, {"a": 3}).b == 6  # references kept
+
+
+def test_counting_sweeps():
+  assert len(sweeps.build(counting_config.sweep, "seeds")) == 32
+  assert sweeps.build(counting_config.sweep, "")[1] == {"optimizer.lr": 1e-4, "seed": 2}
+  with pytest.raises(ValueError, match="Unknown counting sweep"):
+    sweeps.build(counting_config.sweep, "nope")
+  assert sweeps.label({"optimizer.lr": 0.001, "seed": 2}) == "optimizer.lr=0.001,seed=2"

@@ -1,0 +1,81 @@
+"""lib.sweeps.trial_batch: chunked vmapped training writes what separate runs write."""
+import numpy as np
+import pytest
+
+from experiments.counting import config as counting_config, experiment
+from lib.runtime import writers
+from lib.sweeps import space as sweeps, trial_batch
+from lib.train import metrics as metrics_lib, trainer
+
+def built(c):
+  """``(task, resolved config)`` of the counting experiment."""
+  b = experiment.build(c)
+  return b.task, b.config
+
+
+
+def test_chunk_ends_hit_every_evaluation_and_the_end():
+  assert trial_batch.chunk_ends(2001, 1, 100, 100, 200) == list(range(100, 2001, 100)) + [2001]
+  ends = trial_batch.chunk_ends(50, 3, 2, 20, 200)
+  assert ends == sorted(set(range(6, 50, 6)) | {20, 40, 50})
+  assert trial_batch.chunk_ends(10, 1, 1000, 0, 4) == [4, 8, 10]
+
+
+@pytest.mark.parametrize("cuts", [[10], [3, 7], [1, 1, 1, 4, 3], [5, 5]])
+def test_records_are_window_means_across_chunk_cuts(cuts):
+  rng = np.random.default_rng(0)
+  total, count = rng.normal(size=(10, 2)), rng.integers(1, 5, size=(10, 2)).astype(float)
+  rec = trial_batch.Records(log_every=3, num_steps=10)
+  steps, values, start = [], [], 0
+  for k in cuts:
+    m = {"loss": metrics_lib.Average(total[start:start + k], count[start:start + k])}
+    s, names, v = rec.add(start, m)
+    assert names == ["loss"]
+    steps += s.tolist()
+    values += list(v[..., 0])
+    start += k
+  assert steps == [3, 6, 9, 10]
+  windows = [(0, 3), (3, 6), (6, 9), (9, 10)]
+  want = [total[a:b].sum(0) / count[a:b].sum(0) for a, b in windows]
+  np.testing.assert_allclose(np.array(values), np.array(want), rtol=1e-12)
+
+
+def _config(**trainer_fields):
+  c = sweeps.apply(counting_config.get_config("rmsprop"), {"num_epochs": 60})
+  c.unlock()
+  c.trainer.update(trainer_fields)
+  c.lock()
+  return c
+
+
+def test_every_record_equals_a_separate_run(tmp_path):
+  # Windows of 4 steps, evaluation every 25, chunks of at most 7: nothing aligned.
+  base = _config(log_every=4, eval_every=25, flush_every=3)
+  trials = [{"seed": 1, "optimizer.lr": 1e-3}, {"seed": 5, "optimizer.lr": 3e-3}]
+  dirs = [str(tmp_path / f"t{i}") for i in range(2)]
+  trial_batch.train(experiment.build, base, trials, dirs, max_chunk=7)
+  for i, t in enumerate(trials):
+    c = sweeps.apply(base, t)
+    trainer.train(*built(c), str(tmp_path / f"alone{i}"))
+    together = writers.read_records(dirs[i])
+    alone = writers.read_records(str(tmp_path / f"alone{i}"))
+    assert [(r["step"], r["split"]) for r in together] == [(r["step"], r["split"]) for r in alone]
+    assert [r["step"] for r in together if r["split"] == "eval"] == [25, 50, 60]
+    for a, b in zip(together, alone):
+      assert set(a) == set(b)
+      for k in set(a) - {"step", "split", "time"}:
+        assert a[k] == pytest.approx(b[k], rel=2e-4, abs=1e-6), (i, a["step"], k)
+
+
+def test_a_diverging_trial_stops_alone_and_the_others_complete(tmp_path):
+  base = _config()
+  trials = [{"optimizer.lr": 1e-3}, {"optimizer.lr": 1e4}]
+  dirs = [str(tmp_path / f"t{i}") for i in range(2)]
+  ok, bad = trial_batch.train(experiment.build, base, trials, dirs)
+  assert ok["status"] == "completed" and ok["checkpoint_step"] == 60
+  assert bad["status"] == "diverged" and "Non-finite" in bad["error"]
+  assert bad["checkpoint_step"] is None
+  recs = writers.read_records(dirs[1], "train")
+  assert not np.isfinite(float(recs[-1]["cost"]))  # written up to the first bad record
+  assert all(np.isfinite(float(r["cost"])) for r in recs[:-1])
+  assert len(writers.read_records(dirs[0], "train")) == 60

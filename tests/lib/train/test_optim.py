@@ -1,0 +1,55 @@
+import jax
+import jax.numpy as jnp
+import optax
+import pytest
+
+from lib.train import optim
+
+
+@pytest.mark.parametrize("name", optim.OPTIMIZERS)
+def test_every_optimizer_minimises_a_quadratic(name):
+  lr = {"sgd": 0.1, "momentum": 0.05, "rprop": 0.01, "adagrad": 0.5}.get(name, 0.05)
+  tx, _ = optim.make_optimizer(optim.default_config(name, lr), total_steps=200)
+  x = jnp.asarray([3.0, -2.0])
+  state = tx.init(x)
+  f = lambda x: jnp.sum((x - 1.0) ** 2)
+  for _ in range(200):
+    updates, state = tx.update(jax.grad(f)(x), state, x)
+    x = optax.apply_updates(x, updates)
+  assert float(f(x)) < 1e-2, (name, x)
+
+
+def test_clip_norm_bounds_the_update():
+  tx, _ = optim.make_optimizer(optim.default_config("sgd", 1.0, clip_norm=0.5), 10)
+  g = jnp.asarray([30.0, 40.0])
+  updates, _ = tx.update(g, tx.init(g))
+  assert float(optax.tree.norm(updates)) == pytest.approx(0.5)
+
+
+def test_step_schedule_halves():
+  sched = optim.make_schedule(optim.default_config("sgd", 1.0, schedule="step",
+                                                   decay_start=4, decay_every=2), 10)
+  # lr * rate ** floor((step - decay_start) / decay_every) from decay_start on
+  assert [float(sched(s)) for s in (0, 4, 5, 6, 7, 8)] == [1.0, 1.0, 1.0, 0.5, 0.5, 0.25]
+
+
+def test_unknown_names_are_clear_errors():
+  with pytest.raises(ValueError, match="expected one of"):
+    optim.make_optimizer(optim.default_config("lbfgs"), 10)
+  with pytest.raises(ValueError, match="Unknown schedule"):
+    optim.make_optimizer(optim.default_config("sgd", schedule="wave"), 10)
+
+
+def test_reduce_on_plateau_halves_lr_when_loss_stops_falling():
+  """Notes 001: halve the learning rate when the (epoch) loss increases."""
+  import jax.numpy as jnp
+  from lib.train import optim as optim_lib
+  cfg = optim_lib.default_config("sgd", 1.0, plateau_factor=0.5, plateau_every=2)
+  tx, _ = optim_lib.make_optimizer(cfg, 100)
+  params = {"w": jnp.ones(2)}
+  state = tx.init(params)
+  scales = []
+  for value in (3.0, 3.0, 2.0, 2.0, 4.0, 4.0, 1.0, 1.0):  # epochs of 2 steps: 3, 2, 4, 1
+    _, state = tx.update(params, state, params, value=value)
+    scales.append(float(optim_lib.lr_scale(state)))
+  assert scales == [1.0, 1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5]
