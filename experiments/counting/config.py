@@ -14,26 +14,28 @@ Variants (``config.py:<name>``):
   rprop    Rprop, initial step 1e-3   -> cost 2e-7,   w = (1.0001, 1.0000)  (Peter's notes: 1, 1)
   simple | lstm | gru   hidden 20 + dense read-out, Adam lr 1e-2, MSE -> train MSE 0.09 / 0.002 / 5e-5
 Runtime: about 5 s of training each (11 s with start-up) on a 2-core CPU.
-GD's result depends on the initial weights: 20 of 32 seeds end below 0.1 (WORKSPACE.md).
+GD's result depends on the initial weights: 20 of 32 seeds end below 0.1 (README.md beside this file).
 """
 import ml_collections
 
 from lib.runtime import configs
 from lib.train import optim, trainer
 
-OPTIMIZER_VARIANTS = {
-    "gd": optim.default_config("sgd", 1e-5),
-    "rmsprop": optim.default_config("rmsprop", 1e-3),
-    "rprop": optim.default_config("rprop", 1e-3),
-}
+OPTIMIZER_VARIANTS = ("gd", "rmsprop", "rprop")
 CELL_VARIANTS = ("simple", "lstm", "gru")
-VARIANTS = (*OPTIMIZER_VARIANTS, *CELL_VARIANTS)
+# One dict of dotted overrides per variant, applied to the base config below.
+VARIANTS = {
+    "gd": {"optimizer": optim.default_config("sgd", 1e-5)},
+    "rmsprop": {},
+    "rprop": {"optimizer": optim.default_config("rprop", 1e-3)},
+    **{cell: {"model.cell": cell, "model.hidden": 20, "model.init": "default", "loss": "mse",
+              "optimizer": optim.default_config("adam", 1e-2)} for cell in CELL_VARIANTS},
+}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = configs.start("counting", arg or "rmsprop", VARIANTS)
-  variant = c.variant
-  c.seed = 1                       # parameters and per-step keys (see WORKSPACE.md: gd and the seed)
+  c.seed = 1                       # parameters and per-step keys (see README.md beside this file: gd and the seed)
   c.num_epochs = 2001
   c.data = ml_collections.ConfigDict(dict(
       num_samples=20, seq_len=10, seed=1,     # the notes' np.random.seed(1) data size
@@ -43,16 +45,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict(dict(
       cell="linear", hidden=1, init="uniform:0.1", unroll=1))
   c.loss = "sse"                    # 'sse' (the notes' cost) or 'mse'
-  if variant in OPTIMIZER_VARIANTS:
-    c.optimizer = OPTIMIZER_VARIANTS[variant].copy_and_resolve_references()
-  else:
-    c.model.cell, c.model.hidden, c.model.init = variant, 20, "default"
-    c.loss = "mse"
-    c.optimizer = optim.default_config("adam", 1e-2)
+  c.optimizer = optim.default_config("rmsprop", 1e-3)
   c.trainer = trainer.default_config(
       num_steps=-1, log_every=1, eval_every=100, checkpoint_every=500, flush_every=100)
-  c.lock()
-  return c
+  return configs.finish(c, VARIANTS)
 
 
 def sweep(add, name: str = "") -> None:

@@ -10,7 +10,7 @@ Variants (``config.py:<name>``):
               2,776 distinct words, so the notes' 8,000 would leave no unknown words).
                 python -m experiments.rnnlm.main --config=experiments/rnnlm/config.py:notes \
                     --workdir=runs/rnnlm/notes
-              See WORKSPACE.md for its runtime and result; prints 10 sampled sentences.
+              See README.md beside this file for its runtime and result; prints 10 sampled sentences.
   notes_csv   The same on the notes' reddit comments CSV, vocabulary 8,000:
                 --config=experiments/rnnlm/config.py:notes_csv \
                 --config.data.path=../shared/data/reddit_partial/reddit-comments-2015-08.csv \
@@ -35,8 +35,6 @@ import ml_collections
 from lib.runtime import configs
 from lib.train import optim, trainer
 
-VARIANTS = ("notes", "notes_csv", "ptb_small", "ptb_medium", "ptb_large")
-
 # Notes 001's Elman LM as RecurrentLM fields: no biases, U(+-1/sqrt(fan-in)) weights, and
 # the embedding row as the cell's input product U x_t.
 NOTES_LM = dict(use_bias=False, weight_init="inv_sqrt_fan_in", embedding_is_projection=True)
@@ -52,9 +50,30 @@ PAPER_TEST_PPL = {"ptb_small": 114.5, "ptb_medium": 82.7, "ptb_large": 78.4}
 TF_TUTORIAL_TEST_PPL = {"ptb_small": 115.91}
 
 
+def _ptb(hidden, steps, dropout, epochs, decay_after, decay, clip, init) -> dict:
+  """A Zaremba et al. row as dotted overrides."""
+  return {
+      "seed": 0, "data.source": "ptb", "data.vocab_size": 0, "data.mode": "stream",
+      "data.batch_size": 20, "data.num_steps": steps, "data.eval_batch_size": 20,
+      "model.kind": "lstm", "model.hidden": hidden, "model.layers": 2, "model.dropout": dropout,
+      "model.weight_init": f"uniform:{init}", "model.use_bias": True,
+      "model.embedding_is_projection": False, "model.truncate": 0,
+      "num_epochs": epochs, "decay_after_epochs": decay_after,
+      "optimizer": optim.default_config("sgd", 1.0, clip_norm=clip, schedule="step",
+                                        decay_rate=decay),
+      "generate.num": 0, "trainer.log_every": 200}
+
+
+# One dict of dotted overrides per variant, applied to the base config (the notes' LM).
+VARIANTS = {
+    "notes": {},
+    "notes_csv": {"data.source": "csv", "data.vocab_size": 8000},
+    **{name: _ptb(*row) for name, row in _PTB.items()},
+}
+
+
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = configs.start("rnnlm", arg or "notes", VARIANTS)
-  variant = c.variant
   c.seed = 10                     # the notes' np.random.seed(10)
   c.data = ml_collections.ConfigDict(dict(
       source="embedded",          # embedded | csv | ptb
@@ -84,21 +103,4 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       num=10, min_len=7, max_len=40, temperature=1.0, seed=0))
   c.trainer = trainer.default_config(
       num_steps=-1, eval_every=-1, log_every=100, checkpoint_every=-1, flush_every=50)
-
-  if variant == "notes_csv":
-    c.data.source, c.data.vocab_size = "csv", 8000
-  elif variant in _PTB:
-    hidden, steps, dropout, epochs, after, decay, clip, init = _PTB[variant]
-    c.seed = 0
-    c.data.update(source="ptb", vocab_size=0, mode="stream", batch_size=20, num_steps=steps,
-                  eval_batch_size=20)
-    c.model.update(kind="lstm", hidden=hidden, layers=2, dropout=dropout,
-                   weight_init=f"uniform:{init}", use_bias=True, embedding_is_projection=False,
-                   truncate=0)
-    c.num_epochs, c.decay_after_epochs = epochs, after
-    c.optimizer = optim.default_config("sgd", 1.0, clip_norm=clip, schedule="step",
-                                       decay_rate=decay)
-    c.generate.num = 0
-    c.trainer.log_every = 200
-  c.lock()
-  return c
+  return configs.finish(c, VARIANTS)

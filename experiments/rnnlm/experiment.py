@@ -15,10 +15,12 @@ import ml_collections
 import numpy as np
 
 from lib.data import corpora, sequences, text
+from lib.data.vocab import Vocab
 from lib.eval import generation
 from lib.nn import lm
 from lib.train import checkpoint, durations, trainer
 from lib.train.task import Built, Task
+from lib.train.state import init_state, restore_params
 
 PTB_EOS = "<eos>"
 PTB_UNK = "<unk>"
@@ -26,7 +28,7 @@ PTB_UNK = "<unk>"
 
 @dataclasses.dataclass
 class Corpus:
-  vocab: text.Vocab
+  vocab: Vocab
   splits: dict[str, list[np.ndarray]]   # sentences as id arrays, or one stream array each
   stream: bool
 
@@ -62,12 +64,12 @@ def load_corpus(d: ml_collections.ConfigDict) -> Corpus:
   size = d.vocab_size or None
   if d.mode == "stream":
     end = PTB_EOS if d.source == "ptb" else text.END
-    vocab = text.Vocab.build(token_splits["train"], size, unk=unk, specials=(end,))
+    vocab = Vocab.build(token_splits["train"], size, unk=unk, specials=(end,))
     splits = {k: [vocab.encode([t for s in v for t in (*s, end)])] for k, v in token_splits.items()}
     return Corpus(vocab, splits, stream=True)
   if d.mode != "sentences":
     raise ValueError(f"Unknown data.mode {d.mode!r}; expected sentences or stream.")
-  vocab = text.Vocab.build(token_splits["train"], size, unk=unk, specials=(text.START, text.END))
+  vocab = Vocab.build(token_splits["train"], size, unk=unk, specials=(text.START, text.END))
   splits = {k: [vocab.encode([text.START, *s, text.END]) for s in v]
             for k, v in token_splits.items()}
   return Corpus(vocab, splits, stream=False)
@@ -146,7 +148,7 @@ def initial_loss(task: Task, config: ml_collections.ConfigDict, model: lm.Recurr
                  num_batches: int = 20) -> float:
   """Mean NLL per token of the untrained model on the first training batches
   (the notes' check: close to log V for near-uniform predictions)."""
-  params = trainer.init_state(task, config)[0].params
+  params = init_state(task, config)[0].params
   run = jax.jit(lambda p, b: lm.nll(model.apply(p, b["x"])[0], b["y"], b.get("mask")))
   steps = range(min(num_batches, task.train_batch.steps_per_epoch))
   tot = functools.reduce(_add, [
@@ -154,7 +156,7 @@ def initial_loss(task: Task, config: ml_collections.ConfigDict, model: lm.Recurr
   return float(tot.total / tot.count)
 
 
-def sample_sentences(model, params, vocab: text.Vocab, g: ml_collections.ConfigDict) -> list[str]:
+def sample_sentences(model, params, vocab: Vocab, g: ml_collections.ConfigDict) -> list[str]:
   """``g.num`` sentences of at least ``g.min_len`` words, never the unknown token."""
   start, end = vocab.id(text.START), vocab.id(text.END)
   if text.START not in vocab:  # stream vocabularies: sentences start after an end token
@@ -186,7 +188,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, data: Corpus | None 
   if verbose:
     print(msg, flush=True)
   summary = trainer.train(task, config, workdir)
-  params, _ = trainer.restore_params(task, config, workdir)
+  params, _ = restore_params(task, config, workdir)
   checkpoint.export_npz(params, os.path.join(workdir, "params.npz"))
   vocab.save(os.path.join(workdir, "vocab.json"))
   report = {"vocab_size": len(vocab), "log_v": log_v, "initial_nll": init_nll,

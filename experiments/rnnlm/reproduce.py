@@ -3,7 +3,7 @@
 Records the notes' checks (initial loss against log V, loss per word after
 training, validation perplexity) and the 10 sampled sentences. The PTB runs
 need ``../shared/data/ptb`` and a GPU for the full schedules; their commands
-and results are in WORKSPACE.md.
+and results are in README.md beside this file.
 """
 from __future__ import annotations
 

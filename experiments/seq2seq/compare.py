@@ -55,7 +55,7 @@ def _define_flags():
   return dict(
       out=flags.DEFINE_string("out", "runs/seq2seq/addition", "Output folder."),
       task=flags.DEFINE_enum("task", "addition", config_lib.TASKS, "Which task."),
-      variants=flags.DEFINE_list("variants", list(config_lib.VARIANTS), "Variants to train."),
+      variants=flags.DEFINE_list("variants", list(config_lib.MODELS), "Model variants to train."),
       path=flags.DEFINE_string("path", "", "A question_answer file (default: generated data)."),
       epochs=flags.DEFINE_integer("epochs", 0, "Epochs (0: the config's)."),
       num=flags.DEFINE_integer("num", 0, "Generated questions (0: the config's 50,000)."))

@@ -21,17 +21,18 @@ the book's seed (1984). ``date_*``: hidden 256, 10 epochs.
 Runtime and results (2-core CPU): about 100 s per addition variant (25 epochs, 9.6 ms a
 step). Held-out exact match after 25 epochs, generated / book's file: baseline 0.349 /
 0.263, reversed 0.956 / 0.971, shared 0.913 / 0.959, peeky 0.996 / 0.997, attention
-0.987 / 0.944, additive 0.683 / 0.915, bidirectional 0.982 / 0.976. WORKSPACE.md has
+0.987 / 0.944, additive 0.683 / 0.915, bidirectional 0.982 / 0.976. README.md beside this file has
 the per-epoch curves and the date task.
 """
 import ml_collections
 
+from lib.runtime import configs
 from lib.train import optim, trainer
 
-VARIANTS = ("baseline", "reversed", "shared", "peeky", "attention", "additive", "bidirectional")
+MODELS = ("baseline", "reversed", "shared", "peeky", "attention", "additive", "bidirectional")
 TASKS = ("addition", "date")
 
-_FLAGS = {  # variant -> model fields
+_MODEL_FIELDS = {  # model variant -> model fields
     "baseline": {},
     "reversed": dict(reverse_input=True),
     "shared": dict(shared_embedding=True),
@@ -42,27 +43,31 @@ _FLAGS = {  # variant -> model fields
 }
 
 
-def parse_arg(arg: str | None) -> tuple[str, str]:
-  """``'peeky'`` -> ``('addition', 'peeky')``; ``'date_attention'`` -> ``('date', 'attention')``."""
-  arg = arg or "peeky"
-  task, _, variant = arg.rpartition("_") if arg.split("_")[0] in TASKS else ("", "", arg)
-  task = task or "addition"
-  if variant not in VARIANTS:
-    raise ValueError(f"Unknown seq2seq variant {variant!r}; expected one of {VARIANTS}, "
-                     f"optionally prefixed by a task ({TASKS}), e.g. 'date_attention'.")
-  return task, variant
+def _variant(task: str, model: str) -> dict:
+  overrides = {"data.task": task, **{f"model.{k}": v for k, v in _MODEL_FIELDS[model].items()}}
+  if task == "date":
+    overrides.update({"model.hidden": 256, "num_epochs": 10})
+  return overrides
+
+
+# One dict of dotted overrides per variant, applied to the base config below. ``quick``:
+# the reversed addition model on 10,000 questions for 2 epochs (140 steps, about 10 s with
+# start-up): a smoke run, and the sweep benchmark's trial.
+VARIANTS = {
+    **{m: _variant("addition", m) for m in MODELS},
+    **{f"{t}_{m}": _variant(t, m) for t in TASKS for m in MODELS},
+    "quick": {**_variant("addition", "reversed"), "data.num": 10_000, "num_epochs": 2,
+              "num_samples": 4},
+}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  if arg == "quick":
-    return _quick()
-  task, variant = parse_arg(arg)
-  c = ml_collections.ConfigDict()
-  c.experiment = "seq2seq"
-  c.variant = variant
+  name = arg or "peeky"
+  c = configs.start("seq2seq", name, VARIANTS)
+  c.variant = name.rpartition("_")[2]  # the model variant; the task is data.task
   c.seed = 0
   c.data = ml_collections.ConfigDict(dict(
-      task=task,            # addition | date: which generator (ignored when path is set)
+      task="addition",      # addition | date: which generator (ignored when path is set)
       path="",              # a fixed-width question_answer file (addition.txt, date.txt)
       num=50_000,           # generated questions
       gen_seed=0,
@@ -76,26 +81,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       cell="lstm", embed_dim=16, hidden=128, shared_embedding=False, reverse_input=False,
       peeky=False, attention="none", attention_dim=0, bidirectional=False,
       unroll=16))  # scan unroll: these sequences are short, and unrolling halves the step time on CPU
-  c.model.update(_FLAGS[variant])
   c.num_epochs = 25
   c.optimizer = optim.default_config("adam", 1e-3, clip_norm=5.0)
   c.num_samples = 10  # decodes printed after training (wrong ones included when any)
   c.trainer = trainer.default_config(num_steps=-1, eval_every=-1, log_every=-1,
                                      checkpoint_every=-1, flush_every=50)
-  if task == "date":
-    c.model.hidden, c.num_epochs = 256, 10
-  c.lock()
-  return c
-
-
-def _quick() -> ml_collections.ConfigDict:
-  """``config.py:quick``: the reversed addition model on 10,000 questions for 2 epochs
-  (140 steps, about 10 s with start-up): a smoke run, and the sweep benchmark's trial."""
-  c = get_config("reversed")
-  with c.unlocked():
-    c.variant = "quick"
-  c.data.num, c.num_epochs, c.num_samples = 10_000, 2, 4
-  return c
+  return configs.finish(c, VARIANTS, variant=name)
 
 
 def sweep(add, name: str = "") -> None:

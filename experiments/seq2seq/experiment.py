@@ -13,16 +13,18 @@ import numpy as np
 from experiments.seq2seq import questions
 from lib.data import char_pairs as pairs
 from lib.eval import decoding as seq2seq_train
+from lib.data.vocab import Vocab
 from lib.nn import seq2seq
 from lib.train import durations, trainer
 from lib.train.task import Built
+from lib.train.state import restore_params
 
 START = pairs.QA_SEPARATOR  # the book feeds '_' as the decoder's first input
 
 
 @dataclasses.dataclass
 class Dataset:
-  vocab: pairs.CharVocab
+  vocab: Vocab
   train: dict[str, np.ndarray]
   valid: dict[str, np.ndarray]
 
@@ -30,7 +32,7 @@ class Dataset:
 def load(d: ml_collections.ConfigDict) -> Dataset:
   """Pairs (file or generated), the book's split, one character vocabulary for both sides."""
   qa = questions.load_pairs(d.task, d.path, d.num, d.gen_seed)
-  vocab = pairs.CharVocab.build([q + START + a for q, a in qa])
+  vocab = pairs.char_vocab([q + START + a for q, a in qa])
   arrays = pairs.encode_pairs(qa, vocab, vocab, start=START)
   train_idx, valid_idx = pairs.split_indices(len(qa), d.valid, d.split_seed)
   take = lambda idx: {k: v[idx] for k, v in arrays.items()}  # noqa: E731
@@ -75,7 +77,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, data: Dataset | None
   if verbose:
     print(msg, flush=True)
   summary = trainer.train(task, config, workdir)
-  final, decoded = task.evaluators[0].evaluate(trainer.restore_params(task, config, workdir)[0])
+  final, decoded = task.evaluators[0].evaluate(restore_params(task, config, workdir)[0])
   samples = seq2seq_train.format_samples(decoded, sample_indices(decoded.correct, config.num_samples))
   with open(os.path.join(workdir, "samples.txt"), "w") as f:
     f.write(samples + "\n")

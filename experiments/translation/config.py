@@ -21,19 +21,23 @@ numerals (``experiments/translation/numbers.py``). Any Anki/Tatoeba file by path
 
 Result of ``lstm`` on the embedded default (20 epochs): validation chrF 81.2, exact match
 0.71, per-character accuracy 0.94 (greedy). It trained in 714 s on the 2-core CPU while
-other jobs shared the cores. Curves and more: WORKSPACE.md.
+other jobs shared the cores. Curves and more: experiments/seq2seq/README.md.
 """
 import ml_collections
 
 from lib.runtime import configs
 from lib.train import optim, trainer
 
-VARIANTS = ("lstm", "bidirectional", "attention")
+# One dict of dotted overrides per variant, applied to the base config (the notes' first model).
+VARIANTS = {
+    "lstm": {},
+    "bidirectional": {"model.bidirectional": True},
+    "attention": {"model.bidirectional": True, "model.attention": "additive"},
+}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = configs.start("translation", arg or "lstm", VARIANTS)
-  variant = c.variant
   c.seed = 0
   c.data = ml_collections.ConfigDict(dict(
       path="",                # an Anki/Tatoeba file: source<TAB>target[<TAB>attribution]
@@ -49,14 +53,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict(dict(
       cell="lstm", embed_dim=0, hidden=256, shared_embedding=False, reverse_input=False,
       peeky=False, attention="none", attention_dim=0, bidirectional=False, unroll=1))
-  if variant in ("bidirectional", "attention"):
-    c.model.bidirectional = True
-  if variant == "attention":
-    c.model.attention = "additive"
   c.num_epochs = 20
   c.optimizer = optim.default_config("rmsprop", 1e-3, decay=0.9, eps=1e-7)
   c.num_samples = 10
   c.trainer = trainer.default_config(num_steps=-1, eval_every=-1, log_every=-1,
                                      checkpoint_every=-1, flush_every=50)
-  c.lock()
-  return c
+  return configs.finish(c, VARIANTS)

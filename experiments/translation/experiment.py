@@ -14,18 +14,20 @@ import sacrebleu
 from experiments.translation import numbers
 from lib.data import char_pairs as pairs
 from lib.eval import decoding as seq2seq_train
+from lib.data.vocab import Vocab
 from lib.nn import seq2seq
 from lib.runtime import plotting, writers
 from lib.train import durations, trainer
 from lib.train.task import Built
+from lib.train.state import restore_params
 
 START, END = "\t", "\n"  # the notes' (and Keras') start and stop characters
 
 
 @dataclasses.dataclass
 class Dataset:
-  src_vocab: pairs.CharVocab
-  tgt_vocab: pairs.CharVocab
+  src_vocab: Vocab
+  tgt_vocab: Vocab
   train: dict[str, np.ndarray]
   valid: dict[str, np.ndarray]
   skipped: int = 0
@@ -42,8 +44,8 @@ def load(d: ml_collections.ConfigDict) -> Dataset:
   train_idx, valid_idx = pairs.split_indices(len(pp), d.valid,
                                              None if d.split_seed < 0 else d.split_seed)
   train_pairs = [pp[i] for i in train_idx]
-  src_vocab = pairs.CharVocab.build([s for s, _ in train_pairs], specials=(pairs.PAD, pairs.UNK))
-  tgt_vocab = pairs.CharVocab.build([t for _, t in train_pairs],
+  src_vocab = pairs.char_vocab([s for s, _ in train_pairs], specials=(pairs.PAD, pairs.UNK))
+  tgt_vocab = pairs.char_vocab([t for _, t in train_pairs],
                                     specials=(pairs.PAD, pairs.UNK, START, END))
   arrays = pairs.encode_pairs(pp, src_vocab, tgt_vocab, start=START, end=END)
   take = lambda idx: {k: v[idx] for k, v in arrays.items()}  # noqa: E731
@@ -98,7 +100,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, data: Dataset | None
   if verbose:
     print(msg, flush=True)
   summary = trainer.train(task, config, workdir)
-  final, decoded = task.evaluators[0].evaluate(trainer.restore_params(task, config, workdir)[0])
+  final, decoded = task.evaluators[0].evaluate(restore_params(task, config, workdir)[0])
   idx = list(range(min(config.num_samples, len(decoded.inputs))))
   samples = seq2seq_train.format_samples(decoded, idx, as_lists=False)
   with open(os.path.join(workdir, "samples.txt"), "w", encoding="utf-8") as f:

@@ -40,7 +40,7 @@ def make_model(config, ds: inputs.Dataset) -> PairRNN:
   m = config.model
   fixed = m.embeddings == "fixed"
   return PairRNN(input_dim=ds.vectors.shape[1] if fixed else m.input_dim, hidden=m.hidden,
-                 num_classes=ds.num_classes, vocab_size=0 if fixed else len(ds.words),
+                 num_classes=ds.num_classes, vocab_size=0 if fixed else len(ds.vocab),
                  encoder=m.encoder, init=m.init, unroll=m.unroll)
 
 

@@ -25,7 +25,8 @@ import numpy as np
 
 from experiments.varrnn import sentence_pairs
 from lib.data import word_vectors
-from lib.data.corpora import DataError
+from lib.data.errors import DataError
+from lib.data.vocab import Vocab
 
 MARKERS = ("red", "green", "blue")
 FILLER = tuple("""the a of to and in is it that was for on are with as his they be at one
@@ -76,7 +77,7 @@ def random_vectors(words: list[str], dim: int, seed: int) -> np.ndarray:
 class Dataset:
   train: dict[str, np.ndarray]
   test: dict[str, np.ndarray]
-  words: list[str]
+  vocab: Vocab            # the training words by count, UNK last
   vectors: np.ndarray | None  # V x D when the word vectors are fixed inputs
   num_classes: int
   info: str
@@ -88,9 +89,9 @@ def _split(pairs: sentence_pairs.Pairs, test_fraction: float):
   return pairs.take(range(part)), pairs.take(range(part, len(pairs)))
 
 
-def _arrays(p: sentence_pairs.Pairs, index: dict[str, int], unk: int, max_len: int):
-  ids1, m1, t1 = sentence_pairs.encode(p.a, index, unk, max_len)
-  ids2, m2, t2 = sentence_pairs.encode(p.b, index, unk, max_len)
+def _arrays(p: sentence_pairs.Pairs, vocab: Vocab, max_len: int):
+  ids1, m1, t1 = sentence_pairs.encode(p.a, vocab, max_len)
+  ids2, m2, t2 = sentence_pairs.encode(p.b, vocab, max_len)
   return {"ids1": ids1, "mask1": m1, "ids2": ids2, "mask2": m2, "y": p.y}, t1 + t2
 
 
@@ -137,13 +138,12 @@ def load(d: ml_collections.ConfigDict, embeddings: str, embed_dim: int) -> Datas
     vectors = np.concatenate([vectors, np.zeros((1, vectors.shape[1]), np.float32)])
   elif embeddings != "learned":
     raise ValueError(f"Unknown embeddings {embeddings!r}; expected 'fixed' or 'learned'.")
-  words = [*words, UNK]
-  index = {w: i for i, w in enumerate(words)}
+  vocab = Vocab([*words, UNK], unk=UNK)
   max_len = sentence_pairs.length_limit(list(itertools.chain(train.a, train.b)), d.max_len)
-  tr, cut_tr = _arrays(train, index, len(words) - 1, max_len)
-  te, cut_te = _arrays(test, index, len(words) - 1, max_len)
+  tr, cut_tr = _arrays(train, vocab, max_len)
+  te, cut_te = _arrays(test, vocab, max_len)
   if cut_tr + cut_te:
     logging.warning("%d sentences cut to data.max_len=%d tokens.", cut_tr + cut_te, max_len)
-  info = (f"{source}: {len(train)} train / {len(test)} test pairs, {len(words)} words, "
+  info = (f"{source}: {len(train)} train / {len(test)} test pairs, {len(vocab)} words, "
           f"length <= {max_len}, class counts train {np.bincount(train.y, minlength=d.num_classes).tolist()}")
-  return Dataset(tr, te, words, vectors, d.num_classes, info)
+  return Dataset(tr, te, vocab, vectors, d.num_classes, info)

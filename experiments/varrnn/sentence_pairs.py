@@ -11,7 +11,7 @@ STS-B sentences contain quote characters):
   0-5 similarity score rounds to 6 classes, which is how notes 000's 6-class
   task reads.
 
-A malformed row is a :class:`~lib.data.corpora.DataError` naming the file, the line
+A malformed row is a :class:`~lib.data.DataError` naming the file, the line
 and what was expected.
 """
 from __future__ import annotations
@@ -23,7 +23,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from lib.data import text
-from lib.data.corpora import DataError
+from lib.data.errors import DataError
+from lib.data.vocab import Vocab
 
 
 @dataclasses.dataclass
@@ -124,17 +125,18 @@ def read(path: str, fmt: str, num_classes: int = 6) -> Pairs:
   return READERS[fmt](path, num_classes)
 
 
-def encode(token_lists: Sequence[Sequence[str]], index: dict[str, int], unk_id: int,
+def encode(token_lists: Sequence[Sequence[str]], vocab: Vocab,
            max_len: int) -> tuple[np.ndarray, np.ndarray, int]:
   """``(ids_NxT, mask_NxT, truncated)``: right-padded ids (``T = max_len``), their mask,
-  and how many sentences were cut to ``max_len``. Empty sentences keep one unknown token
-  so every row has a real step."""
+  and how many sentences were cut to ``max_len``. Words outside ``vocab`` (which needs
+  an unknown token) and empty sentences become the unknown token, so every row has a
+  real step."""
   n = len(token_lists)
   ids = np.zeros((n, max_len), np.int32)
   mask = np.zeros((n, max_len), np.float32)
   truncated = 0
   for i, toks in enumerate(token_lists):
-    row = [index.get(t, unk_id) for t in toks] or [unk_id]
+    row = [vocab.id(t) for t in toks] or [vocab.unk_id]
     truncated += len(row) > max_len
     row = row[:max_len]
     ids[i, :len(row)] = row

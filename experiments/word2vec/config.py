@@ -14,7 +14,7 @@ Variants (``config.py:<name>``):
            window 5 (dynamic), sample 1e-4, min_count 5, 5 epochs, SGD 0.025
            falling linearly to 1e-4, sparse row updates, 4096-pair minibatches.
            PTB train: about 9 s for 5 epochs (gensim, 2 workers: about 8 s)
-           and 1.5-1.9% on questions-words, like gensim (WORKSPACE.md).
+           and 1.5-1.9% on questions-words, like gensim (README.md beside this file).
   notes    the TF tutorial the notes trace: 50,000-word vocabulary with UNK,
            dim 128, batch 128, window 1 both sides (num_skips 2), NCE with 64
            log-uniform samples drawn unique and shared by the batch, mean over
@@ -32,12 +32,28 @@ import ml_collections
 from lib.runtime import configs
 from lib.train import optim, trainer
 
-VARIANTS = ("embedded", "gensim", "notes", "softmax")
+# One dict of dotted overrides per variant, applied to the base config (gensim's settings).
+VARIANTS = {
+    # gensim's settings for a corpus 17x smaller than PTB: more passes, smaller
+    # minibatches (5 epochs leave every vector pointing the same way, in gensim too).
+    "embedded": {"num_epochs": 40, "train.minibatch": 1024},
+    "gensim": {},
+    "notes": {
+        "data.min_count": 1, "data.max_vocab": 50000, "data.unknown": "UNK", "data.window": 1,
+        "data.dynamic_window": False, "data.cross_sentences": True, "data.sample": 0.0,
+        "model.dim": 128, "model.loss": "nce", "model.sampler": "log_uniform",
+        "model.num_sampled": 64, "model.group_size": 128, "model.unique": True,
+        "model.init": "notes", "train.minibatch": 128, "train.minibatches_per_step": 64,
+        "train.reduce": "mean", "optimizer": optim.default_config("sgd", 1.0)},
+    "softmax": {
+        "model.loss": "softmax", "train.minibatch": 256, "train.minibatches_per_step": 1,
+        "train.sparse": False, "train.reduce": "mean",
+        "optimizer": optim.default_config("adam", 3e-3)},
+}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = configs.start("word2vec", arg or "embedded", VARIANTS)
-  variant = c.variant
   c.seed = 1
   c.num_epochs = 5
   c.data = ml_collections.ConfigDict(dict(
@@ -66,24 +82,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       reduce="sum"))
   c.optimizer = optim.default_config("sgd", 0.025, schedule="linear",
                                      end_lr_fraction=0.0001 / 0.025)
-  if variant == "notes":
-    c.num_epochs = 5
-    c.data.update(dict(min_count=1, max_vocab=50000, unknown="UNK", window=1,
-                       dynamic_window=False, cross_sentences=True, sample=0.0))
-    c.model.update(dict(dim=128, loss="nce", sampler="log_uniform", num_sampled=64,
-                        group_size=128, unique=True, init="notes"))
-    c.train.update(dict(minibatch=128, minibatches_per_step=64, reduce="mean"))
-    c.optimizer = optim.default_config("sgd", 1.0)
-  elif variant == "embedded":
-    # gensim's settings for a corpus 17x smaller than PTB: more passes, smaller
-    # minibatches (5 epochs leave every vector pointing the same way, in gensim too).
-    c.num_epochs = 40
-    c.train.minibatch = 1024
-  elif variant == "softmax":
-    c.model.update(dict(loss="softmax"))
-    c.train.update(dict(minibatch=256, minibatches_per_step=1, sparse=False, reduce="mean"))
-    c.optimizer = optim.default_config("adam", 3e-3)
   c.trainer = trainer.default_config(log_every=1, eval_every=0, checkpoint_every=50,
                                      flush_every=50, progress_every_s=5.0)
-  c.lock()
-  return c
+  return configs.finish(c, VARIANTS)

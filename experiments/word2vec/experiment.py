@@ -9,11 +9,13 @@ import ml_collections
 import numpy as np
 
 from experiments.word2vec import skipgram
+from lib.data.errors import DataError
 from lib.data import batching as data_lib, corpora, text, word_vectors
 from lib.eval import word_eval
 from lib.nn import word2vec
 from lib.train import durations, trainer
 from lib.train.task import Built, Task
+from lib.train.state import restore_params
 
 VECTORS_FILE = "vectors.txt"
 
@@ -34,7 +36,7 @@ def read_sentences(d: ml_collections.ConfigDict) -> list[list[str]]:
       body = raw.decode("utf-8")
     except UnicodeDecodeError as e:  # e.start: a byte offset into the whole file
       line = raw[:e.start].count(b"\n") + 1
-      raise corpora.DataError(f"{p}:{line}: not UTF-8 text ({e.reason}).") from None
+      raise DataError(f"{p}:{line}: not UTF-8 text ({e.reason}).") from None
     if d.format == "lines":
       out.extend(l.lower().split() if d.lower else l.split() for l in body.splitlines())
     elif d.format == "text":
@@ -43,7 +45,7 @@ def read_sentences(d: ml_collections.ConfigDict) -> list[list[str]]:
       raise ValueError(f"data.format must be 'lines' or 'text', got {d.format!r}.")
   out = [s for s in out if s]
   if not out:
-    raise corpora.DataError(f"{d.corpus}: no words.")
+    raise DataError(f"{d.corpus}: no words.")
   return out
 
 
@@ -65,7 +67,7 @@ class Data:
     self.vocab = skipgram.count_words(sentences, min_count=d.min_count,
                                       max_size=d.max_vocab or None, unknown=d.unknown or None)
     if len(self.vocab) < 2:
-      raise corpora.DataError(f"{d.corpus or 'embedded corpus'}: fewer than 2 words reach "
+      raise DataError(f"{d.corpus or 'embedded corpus'}: fewer than 2 words reach "
                               f"min_count={d.min_count}.")
     ids, sent = skipgram.encode(sentences, self.vocab)
     t = config.train
@@ -81,7 +83,7 @@ class Analogies:
   :meth:`evaluate` returns the full result (per section); :meth:`run` its headline."""
 
   def __init__(self, data: Data, restrict_vocab: int):
-    self.words, self.questions, self.restrict_vocab = data.vocab.words, data.analogies, restrict_vocab
+    self.words, self.questions, self.restrict_vocab = data.vocab.tokens, data.analogies, restrict_vocab
 
   def evaluate(self, params) -> dict:
     return word_eval.evaluate_analogies(self.words, np.asarray(params["in"]), self.questions,
@@ -137,15 +139,15 @@ def export(workdir: str, data: Data, params, probes: str, k: int = 8) -> dict:
   """Writes ``vectors.txt`` (word2vec text format, gensim-loadable) and
   ``neighbours.txt`` (the notes' cosine neighbours of the probe words)."""
   vectors = np.asarray(params["in"])
-  word_vectors.write(os.path.join(workdir, VECTORS_FILE), data.vocab.words, vectors)
+  word_vectors.write(os.path.join(workdir, VECTORS_FILE), data.vocab.tokens, vectors)
   unit = word_eval.normalize(vectors)
   probe_ids = [data.vocab.index[w] for w in probes.split(",") if w in data.vocab.index]
   lines, out = [], {}
   if probe_ids:
     ids, sims = word_eval.nearest(unit, probe_ids, k)
     for q, row, sim in zip(probe_ids, ids, sims):
-      word = data.vocab.words[q]
-      out[word] = [(data.vocab.words[i], round(float(s), 3)) for i, s in zip(row, sim)]
+      word = data.vocab.tokens[q]
+      out[word] = [(data.vocab.tokens[i], round(float(s), 3)) for i, s in zip(row, sim)]
       lines.append(f"{word}: " + ", ".join(f"{w} ({s:.2f})" for w, s in out[word]))
   with open(os.path.join(workdir, "neighbours.txt"), "w") as f:
     f.write("\n".join(lines) + "\n")
@@ -161,7 +163,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, data: Data | None = 
   t0 = time.perf_counter()
   summary = trainer.train(task, config, workdir)
   train_s = time.perf_counter() - t0
-  params = trainer.restore_params(task, config, workdir)[0]  # train() raised unless it completed
+  params = restore_params(task, config, workdir)[0]  # train() raised unless it completed
   neighbours = export(workdir, data, params, config.data.probes)
   report = {"vocab_size": len(data.vocab), "corpus_words": data.raw_words,
             "pairs_per_epoch": data.stream.epoch_pairs, "train_s": round(train_s, 3),

@@ -15,32 +15,19 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
+from lib.data.vocab import Vocab
+
 
 _TAG = 0x5EED2FEC
 
 
-@dataclasses.dataclass(frozen=True)
-class WordCounts:
-  """Words by falling count (ties: first appearance), the order samplers and
-  ``restrict_vocab`` assume; ``unknown`` is set when rare words map to it."""
-  words: list[str]
-  counts: np.ndarray  # int64 [V]
-  unknown: Optional[str] = None
-
-  @functools.cached_property
-  def index(self) -> dict[str, int]:
-    return {w: i for i, w in enumerate(self.words)}
-
-  def __len__(self) -> int:
-    return len(self.words)
-
-
 def count_words(sentences: Iterable[Sequence[str]], *, min_count: int = 1,
-                max_size: Optional[int] = None, unknown: Optional[str] = None) -> WordCounts:
+                max_size: Optional[int] = None, unknown: Optional[str] = None) -> Vocab:
   """Vocabulary of words seen ``min_count`` times or more, at most ``max_size``
-  of them. With ``unknown`` (the notes' ``UNK``), the rest are counted as that
-  token, which takes its place by count (and a slot of ``max_size``); without,
-  they are dropped, as gensim does."""
+  of them, by falling count (ties: first appearance), the order samplers and
+  ``restrict_vocab`` assume. With ``unknown`` (the notes' ``UNK``), the rest are
+  counted as that token, which takes its place by count (and a slot of
+  ``max_size``); without, they are dropped, as gensim does."""
   freq = collections.Counter()
   for s in sentences:
     freq.update(s)
@@ -51,13 +38,13 @@ def count_words(sentences: Iterable[Sequence[str]], *, min_count: int = 1,
     kept = sum(c for _, c in ranked)
     ranked.append((unknown, sum(freq.values()) - kept))
     ranked.sort(key=lambda wc: -wc[1])  # stable: ties keep first-appearance order
-  return WordCounts([w for w, _ in ranked], np.array([c for _, c in ranked], np.int64), unknown)
+  return Vocab([w for w, _ in ranked], unk=unknown, counts=[c for _, c in ranked])
 
 
-def encode(sentences: Iterable[Sequence[str]], vocab: WordCounts) -> tuple[np.ndarray, np.ndarray]:
+def encode(sentences: Iterable[Sequence[str]], vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
   """``(ids_N, sentence_N)``: the corpus as one id stream and each word's sentence
   number. Words outside the vocabulary become ``unknown`` or are dropped."""
-  index, unk = vocab.index, vocab.index.get(vocab.unknown, -1)
+  index, unk = vocab.index, -1 if vocab.unk_id is None else vocab.unk_id
   ids, sent = [], []
   for n, s in enumerate(sentences):
     row = [index.get(w, unk) for w in s]

@@ -1,4 +1,4 @@
-"""Language-model training speed (issue 3), one table:
+"""Language-model training speed, one table:
 
 (a) notes 001's SGD step: one sentence of 45 words, vocabulary 8000, hidden
     100, BPTT truncated at 4 steps, milliseconds per step: rnnlab's jitted
@@ -24,7 +24,8 @@ import optax
 from launch.benchtools import time_pair_ms
 from experiments.rnnlm.config import NOTES_LM
 from lib.nn import lm
-from lib.train import trainer
+from lib.train.state import TrainState
+from lib.train.step import make_train_step
 
 COLUMNS = ("case", "rnnlab_ms", "peer", "peer_ms", "speedup", "rnnlab_tokens_per_s",
            "peer_tokens_per_s")
@@ -47,8 +48,8 @@ def rnnlab_step(model: lm.RecurrentLM, x, y, lr: float):
 
   tx = optax.sgd(lr)
   params = model.init(jax.random.key(0))
-  state = trainer.TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
-  step = jax.jit(trainer.make_train_step(loss_fn, tx), donate_argnums=0)
+  state = TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
+  step = jax.jit(make_train_step(loss_fn, tx), donate_argnums=0)
   batch, rng, holder = {"x": jnp.asarray(x), "y": jnp.asarray(y)}, jax.random.key(1), [state]
 
   def run():

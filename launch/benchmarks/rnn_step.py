@@ -17,7 +17,8 @@ import optax
 
 from launch.benchtools import time_pair_ms
 from lib.nn import cells, recurrence
-from lib.train import trainer
+from lib.train.state import TrainState
+from lib.train.step import make_train_step
 
 SHAPES = ((20, 20, 200, 200), (64, 28, 70, 256), (128, 7, 16, 128))
 KINDS = ("lstm", "elman")
@@ -47,8 +48,8 @@ def rnnlab_step(kind: str, B: int, T: int, D: int, H: int, unroll: int):
 
   tx = optax.sgd(0.01)
   params = cell.init(jax.random.key(0), D)
-  state = trainer.TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
-  step = jax.jit(trainer.make_train_step(loss_fn, tx), donate_argnums=0)
+  state = TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
+  step = jax.jit(make_train_step(loss_fn, tx), donate_argnums=0)
   batch, rng = {"x": x, "y": y}, jax.random.key(1)
   holder = [state]
 

@@ -17,7 +17,9 @@ import numpy as np
 from experiments.varrnn import config as config_lib, experiment
 from experiments.varrnn.model import PairRNN
 from launch.benchtools import time_ms
-from lib.train import optim, trainer
+from lib.train import optim
+from lib.train.state import TrainState
+from lib.train.step import make_train_step
 
 SIZES = ((25, 50, 50, 40), (256, 50, 256, 40))  # batch, input, hidden, length
 MODES = (("deterministic", "map"), ("per-example (vmap)", "notes"), ("per-minibatch", "minibatch"),
@@ -45,9 +47,9 @@ def step_fn(variant: str, B: int, D: int, H: int, T: int, unroll: int = 1):
   loss = experiment.loss_fn(model, vectors, c, num_train=10 * B)
   tx, _ = optim.make_optimizer(c.optimizer, 1000)
   params = experiment.init_fn(model, c)(jax.random.key(0))
-  state = trainer.TrainState(step=jnp.zeros((), jnp.int32), params=params,
+  state = TrainState(step=jnp.zeros((), jnp.int32), params=params,
                              opt_state=tx.init(params))
-  step = jax.jit(trainer.make_train_step(loss, tx), donate_argnums=0)
+  step = jax.jit(make_train_step(loss, tx), donate_argnums=0)
   batch = jax.device_put(_batch(B, T))
   key = jax.random.key(2)
   compiled = step.lower(state, batch, key).compile()

@@ -1,6 +1,6 @@
 """word2vec on PTB train: rnnlab against gensim (2 workers), same corpus and settings.
 
-Settings (the issue's, gensim's defaults for skip-gram): dim 100, window 5,
+Settings (gensim's defaults for skip-gram): dim 100, window 5,
 5 negatives, sample 1e-4, min_count 5, 5 epochs, lr 0.025 -> 1e-4.
 Measures, interleaved so that machine drift hits both alike:
   * gensim: ``Word2Vec.train`` wall time (``build_vocab`` excluded);
@@ -30,6 +30,7 @@ import numpy as np
 from experiments.word2vec import config as config_lib, experiment
 from lib.eval import word_eval
 from lib.train import trainer
+from lib.train.state import init_state
 
 DATA = os.environ.get("RNNLAB_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "..",
                                                  "shared", "data"))
@@ -49,7 +50,7 @@ def train_rnnlab(config, data) -> tuple[float, np.ndarray]:
   built = experiment.build(config, data)
   task, config = built.task, built.config
   t0 = time.perf_counter()
-  state, tx, schedule, key = trainer.init_state(task, config)
+  state, tx, schedule, key = init_state(task, config)
   step = jax.jit(lambda s, b, k: task.make_step(tx, schedule)(s, b, jax.random.fold_in(k, s.step)),
                  donate_argnums=0)
   for s in range(data.stream.num_steps):
@@ -105,7 +106,7 @@ def run(peers=("gensim",), repeats: int = 3) -> list[dict]:
   for _ in range(repeats):
     t, vectors = train_rnnlab(config, data)
     r_times.append(t)
-    r_acc.append(word_eval.evaluate_analogies(data.vocab.words, vectors, data.analogies))
+    r_acc.append(word_eval.evaluate_analogies(data.vocab.tokens, vectors, data.analogies))
     if use_gensim:
       t, m = train_gensim(sentences)
       g_times.append(t)

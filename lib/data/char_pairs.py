@@ -10,6 +10,7 @@ Two formats, each read with errors that name the file and the line:
 * **Anki/Tatoeba pair files**: ``source<TAB>target[<TAB>attribution]`` per line,
   UTF-8, any script (the notes' English-Japanese ``jpn.txt``).
 
+:func:`char_vocab` builds their character vocabulary (a :class:`lib.data.vocab.Vocab`);
 :func:`encode_pairs` turns string pairs into the arrays every seq2seq model in
 rnnlab reads: ``src`` (BxS ids), ``src_len``, ``tgt_in`` (start symbol then the
 target), ``tgt_out`` (the target then the end symbol) and ``tgt_mask``.
@@ -17,79 +18,24 @@ target), ``tgt_out`` (the target then the end symbol) and ``tgt_mask``.
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Iterable, Optional, Sequence
 
 from absl import logging
 import numpy as np
 
-from lib.data.corpora import DataError
+from lib.data.errors import DataError
+from lib.data.vocab import Vocab
 
 PAD = "<pad>"
 UNK = "<unk>"
 QA_SEPARATOR = "_"
 
 
-class CharVocab:
-  """Symbols (characters, plus named specials such as ``<pad>``) and their ids.
-
-  Specials come first, in the order given (so ``<pad>`` can be id 0), then the
-  characters sorted by code point. Unknown characters map to ``<unk>`` when the
-  vocabulary has it and raise ``KeyError`` otherwise.
-  """
-
-  def __init__(self, symbols: Sequence[str]):
-    self.symbols = tuple(symbols)
-    self.index = {s: i for i, s in enumerate(self.symbols)}
-    if len(self.index) != len(self.symbols):
-      raise ValueError("Vocabulary symbols must be unique.")
-
-  @classmethod
-  def build(cls, texts: Iterable[str], specials: Sequence[str] = ()) -> "CharVocab":
-    chars = set()
-    for t in texts:
-      chars.update(t)
-    return cls([*specials, *sorted(chars - set(specials))])
-
-  def __len__(self) -> int:
-    return len(self.symbols)
-
-  def __contains__(self, symbol: str) -> bool:
-    return symbol in self.index
-
-  def __eq__(self, other) -> bool:
-    return isinstance(other, CharVocab) and self.symbols == other.symbols
-
-  def id(self, symbol: str) -> int:
-    return self.index[symbol]
-
-  def encode(self, text: str) -> np.ndarray:
-    unk = self.index.get(UNK)
-    try:
-      return np.asarray([self.index[c] if unk is None else self.index.get(c, unk) for c in text],
-                        np.int32)
-    except KeyError as e:
-      raise KeyError(f"Character {e.args[0]!r} of {text!r} is not in the vocabulary.") from None
-
-  def decode(self, ids: Iterable[int], stop: Optional[int] = None) -> str:
-    """The characters of ``ids`` up to ``stop`` (excluded); ``<pad>`` is dropped."""
-    out = []
-    for i in ids:
-      i = int(i)
-      if stop is not None and i == stop:
-        break
-      if self.symbols[i] != PAD:
-        out.append(self.symbols[i])
-    return "".join(out)
-
-  def save(self, path: str) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-      json.dump({"symbols": list(self.symbols)}, f, ensure_ascii=False)
-
-  @classmethod
-  def load(cls, path: str) -> "CharVocab":
-    with open(path, encoding="utf-8") as f:
-      return cls(json.load(f)["symbols"])
+def char_vocab(texts: Iterable[str], specials: Sequence[str] = ()) -> Vocab:
+  """The characters of ``texts`` after ``specials``; ``<unk>`` and ``<pad>``, when among
+  the specials, become the vocabulary's unknown and padding tokens."""
+  return Vocab.build_chars(texts, specials, unk=UNK if UNK in specials else None,
+                           pad=PAD if PAD in specials else None)
 
 
 # -- fixed-width question/answer lines ------------------------------------------------
@@ -190,7 +136,7 @@ def format_pair_lines(pairs: Iterable[tuple[str, str]], attribution: str = "") -
 
 
 # -- arrays -------------------------------------------------------------------------------
-def encode_pairs(pairs: Sequence[tuple[str, str]], src_vocab: CharVocab, tgt_vocab: CharVocab, *,
+def encode_pairs(pairs: Sequence[tuple[str, str]], src_vocab: Vocab, tgt_vocab: Vocab, *,
                  start: str, end: Optional[str] = None, src_len: Optional[int] = None,
                  tgt_len: Optional[int] = None) -> dict[str, np.ndarray]:
   """Arrays of a pair set, padded with ``<pad>`` (which must then be in the vocabulary).

@@ -8,7 +8,7 @@
   Python Language Reference topics of ``pydoc_data``), so the notes' LM runs
   with nothing downloaded.
 
-Why plain readers and not TFDS builders: see WORKSPACE.md ("Datasets").
+Why plain readers and not TFDS builders: see WORKSPACE.md ("Data").
 """
 from __future__ import annotations
 
@@ -20,11 +20,9 @@ from typing import Optional
 
 from absl import logging
 
+from lib.data.errors import DataError
+
 PTB_SPLITS = ("train", "valid", "test")
-
-
-class DataError(ValueError):
-  """Malformed input; the message names the file, the line and what was expected."""
 
 
 def ptb_paths(data_dir: str) -> dict[str, str]:

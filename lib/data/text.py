@@ -1,4 +1,4 @@
-"""Text to integer ids: sentence splitting, word tokenizing, vocabulary (notes 001).
+"""Text to tokens: sentence splitting and word tokenizing (notes 001).
 
 The notes use NLTK's ``sent_tokenize`` (the punkt model, a download) and
 ``word_tokenize`` (Penn Treebank conventions). Here both are regular
@@ -8,17 +8,13 @@ contractions split as the Treebank does (``don't -> do n't``, ``it's -> it 's``)
 
   sentences = text.split_sentences(comment.lower())
   tokens = [text.word_tokenize(s) for s in sentences]
-  vocab = text.Vocab.build(tokens, size=8000, specials=(START, END))
+  vocab = lib.data.vocab.Vocab.build(tokens, size=8000, specials=(START, END))
   ids = vocab.encode([START, *tokens[0], END])
 """
 from __future__ import annotations
 
-import collections
-import json
 import re
-from typing import Iterable, Optional, Sequence
 
-import numpy as np
 
 # The notes' special tokens.
 UNKNOWN = "UNKNOWN_TOKEN"
@@ -89,73 +85,3 @@ def tokenize_sentences(text: str, lower: bool = True) -> list[list[str]]:
   if lower:
     text = text.lower()
   return [t for t in (word_tokenize(s) for s in split_sentences(text)) if t]
-
-
-class Vocab:
-  """Word <-> id. Special tokens come first, then words by falling frequency
-  (ties in order of first appearance), and the unknown token last, so a
-  vocabulary of size V holds the V-1 most frequent tokens plus unknown, as the
-  notes' ``most_common(vocabulary_size - 1) + [unknown_token]``.
-  """
-
-  def __init__(self, words: Sequence[str], unk: str = UNKNOWN, counts: Optional[Sequence[int]] = None):
-    if unk not in words:
-      raise ValueError(f"The unknown token {unk!r} is not among the words.")
-    if len(set(words)) != len(words):
-      dup = [w for w, c in collections.Counter(words).items() if c > 1][:5]
-      raise ValueError(f"Duplicate words in vocabulary: {dup}")
-    self.words = list(words)
-    self.unk = unk
-    self.counts = list(counts) if counts is not None else None
-    self.index = {w: i for i, w in enumerate(self.words)}
-    self.unk_id = self.index[unk]
-
-  @classmethod
-  def build(cls, token_lists: Iterable[Sequence[str]], size: Optional[int] = None,
-            unk: str = UNKNOWN, specials: Sequence[str] = (START, END),
-            min_count: int = 1) -> "Vocab":
-    """The ``size``-word vocabulary of a corpus (``None``: every word seen).
-
-    ``specials`` (e.g. sentence start/end) are always in, whatever their
-    counts; tokens equal to ``unk`` in the text map to the unknown id.
-    """
-    freq = collections.Counter()
-    for toks in token_lists:
-      freq.update(toks)
-    reserved = set(specials) | {unk}
-    ranked = [(w, c) for w, c in freq.most_common() if w not in reserved and c >= min_count]
-    if size is not None:
-      room = size - len(specials) - 1
-      if room < 0:
-        raise ValueError(f"size={size} leaves no room for specials {list(specials)} and {unk!r}.")
-      ranked = ranked[:room]
-    words = [*specials, *(w for w, _ in ranked), unk]
-    counts = [freq.get(w, 0) for w in specials] + [c for _, c in ranked] + [freq.get(unk, 0)]
-    return cls(words, unk=unk, counts=counts)
-
-  def __len__(self) -> int:
-    return len(self.words)
-
-  def __contains__(self, word: str) -> bool:
-    return word in self.index
-
-  def id(self, word: str) -> int:
-    return self.index.get(word, self.unk_id)
-
-  def encode(self, tokens: Sequence[str]) -> np.ndarray:
-    """Token strings -> int32 ids; words outside the vocabulary -> the unknown id."""
-    get, unk = self.index.get, self.unk_id
-    return np.fromiter((get(t, unk) for t in tokens), np.int32, count=len(tokens))
-
-  def decode(self, ids: Iterable[int]) -> list[str]:
-    return [self.words[int(i)] for i in ids]
-
-  def save(self, path: str) -> None:
-    with open(path, "w") as f:
-      json.dump({"words": self.words, "unk": self.unk, "counts": self.counts}, f)
-
-  @classmethod
-  def load(cls, path: str) -> "Vocab":
-    with open(path) as f:
-      d = json.load(f)
-    return cls(d["words"], unk=d["unk"], counts=d.get("counts"))

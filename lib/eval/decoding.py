@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lib.data import batching as data, char_pairs as pairs_lib
+from lib.data.vocab import Vocab
 from lib.nn import seq2seq
 from lib.train.task import Task
 
@@ -62,7 +63,7 @@ class Evaluator:
   """
 
   def __init__(self, model: seq2seq.Seq2Seq, arrays: Mapping[str, np.ndarray],
-               src_vocab: pairs_lib.CharVocab, tgt_vocab: pairs_lib.CharVocab, *,
+               src_vocab: Vocab, tgt_vocab: Vocab, *,
                start: str, end: Optional[str], fixed_width: bool, batch_size: int = 1000,
                text_metrics: Optional[Callable[[list[str], list[str]], dict]] = None):
     self.model, self.src_vocab, self.tgt_vocab = model, src_vocab, tgt_vocab
@@ -101,10 +102,10 @@ class Evaluator:
 
   def _strings(self, tokens: np.ndarray) -> Decoded:
     h = self.host
-    inputs = [self.src_vocab.decode(s[:n]) for s, n in zip(h["src"], h["src_len"])]
-    labels = [self.tgt_vocab.decode(t[m > 0], stop=self.end_id)
+    inputs = [self.src_vocab.decode_text(s[:n]) for s, n in zip(h["src"], h["src_len"])]
+    labels = [self.tgt_vocab.decode_text(t[m > 0], stop=self.end_id)
               for t, m in zip(h["tgt_out"], h["tgt_mask"])]
-    outputs = [self.tgt_vocab.decode(t, stop=self.end_id) for t in tokens]
+    outputs = [self.tgt_vocab.decode_text(t, stop=self.end_id) for t in tokens]
     m = h["tgt_mask"] > 0
     correct = np.all((tokens == h["tgt_out"]) | ~m, axis=1)
     return Decoded(inputs, outputs, labels, correct)

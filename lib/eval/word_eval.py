@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from lib.data.corpora import DataError
+from lib.data.errors import DataError
 
 
 def normalize(vectors_VxD: np.ndarray) -> np.ndarray:

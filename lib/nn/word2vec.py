@@ -203,7 +203,7 @@ def sparse_update(spec: Spec, noise: Noise, params: dict, batch: dict, key: jax.
 
 
 def make_sparse_step(spec: Spec, noise: Noise, minibatch: int):
-  """A trainer step (see ``lib.train.trainer.Task.make_step``) that runs the step's
+  """A trainer step (see ``lib.train.task.Task.make_step``) that runs the step's
   pairs as ``P / minibatch`` sparse SGD minibatches in one ``lax.scan``; the
   learning rate follows ``schedule`` at fractional steps, so a linear decay
   falls minibatch by minibatch, as word2vec's falls word by word."""

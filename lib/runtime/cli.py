@@ -18,7 +18,7 @@ import ml_collections
 from ml_collections import config_flags
 
 from lib.runtime import hostmem, logs, parallel
-from lib.data.corpora import DataError
+from lib.data.errors import DataError
 from lib.train.trainer import NonFiniteError
 
 T = TypeVar("T")

@@ -1,7 +1,9 @@
-"""The start every experiment's ``get_config`` shares."""
+"""The opening and closing every experiment's ``get_config`` shares: one way to
+write variants (a dict of dotted overrides per variant, applied to the base config)."""
 from __future__ import annotations
 
-from typing import Sequence
+import copy
+from typing import Any, Mapping, Sequence
 
 import ml_collections
 
@@ -14,4 +16,25 @@ def start(experiment: str, variant: str, variants: Sequence[str]) -> ml_collecti
   c = ml_collections.ConfigDict()
   c.experiment = experiment
   c.variant = variant
+  return c
+
+
+def finish(c: ml_collections.ConfigDict, variants: Mapping[str, Mapping[str, Any]],
+           variant: str | None = None) -> ml_collections.ConfigDict:
+  """Applies ``variants[variant or c.variant]`` to the base config ``c`` and locks it.
+
+  A variant is a dict of dotted overrides (``{'model.cell': 'lstm', 'num_epochs': 10}``);
+  a ConfigDict value replaces a whole section (``{'optimizer': optim.default_config(...)}``).
+  Every key must already exist in the base config, so a variant cannot add a field.
+  """
+  name = variant or c.variant
+  for key, value in variants[name].items():
+    *path, field = key.split(".")
+    node = c
+    for part in path:
+      node = node[part]
+    if field not in node:
+      raise KeyError(f"Variant {name!r} sets {key!r}, which the base config does not have.")
+    node[field] = copy.deepcopy(value)
+  c.lock()
   return c

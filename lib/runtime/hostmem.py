@@ -7,7 +7,7 @@ either way the next step writes to fresh pages and takes one page fault per
 4 KB page. A training step of the notes' Elman LM (batch 32 x 32, vocabulary
 8,000: 32 MB of logits) took about 18,000 page faults, and on a 2-core VM that
 was a third of the step (88 ms against 51-63 ms with the settings below;
-``launch/benchmarks/lm_step.py``, WORKSPACE.md).
+``launch/benchmarks/lm_step.py``, launch/benchmarks/README.md).
 
 :func:`reuse_freed_memory` asks glibc for what the PyTorch CPU tuning guide
 gets from jemalloc or tcmalloc: one arena, no ``mmap`` for large blocks, and

@@ -27,8 +27,11 @@ import numpy as np
 
 from lib.runtime import writers
 from lib.sweeps import space as sweeps
-from lib.train import checkpoint, metrics as metrics_lib, optim, task as task_lib, trainer
+from lib.train import checkpoint, metrics as metrics_lib, optim, task as task_lib
 from lib.train.task import Built
+from lib.train.state import TrainState
+from lib.train.step import make_train_step
+from lib.train.summary import make_summary, save_config, write_summary
 
 VMAPPABLE = ("seed", "optimizer.lr")
 
@@ -129,17 +132,17 @@ def train(build: Callable[[ml_collections.ConfigDict], Built],
   tx, schedule = optim.make_optimizer(one.optimizer, n_steps)
   states, step_keys = [], []
   for c in configs:
-    init_key, step_key = jax.random.split(jax.random.key(c.seed))  # trainer.init_state's keys
+    init_key, step_key = jax.random.split(jax.random.key(c.seed))  # init_state's keys
     params = task.init_params(init_key)
-    states.append(trainer.TrainState(step=jnp.asarray(0, jnp.int32), params=params,
+    states.append(TrainState(step=jnp.asarray(0, jnp.int32), params=params,
                                      opt_state=tx.init(params),
                                      hparams={"lr": jnp.float32(c.optimizer.lr)}))
     step_keys.append(step_key)
   state, keys = _stack(states), jnp.stack(step_keys)
-  run_chunk = _chunk_fn(trainer.make_train_step(task.loss_fn, tx, schedule))
+  run_chunk = _chunk_fn(make_train_step(task.loss_fn, tx, schedule))
   outs = [writers.MetricWriter(w, 0, tc.tensorboard) for w in workdirs]
   for c, w in zip(configs, workdirs):
-    trainer.save_config(c, w)
+    save_config(c, w)
   n = len(trials)
   records = Records(tc.log_every, n_steps)
   evaluate = _Evaluator((lambda p: task_lib.evaluate(task.evaluators, p)) if task.evaluators
@@ -250,11 +253,11 @@ def _finish(task, configs, workdirs, outs, state, diverged, last_train, last_eva
   for i, (c, w, out, row) in enumerate(zip(configs, workdirs, outs, rows)):
     out.close()
     steps = int(row.step)
-    s = trainer.make_summary(
+    s = make_summary(
         task, c, row.params, status="completed" if diverged[i] is None else "diverged",
         error=diverged[i], steps=steps, resumed_from=0, wall_s=wall,
         last_train=last_train[i], last_eval=last_eval[i],
         checkpoint_step=steps if diverged[i] is None else None, vmapped=True)
-    trainer.write_summary(w, s)
+    write_summary(w, s)
     summaries.append(s)
   return summaries

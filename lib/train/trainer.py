@@ -1,4 +1,5 @@
-"""The one training loop every experiment shares.
+"""The one training loop every experiment shares (the state is :mod:`lib.train.state`,
+the step :mod:`lib.train.step`, the run's files :mod:`lib.train.summary`).
 
 An experiment describes itself as a :class:`Task` (pure functions plus a
 step-indexed batch source) and calls :func:`train`. The loop gives it, for
@@ -12,39 +13,25 @@ are a function of ``s``, so a resumed run repeats an uninterrupted one exactly.
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
 import time
-from typing import Any, Callable, Mapping, Optional
+from typing import Optional
 
 from absl import logging
-import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
 from lib.runtime import parallel, plotting, writers
-from lib.train import checkpoint, metrics as metrics_lib, optim
+from lib.train import checkpoint, metrics as metrics_lib
 from lib.runtime.progress import Progress
-from lib.train.task import LossFn, Params, Batch, Task, evaluate
-
-SUMMARY_FILE = "summary.json"
-CONFIG_FILE = "config.json"
-
-
-class TrainState(flax.struct.PyTreeNode):
-  step: jax.Array
-  params: Params
-  opt_state: optax.OptState
-  carry: Any = None  # recurrent state carried across steps (Task.init_carry)
-  # Per-run multipliers when runs are vmapped together (lib.sweeps.trial_batch): {'lr': x}
-  # scales the optimizer's updates (every optax rule here is linear in its lr).
-  hparams: Any = None
-
+from lib.train.state import init_state
+from lib.train.step import make_train_step
+from lib.train.summary import make_summary, save_config, write_summary
+from lib.train.task import Task, evaluate
 
 class NonFiniteError(RuntimeError):
   """Training produced NaN or Inf; the last good checkpoint is kept."""
@@ -75,108 +62,10 @@ def default_config(**overrides) -> ml_collections.ConfigDict:
   return c
 
 
-def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation,
-                    schedule: Optional[Callable] = None,
-                    init_carry: Optional[Callable[[], Any]] = None):
-  """A pure ``train_step(state, batch, rng) -> (state, metrics)``.
-
-  With ``init_carry`` the loss is stateful (see :class:`Task`).
-  """
-  tx = optax.with_extra_args_support(tx)
-
-  def train_step(state: TrainState, batch: Batch, rng: jax.Array):
-    carry = state.carry
-    if init_carry is None:
-      (objective, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-          state.params, batch, rng)
-    else:
-      if "reset" in batch:  # an epoch's first window starts from the initial state
-        carry = jax.tree.map(lambda c, z: jnp.where(batch["reset"], z, c), carry, init_carry())
-      (objective, (metrics, carry)), grads = jax.value_and_grad(
-          lambda p: loss_fn(p, batch, rng, carry), has_aux=True)(state.params)
-      carry = jax.lax.stop_gradient(carry)
-    # ``value`` feeds reduce-on-plateau when configured; other transforms ignore it.
-    updates, opt_state = tx.update(grads, state.opt_state, state.params, value=objective)
-    if state.hparams is not None:
-      updates = jax.tree.map(lambda u: u * state.hparams["lr"], updates)
-    params = optax.apply_updates(state.params, updates)
-    metrics = metrics_lib.as_averages(metrics)
-    metrics.setdefault("loss", metrics_lib.Average.of(objective))
-    metrics["grad_norm"] = metrics_lib.Average.of(optax.tree.norm(grads))
-    if schedule is not None:
-      scale = 1.0 if state.hparams is None else state.hparams["lr"]
-      metrics["lr"] = metrics_lib.Average.of(schedule(state.step) * optim.lr_scale(opt_state) * scale)
-    return state.replace(step=state.step + 1, params=params, opt_state=opt_state,
-                         carry=carry), metrics
-
-  return train_step
-
-
-def init_state(task: Task, config: ml_collections.ConfigDict):
-  """``(state, tx, schedule, step_key)`` of a fresh run: what ``train`` starts from."""
-  init_key, step_key = jax.random.split(jax.random.key(config.seed))
-  params = task.init_params(init_key)
-  tx, schedule = optim.make_optimizer(config.optimizer, config.trainer.num_steps)
-  # Copies: a carry may reuse one buffer twice (LSTM zeros), which donation forbids.
-  carry = jax.tree.map(jnp.array, task.init_carry()) if task.init_carry is not None else None
-  state = TrainState(step=jnp.asarray(0, jnp.int32), params=params, opt_state=tx.init(params),
-                     carry=carry)
-  return state, tx, schedule, step_key
-
-
-def restore_params(task: Task, config: ml_collections.ConfigDict, workdir: str,
-                   step: Optional[int] = None) -> tuple[Params, int]:
-  """Loads a run's parameters (latest checkpoint unless ``step``): ``(params, step)``."""
-  state = init_state(task, config)[0]
-  ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"), every=0)
-  if ckpt.latest_step() is None:
-    raise FileNotFoundError(f"No checkpoint in {ckpt.directory}.")
-  state = ckpt.restore(state, step)
-  ckpt.close()
-  return state.params, int(state.step)
-
-
 def _all_finite(tree) -> bool:
   leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
             if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
   return bool(jnp.all(jnp.stack(leaves))) if leaves else True
-
-
-def save_config(config: ml_collections.ConfigDict, workdir: str) -> None:
-  with open(os.path.join(workdir, CONFIG_FILE), "w") as f:
-    f.write(config.to_json_best_effort(indent=2, sort_keys=True))
-
-
-def make_summary(task: Task, config: ml_collections.ConfigDict, params: Params, *, status: str,
-                 error: Optional[str], steps: int, resumed_from: int, wall_s: float,
-                 last_train: Mapping[str, float], last_eval: Mapping[str, float],
-                 checkpoint_step: Optional[int], **more) -> dict:
-  """A run's ``summary.json`` content (``more``: extra top-level fields)."""
-  return {
-      "experiment": task.name,
-      "status": status,
-      "error": error,
-      "steps": steps,
-      "resumed_from": resumed_from,
-      "wall_time_s": round(wall_s, 3),
-      **more,
-      "final": {**{f"train/{k}": v for k, v in last_train.items()},
-                **{f"eval/{k}": v for k, v in last_eval.items()}},
-      "extra": ({k: float(v) for k, v in task.summary_fn(params).items()}
-                if task.summary_fn and status == "completed" else {}),
-      "checkpoint_step": checkpoint_step,
-      "config": config.to_dict(),
-  }
-
-
-def write_summary(workdir: str, summary: Mapping[str, Any]) -> None:
-  with open(os.path.join(workdir, SUMMARY_FILE), "w") as f:
-    json.dump(summary, f, indent=2, default=str)
-
-
-def read_summary(workdir: str) -> dict:
-  with open(os.path.join(workdir, SUMMARY_FILE)) as f:
-    return json.load(f)
 
 
 class _Run:

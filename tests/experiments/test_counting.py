@@ -8,6 +8,8 @@ import pytest
 
 from experiments.counting import config as config_lib, experiment
 
+pytestmark = pytest.mark.slow  # trains or starts processes: left out of `make test-fast`
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 

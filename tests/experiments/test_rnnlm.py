@@ -11,9 +11,14 @@ import pytest
 from experiments.rnnlm import config as config_lib, experiment
 from experiments.rnnlm.config import NOTES_LM
 from experiments.rnnlm.numpy_reference import RNNNumpy
+from lib.data.errors import DataError
 from lib.nn import lm
-from lib.data import corpora, text
+from lib.data import text
+from lib.data.vocab import Vocab
 from lib.train import checkpoint, optim, trainer
+from lib.train.state import restore_params
+
+pytestmark = pytest.mark.slow  # trains or starts processes: left out of `make test-fast`
 
 WORDS = "the cat sat on a mat and dog ran to house it was big small red".split()
 
@@ -96,7 +101,7 @@ def test_malformed_csv_gives_a_clear_error(data_dir, tmp_path):
   bad.write_text('body\n"fine."\n"cut off')
   c = config_lib.get_config("notes_csv")
   c.data.path = str(bad)
-  with pytest.raises(corpora.DataError, match=r"bad.csv:3: record 2"):
+  with pytest.raises(DataError, match=r"bad.csv:3: record 2"):
     experiment.build(c)
 
 
@@ -115,9 +120,9 @@ def test_notes_run_end_to_end(tmp_path):
   # Parameters exported as .npz load back into the model's structure.
   b = experiment.build(c)
   task, rc = b.task, b.config
-  params, _ = trainer.restore_params(task, rc, workdir)
+  params, _ = restore_params(task, rc, workdir)
   loaded = checkpoint.load_npz(os.path.join(workdir, "params.npz"), params)
   jax.tree.map(np.testing.assert_array_equal, loaded, params)
-  assert text.Vocab.load(os.path.join(workdir, "vocab.json")).words == b.data.vocab.words
+  assert Vocab.load(os.path.join(workdir, "vocab.json")).tokens == b.data.vocab.tokens
   with open(os.path.join(workdir, "lm_report.json")) as f:
     assert json.load(f)["samples"] == samples

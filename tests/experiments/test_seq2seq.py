@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from experiments.seq2seq import compare, config as config_lib, questions, experiment
-from lib.data.corpora import DataError
+from lib.data.errors import DataError
+
+pytestmark = pytest.mark.slow  # trains or starts processes: left out of `make test-fast`
 
 
 def test_generated_addition_has_the_books_format_and_split():
@@ -26,7 +28,7 @@ def test_generated_addition_has_the_books_format_and_split():
   ds = experiment.load(c.data)
   assert len(ds.train["src"]) == 45_000 and len(ds.valid["src"]) == 5_000
   assert ds.train["src"].shape[1] == 7 and ds.train["tgt_out"].shape[1] == 4
-  assert ds.vocab.symbols == tuple(sorted("0123456789+ _"))  # the notes' 13 characters
+  assert ds.vocab.tokens == sorted("0123456789+ _")  # the notes' 13 characters
   assert questions.addition_lines(100, seed=3) == questions.addition_lines(100, seed=3)
   assert questions.addition_lines(100, seed=3) != questions.addition_lines(100, seed=4)
 
@@ -67,7 +69,7 @@ def _tiny(variant, tmp_path=None):
   return c
 
 
-@pytest.mark.parametrize("variant", config_lib.VARIANTS)
+@pytest.mark.parametrize("variant", config_lib.MODELS)
 def test_smoke_one_epoch_per_variant(variant, tmp_path):
   out = experiment.run(_tiny(variant), str(tmp_path), verbose=False)
   r = out["report"]

@@ -1,13 +1,14 @@
 """Character translation: the embedded pair set, Anki files by path, malformed lines, chrF."""
 import json
 
-import numpy as np
 import pytest
 import sacrebleu
 
 from experiments.translation import config as config_lib, numbers, experiment
 from lib.data import char_pairs as pairs
-from lib.data.corpora import DataError
+from lib.data.errors import DataError
+
+pytestmark = pytest.mark.slow  # trains or starts processes: left out of `make test-fast`
 
 
 @pytest.mark.parametrize("n, en, ja", [
@@ -37,9 +38,9 @@ def _tiny(variant="lstm", **data_kw):
 def test_keras_style_split_and_training_vocabularies():
   ds = experiment.load(_tiny().data)
   assert len(ds.train["src"]) == 320 and len(ds.valid["src"]) == 80
-  assert ds.tgt_vocab.symbols[:4] == (pairs.PAD, pairs.UNK, "\t", "\n")
+  assert ds.tgt_vocab.tokens[:4] == [pairs.PAD, pairs.UNK, "\t", "\n"]
   pp = numbers.number_pairs(400, 0)
-  assert ds.src_vocab.decode(ds.valid["src"][0]) == pp[320][0]  # the last fifth, unshuffled
+  assert ds.src_vocab.decode_text(ds.valid["src"][0]) == pp[320][0]  # the last fifth, unshuffled
 
 
 @pytest.mark.parametrize("variant", config_lib.VARIANTS)

@@ -14,7 +14,9 @@ from experiments.varrnn.model import PairRNN
 from experiments.varrnn import sentence_pairs
 from lib.data import word_vectors
 from lib.nn import variational as vi
-from lib.data.corpora import DataError
+from lib.data.errors import DataError
+
+pytestmark = pytest.mark.slow  # trains or starts processes: left out of `make test-fast`
 
 
 def _small(variant, num=400, epochs=1, **data_overrides):
@@ -152,8 +154,8 @@ def test_stsb_files_end_to_end(tmp_path):
   ds = b.data
   np.testing.assert_array_equal(np.bincount(ds.test["y"], minlength=6), [4] * 6)
   # A word without a vector is unknown; the unknown row is zeros.
-  assert "flute" not in ds.words and "guitar" in ds.words and ds.words[-1] == inputs.UNK
-  assert ds.vectors[-1].tolist() == [0.0] * 8 and len(ds.vectors) == len(ds.words)
+  assert "flute" not in ds.vocab and "guitar" in ds.vocab and ds.vocab.tokens[-1] == inputs.UNK
+  assert ds.vectors[-1].tolist() == [0.0] * 8 and len(ds.vectors) == len(ds.vocab)
   # Learned embeddings need no vectors file.
   c2 = _small("map", format="stsb", path=str(tmp_path / "sts-train.csv"), batch_size=16)
   c2.model.embeddings = "learned"

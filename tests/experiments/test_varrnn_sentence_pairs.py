@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 from experiments.varrnn import sentence_pairs
+from lib.data.vocab import Vocab
 from lib.data import word_vectors
-from lib.data.corpora import DataError
+from lib.data.errors import DataError
 
 # Hand-made STS-B rows in the benchmark's layout: genre, file, year, id, score,
 # sentence 1, sentence 2, and on some rows two extra source columns.
@@ -54,8 +55,8 @@ def test_pairs_tsv_reader(tmp_path):
 
 def test_score_to_class_and_encode():
   assert [sentence_pairs.score_to_class(s) for s in (0.0, 0.49, 0.5, 2.5, 4.6, 5.0)] == [0, 0, 1, 3, 5, 5]
-  index = {"a": 0, "b": 1, "<unk>": 2}
-  ids, mask, cut = sentence_pairs.encode([["a", "b", "z"], [], ["b"] * 5], index, 2, max_len=4)
+  vocab = Vocab(["a", "b", "<unk>"], unk="<unk>")
+  ids, mask, cut = sentence_pairs.encode([["a", "b", "z"], [], ["b"] * 5], vocab, max_len=4)
   np.testing.assert_array_equal(ids, [[0, 1, 2, 0], [2, 0, 0, 0], [1, 1, 1, 1]])
   np.testing.assert_array_equal(mask.sum(1), [3, 1, 4])
   assert cut == 1

@@ -9,7 +9,10 @@ import pytest
 
 from experiments.word2vec import config as config_lib, experiment
 from experiments.word2vec import skipgram
-from lib.data import corpora, word_vectors
+from lib.data.errors import DataError
+from lib.data import word_vectors
+
+pytestmark = pytest.mark.slow  # trains or starts processes: left out of `make test-fast`
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -130,11 +133,11 @@ def test_bad_corpora_are_clear_errors(tmp_path):
     experiment.run(small(corpus=str(tmp_path / "missing.txt")), str(tmp_path / "w"), verbose=False)
   bad = tmp_path / "bad.txt"
   bad.write_bytes(b"fine words here\nmore words\n\xff\xfe broken\n")
-  with pytest.raises(corpora.DataError, match=r"bad.txt:3: not UTF-8"):
+  with pytest.raises(DataError, match=r"bad.txt:3: not UTF-8"):
     experiment.run(small(corpus=str(bad)), str(tmp_path / "w2"), verbose=False)
   few = tmp_path / "few.txt"
   few.write_text("one two\n")
-  with pytest.raises(corpora.DataError, match="fewer than 2 words"):
+  with pytest.raises(DataError, match="fewer than 2 words"):
     experiment.run(small(corpus=str(few)), str(tmp_path / "w3"), verbose=False)
 
 

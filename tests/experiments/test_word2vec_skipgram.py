@@ -1,24 +1,30 @@
 """Vocabulary, subsampling, windows and the step-indexed pair stream."""
 import collections
 
+import jax
+import jax.numpy as jnp
+
 import numpy as np
 import pytest
 
 from experiments.word2vec import skipgram
+from lib.eval import word_eval
+from lib.nn import word2vec
+from lib.train.state import TrainState
 
 
 def test_count_words_orders_by_count_and_drops_or_maps_rare_words():
   sents = [["b", "a", "a", "c"], ["a", "b", "d", "rare"]]
   v = skipgram.count_words(sents, min_count=2)
-  assert v.words == ["a", "b"] and v.counts.tolist() == [3, 2] and v.unknown is None
+  assert v.tokens == ["a", "b"] and v.counts.tolist() == [3, 2] and v.unk is None
   ids, sent = skipgram.encode(sents, v)
   assert ids.tolist() == [1, 0, 0, 0, 1] and sent.tolist() == [0, 0, 0, 1, 1]
   u = skipgram.count_words(sents, min_count=2, unknown="UNK")
-  assert u.words == ["a", "UNK", "b"] and u.counts.tolist() == [3, 3, 2]  # c, d, rare -> UNK
+  assert u.tokens == ["a", "UNK", "b"] and u.counts.tolist() == [3, 3, 2]  # c, d, rare -> UNK
   ids, _ = skipgram.encode(sents, u)
   assert ids.tolist() == [2, 0, 0, 1, 0, 2, 1, 1]
   capped = skipgram.count_words(sents, max_size=2, unknown="UNK")
-  assert capped.words == ["UNK", "a"]  # one word plus UNK (5 others)
+  assert capped.tokens == ["UNK", "a"]  # one word plus UNK (5 others)
 
 
 def test_keep_probability_is_word2vecs_formula():
@@ -120,3 +126,28 @@ def test_same_step_same_batch_and_bad_steps():
   with pytest.raises(ValueError, match="window"):
     skipgram.PairStream(ids, np.zeros(200, np.int32), np.bincount(ids), window=0, dynamic=True,
                         sample=0, epochs=1, pairs_per_step=8, seed=0)
+
+
+def test_skipgram_learns_planted_topics():
+  # Two topics of 10 words; a sentence draws all its words from one topic.
+  rng = np.random.default_rng(0)
+  sents = [[f"{'ab'[t]}{i}" for i in rng.integers(0, 10, 12)] for t in rng.integers(0, 2, 600)]
+  vocab = skipgram.count_words(sents)
+  ids, sent = skipgram.encode(sents, vocab)
+  stream = skipgram.PairStream(ids, sent, vocab.counts, window=3, dynamic=True, sample=0,
+                               epochs=3, pairs_per_step=2048, seed=0)
+  spec = word2vec.Spec(len(vocab), 16, num_sampled=8, negatives=5, group_size=16)
+  # A 20-word vocabulary: every row recurs in a minibatch, so minibatches stay small.
+  step = jax.jit(word2vec.make_sparse_step(spec, word2vec.Noise(spec, vocab.counts), 32)(
+      None, lambda s: 0.025))
+  state = TrainState(step=jnp.asarray(0), params=word2vec.init_params(spec, jax.random.key(0)),
+                             opt_state=())
+  losses = []
+  for s in range(stream.num_steps):
+    state, m = step(state, stream.batch(s), jax.random.key(s))
+    losses.append(float(m["loss"].total / m["loss"].count))
+  assert losses[-1] < losses[0] - 0.5, losses
+  unit = word_eval.normalize(np.asarray(state.params["in"]))
+  ids_, _ = word_eval.nearest(unit, [vocab.index["a0"], vocab.index["b0"]], k=5)
+  assert all(vocab.tokens[i][0] == "a" for i in ids_[0]), [vocab.tokens[i] for i in ids_[0]]
+  assert all(vocab.tokens[i][0] == "b" for i in ids_[1]), [vocab.tokens[i] for i in ids_[1]]

@@ -5,6 +5,8 @@ import pytest
 
 from launch import registry, reproduce
 
+pytestmark = pytest.mark.slow  # trains or starts processes: left out of `make test-fast`
+
 
 @pytest.fixture(scope="module")
 def out(tmp_path_factory):

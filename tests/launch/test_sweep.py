@@ -6,6 +6,9 @@ import os
 import pytest
 
 from launch import sweep as sweep_lib
+from lib.train.state import restore_params
+
+pytestmark = pytest.mark.slow  # trains or starts processes: left out of `make test-fast`
 
 CONFIG = "experiments/counting/config.py:rprop"
 
@@ -75,7 +78,6 @@ def test_main_module_of_a_config_path():
 def test_vmap_backend_equals_separate_runs(tmp_path, monkeypatch):
   from experiments.counting import config as counting_config, experiment
   from lib.sweeps import space as sweeps
-  from lib.train import trainer
 
   def lr_seed(add, name=""):
     add.grid("optimizer.lr", [1e-3, 3e-3])
@@ -94,7 +96,7 @@ def test_vmap_backend_equals_separate_runs(tmp_path, monkeypatch):
       assert together["final"][k] == pytest.approx(alone["final"][k], rel=1e-4, abs=1e-6), (i, k)
     assert together["extra"]["w_x"] == pytest.approx(alone["extra"]["w_x"], rel=1e-5)
     # The trial's checkpoint restores in the single-run trainer.
-    params, step = trainer.restore_params(experiment.build(base).task, experiment.build(sweeps.apply(base, trial)).config,
+    params, step = restore_params(experiment.build(base).task, experiment.build(sweeps.apply(base, trial)).config,
                                           str(tmp_path / "sweep" / f"t00{i}"))
     assert step == 200 and float(params["cell"]["w_x"].reshape(())) == pytest.approx(
         alone["extra"]["w_x"], rel=1e-5)

@@ -3,23 +3,7 @@ import numpy as np
 import pytest
 
 from lib.data import char_pairs as pairs
-from lib.data.corpora import DataError
-
-
-def test_vocab_specials_first_then_sorted_chars_and_round_trip(tmp_path):
-  v = pairs.CharVocab.build(["ba", "ac"], specials=(pairs.PAD, "\t"))
-  assert v.symbols == (pairs.PAD, "\t", "a", "b", "c")
-  np.testing.assert_array_equal(v.encode("cab"), [4, 2, 3])
-  assert v.decode([4, 0, 2, 1, 3], stop=1) == "ca"  # pad dropped, stops before id 1
-  with pytest.raises(KeyError, match="'z'"):
-    v.encode("az")
-  v.save(tmp_path / "v.json")
-  assert pairs.CharVocab.load(tmp_path / "v.json") == v
-
-
-def test_unknown_characters_map_to_unk_when_present():
-  v = pairs.CharVocab.build(["ab"], specials=(pairs.PAD, pairs.UNK))
-  np.testing.assert_array_equal(v.encode("aXb"), [2, 1, 3])
+from lib.data.errors import DataError
 
 
 def test_qa_lines_split_at_the_separator_and_keep_padding():
@@ -71,24 +55,24 @@ def test_pair_lines_round_trip(tmp_path):
 
 def test_fixed_width_arrays_follow_the_book():
   qa = pairs.parse_qa_lines(["16+75  _91  ", "795+3  _798 "])
-  v = pairs.CharVocab.build([q + "_" + a for q, a in qa])
+  v = pairs.char_vocab([q + "_" + a for q, a in qa])
   a = pairs.encode_pairs(qa, v, v, start="_")
   assert a["src"].shape == (2, 7) and a["tgt_in"].shape == (2, 4)
-  assert v.decode(a["src"][0]) == "16+75  "
-  assert v.decode(a["tgt_in"][0]) == "_91 " and v.decode(a["tgt_out"][0]) == "91  "
+  assert v.decode_text(a["src"][0]) == "16+75  "
+  assert v.decode_text(a["tgt_in"][0]) == "_91 " and v.decode_text(a["tgt_out"][0]) == "91  "
   assert a["tgt_mask"].all() and (a["src_len"] == 7).all()
 
 
 def test_ragged_arrays_pad_and_mask_and_end_with_the_stop_symbol():
   pp = [("Go.", "行け。"), ("Hello!", "やあ")]
-  sv = pairs.CharVocab.build([s for s, _ in pp], specials=(pairs.PAD,))
-  tv = pairs.CharVocab.build([t for _, t in pp], specials=(pairs.PAD, "\t", "\n"))
+  sv = pairs.char_vocab([s for s, _ in pp], specials=(pairs.PAD,))
+  tv = pairs.char_vocab([t for _, t in pp], specials=(pairs.PAD, "\t", "\n"))
   a = pairs.encode_pairs(pp, sv, tv, start="\t", end="\n")
   assert a["src"].shape == (2, 6) and list(a["src_len"]) == [3, 6]
   assert list(a["src"][0, 3:]) == [0, 0, 0]
   assert a["tgt_out"].shape == (2, 4)
-  assert tv.decode(a["tgt_out"][1]) == "やあ\n" and list(a["tgt_mask"][1]) == [1, 1, 1, 0]
-  assert tv.decode(a["tgt_in"][1]) == "\tやあ" and a["tgt_in"][1, 3] == 0
+  assert tv.decode_text(a["tgt_out"][1]) == "やあ\n" and list(a["tgt_mask"][1]) == [1, 1, 1, 0]
+  assert tv.decode_text(a["tgt_in"][1]) == "\tやあ" and a["tgt_in"][1, 3] == 0
   assert list(a["tgt_mask"][0]) == [1, 1, 1, 1]
 
 

@@ -2,6 +2,7 @@
 import jax
 import numpy as np
 
+from lib.data.vocab import Vocab
 from lib.eval import generation
 from lib.nn import lm
 
@@ -41,7 +42,6 @@ def test_sampling_is_reproducible_and_greedy_works():
 
 
 def test_decode_drops_unfinished():
-  from lib.data import text
-  v = text.Vocab.build([["a", "b"]])
+  v = Vocab.build([["a", "b"]])
   toks = np.array([[2, 3, 1], [2, 2, 2]])
   assert generation.decode_sentences(v, toks, np.array([2, 3]), np.array([True, False])) == ["a b"]

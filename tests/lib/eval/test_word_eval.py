@@ -4,7 +4,7 @@ import pytest
 
 from lib.data import word_vectors
 from lib.eval import word_eval
-from lib.data.corpora import DataError
+from lib.data.errors import DataError
 
 WORDS = ["man", "woman", "king", "queen", "paris", "france", "rome", "italy", "apple"]
 

@@ -6,11 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments.word2vec import skipgram
-from lib.eval import word_eval
 from lib.losses import sampled as sampled_losses
 from lib.nn import word2vec
-from lib.train import trainer
+from lib.train.state import TrainState
 
 V, D = 40, 8
 
@@ -75,7 +73,7 @@ def test_scanned_step_equals_minibatches_one_by_one():
   sched = lambda s: 0.1 * (1.0 - s / 10.0)
   step = word2vec.make_sparse_step(spec, noise, minibatch=8)(None, sched)
   params = _params(spec)
-  state = trainer.TrainState(step=jnp.asarray(2), params=params, opt_state=())
+  state = TrainState(step=jnp.asarray(2), params=params, opt_state=())
   batch = _batch(24, seed=3)
   rng = jax.random.key(9)
   new, metrics = jax.jit(step)(state, batch, rng)
@@ -86,31 +84,6 @@ def test_scanned_step_equals_minibatches_one_by_one():
   for k in p:
     np.testing.assert_allclose(new.params[k], p[k], rtol=1e-5, atol=1e-7)
   assert int(new.step) == 3 and float(metrics["pairs"].total) == 24
-
-
-def test_skipgram_learns_planted_topics():
-  # Two topics of 10 words; a sentence draws all its words from one topic.
-  rng = np.random.default_rng(0)
-  sents = [[f"{'ab'[t]}{i}" for i in rng.integers(0, 10, 12)] for t in rng.integers(0, 2, 600)]
-  vocab = skipgram.count_words(sents)
-  ids, sent = skipgram.encode(sents, vocab)
-  stream = skipgram.PairStream(ids, sent, vocab.counts, window=3, dynamic=True, sample=0,
-                               epochs=3, pairs_per_step=2048, seed=0)
-  spec = word2vec.Spec(len(vocab), 16, num_sampled=8, negatives=5, group_size=16)
-  # A 20-word vocabulary: every row recurs in a minibatch, so minibatches stay small.
-  step = jax.jit(word2vec.make_sparse_step(spec, word2vec.Noise(spec, vocab.counts), 32)(
-      None, lambda s: 0.025))
-  state = trainer.TrainState(step=jnp.asarray(0), params=word2vec.init_params(spec, jax.random.key(0)),
-                             opt_state=())
-  losses = []
-  for s in range(stream.num_steps):
-    state, m = step(state, stream.batch(s), jax.random.key(s))
-    losses.append(float(m["loss"].total / m["loss"].count))
-  assert losses[-1] < losses[0] - 0.5, losses
-  unit = word_eval.normalize(np.asarray(state.params["in"]))
-  ids_, _ = word_eval.nearest(unit, [vocab.index["a0"], vocab.index["b0"]], k=5)
-  assert all(vocab.words[i][0] == "a" for i in ids_[0]), [vocab.words[i] for i in ids_[0]]
-  assert all(vocab.words[i][0] == "b" for i in ids_[1]), [vocab.words[i] for i in ids_[1]]
 
 
 def test_bad_specs_are_clear_errors():

@@ -2,7 +2,7 @@
 import ml_collections
 import pytest
 
-from experiments.counting import config as counting_config
+from tests.lib import toy
 from lib.sweeps import space as sweeps
 
 
@@ -39,7 +39,7 @@ def test_bad_definitions_are_errors():
 
 
 def test_apply_checks_keys_and_types_and_keeps_the_config_locked():
-  base = counting_config.get_config("rmsprop")
+  base = toy.get_config("rmsprop")
   c = sweeps.apply(base, {"optimizer.lr": 1, "seed": 3})
   assert c.optimizer.lr == 1.0 and isinstance(c.optimizer.lr, float) and c.seed == 3
   assert base.optimizer.lr == 1e-3  # the base is not touched
@@ -57,9 +57,9 @@ def test_apply_checks_keys_and_types_and_keeps_the_config_locked():
   assert sweeps.apply(derived, {"a": 3}).b == 6  # references kept
 
 
-def test_counting_sweeps():
-  assert len(sweeps.build(counting_config.sweep, "seeds")) == 32
-  assert sweeps.build(counting_config.sweep, "")[1] == {"optimizer.lr": 1e-4, "seed": 2}
-  with pytest.raises(ValueError, match="Unknown counting sweep"):
-    sweeps.build(counting_config.sweep, "nope")
+def test_named_sweeps():
+  assert len(sweeps.build(toy.sweep, "seeds")) == 32
+  assert sweeps.build(toy.sweep, "")[1] == {"optimizer.lr": 1e-4, "seed": 2}
+  with pytest.raises(ValueError, match="Unknown toy sweep"):
+    sweeps.build(toy.sweep, "nope")
   assert sweeps.label({"optimizer.lr": 0.001, "seed": 2}) == "optimizer.lr=0.001,seed=2"

@@ -2,16 +2,18 @@
 import numpy as np
 import pytest
 
-from experiments.counting import config as counting_config, experiment
+from tests.lib import toy
 from lib.runtime import writers
 from lib.sweeps import space as sweeps, trial_batch
 from lib.train import metrics as metrics_lib, trainer
 
-def built(c):
-  """``(task, resolved config)`` of the counting experiment."""
-  b = experiment.build(c)
-  return b.task, b.config
+pytestmark = pytest.mark.slow  # trains or starts processes: left out of `make test-fast`
 
+
+def built(c):
+  """``(task, resolved config)`` of the toy experiment."""
+  b = toy.build(c)
+  return b.task, b.config
 
 
 def test_chunk_ends_hit_every_evaluation_and_the_end():
@@ -41,7 +43,7 @@ def test_records_are_window_means_across_chunk_cuts(cuts):
 
 
 def _config(**trainer_fields):
-  c = sweeps.apply(counting_config.get_config("rmsprop"), {"num_epochs": 60})
+  c = sweeps.apply(toy.get_config("rmsprop"), {"num_epochs": 60})
   c.unlock()
   c.trainer.update(trainer_fields)
   c.lock()
@@ -53,7 +55,7 @@ def test_every_record_equals_a_separate_run(tmp_path):
   base = _config(log_every=4, eval_every=25, flush_every=3)
   trials = [{"seed": 1, "optimizer.lr": 1e-3}, {"seed": 5, "optimizer.lr": 3e-3}]
   dirs = [str(tmp_path / f"t{i}") for i in range(2)]
-  trial_batch.train(experiment.build, base, trials, dirs, max_chunk=7)
+  trial_batch.train(toy.build, base, trials, dirs, max_chunk=7)
   for i, t in enumerate(trials):
     c = sweeps.apply(base, t)
     trainer.train(*built(c), str(tmp_path / f"alone{i}"))
@@ -71,7 +73,7 @@ def test_a_diverging_trial_stops_alone_and_the_others_complete(tmp_path):
   base = _config()
   trials = [{"optimizer.lr": 1e-3}, {"optimizer.lr": 1e4}]
   dirs = [str(tmp_path / f"t{i}") for i in range(2)]
-  ok, bad = trial_batch.train(experiment.build, base, trials, dirs)
+  ok, bad = trial_batch.train(toy.build, base, trials, dirs)
   assert ok["status"] == "completed" and ok["checkpoint_step"] == 60
   assert bad["status"] == "diverged" and "Non-finite" in bad["error"]
   assert bad["checkpoint_step"] is None

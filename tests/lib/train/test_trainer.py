@@ -8,19 +8,24 @@ import jax
 import numpy as np
 import pytest
 
-from experiments.counting import config as counting_config, experiment
+from tests.lib import toy
 from lib.runtime import writers
 from lib.train import checkpoint, trainer
+from lib.train.state import TrainState, restore_params
+from lib.train.step import make_train_step
+from lib.train.summary import read_summary
+
+pytestmark = pytest.mark.slow  # trains or starts processes: left out of `make test-fast`
+
 
 def built(c):
-  """``(task, resolved config)`` of the counting experiment."""
-  b = experiment.build(c)
+  """``(task, resolved config)`` of the toy experiment."""
+  b = toy.build(c)
   return b.task, b.config
 
 
-
 def small_config(variant="rmsprop", epochs=60):
-  c = counting_config.get_config(variant)
+  c = toy.get_config(variant)
   c.num_epochs = epochs
   c.trainer.checkpoint_every = 20
   c.trainer.eval_every = 25
@@ -80,7 +85,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, lose_cras
   with pytest.raises(Crash):
     task, rc = built(small_config())
     trainer.train(crashing(task, 47), rc, run_dir)
-  interrupted = trainer.read_summary(run_dir)
+  interrupted = read_summary(run_dir)
   assert interrupted["status"] == "interrupted" and "Crash" in interrupted["error"]
   ckpts = checkpoint.Checkpointer(os.path.join(run_dir, "checkpoints"), 20)
   assert ckpts.latest_step() == 47  # saved on the way out
@@ -110,11 +115,11 @@ def test_nan_stops_cleanly_and_keeps_last_good_checkpoint(tmp_path):
   c.trainer.checkpoint_every = 2
   with pytest.raises(trainer.NonFiniteError, match="Non-finite training metrics at step"):
     trainer.train(*built(c), str(tmp_path))
-  summary = trainer.read_summary(str(tmp_path))
+  summary = read_summary(str(tmp_path))
   assert summary["status"] == "diverged" and "last good checkpoint" in summary["error"]
   last = summary["checkpoint_step"]
   assert last is not None and 0 < last < summary["steps"]
-  params, step = trainer.restore_params(*built(c), str(tmp_path))
+  params, step = restore_params(*built(c), str(tmp_path))
   assert step == last
   assert all(np.isfinite(np.asarray(l)).all() for l in jax.tree.leaves(params))
   records = writers.read_records(str(tmp_path), "train")
@@ -131,9 +136,9 @@ def test_stateful_task_threads_and_resets_the_carry():
     return jnp.sum(new ** 2), ({"carry": jnp.sum(new)}, new)
 
   tx = optax.sgd(0.0)  # parameters fixed: only the carry moves
-  step = jax.jit(trainer.make_train_step(loss_fn, tx, init_carry=lambda: jnp.zeros(2)))
+  step = jax.jit(make_train_step(loss_fn, tx, init_carry=lambda: jnp.zeros(2)))
   params = {"w": jnp.ones(())}
-  state = trainer.TrainState(step=jnp.zeros((), jnp.int32), params=params,
+  state = TrainState(step=jnp.zeros((), jnp.int32), params=params,
                              opt_state=tx.init(params), carry=jnp.zeros(2))
   seen = []
   for i in range(5):

@@ -8,7 +8,9 @@ import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+pytestmark = pytest.mark.slow  # trains or starts processes: left out of `make test-fast`
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MAIN = "experiments.counting.main"
 COMMON = ["--config=experiments/counting/config.py:rmsprop", "--config.num_epochs=30",
           "--config.trainer.data_parallel=True", "--config.trainer.checkpoint_every=10",
