@@ -93,7 +93,7 @@ def plan(config_spec: str, sweep_name: str, out: str, common: Optional[dict] = N
   ``common`` overrides apply to every trial (``--set``)."""
   module, base = base_config(config_spec, common)
   if not hasattr(module, "sweep"):
-    raise ValueError(f"{config_spec} defines no sweep(add, name); see lib/sweeps.py.")
+    raise ValueError(f"{config_spec} defines no sweep(add, name); see lib/sweeps/space.py.")
   trials = sweeps.build(module.sweep, sweep_name)
   for t in trials:
     sweeps.apply(base, t)

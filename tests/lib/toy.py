@@ -28,14 +28,15 @@ def get_config(variant: str = "rmsprop") -> ml_collections.ConfigDict:
   return configs.finish(c, VARIANTS)
 
 
+SWEEPS = {"": {"optimizer.lr": [1e-4, 3e-4, 1e-3, 3e-3], "seed": [1, 2]},
+          "seeds": {"seed": list(range(1, 33))}}
+
+
 def sweep(add, name: str = "") -> None:
-  if name == "seeds":
-    add.grid("seed", list(range(1, 33)))
-  elif name == "":
-    add.grid("optimizer.lr", [1e-4, 3e-4, 1e-3, 3e-3])
-    add.grid("seed", [1, 2])
-  else:
-    raise ValueError(f"Unknown toy sweep {name!r}.")
+  if name not in SWEEPS:
+    raise ValueError(f"Unknown toy sweep {name!r}; expected one of {sorted(SWEEPS)}.")
+  for key, values in SWEEPS[name].items():
+    add.grid(key, values)
 
 
 def bits(num: int, length: int, seed: int) -> dict:

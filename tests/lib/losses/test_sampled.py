@@ -27,6 +27,7 @@ def notes_nce_numpy(nce_weights, nce_biases, train_labels, embed, sampled, true_
   return loss_nce, np.mean(loss_nce)
 
 
+@pytest.mark.slow
 def test_nce_matches_the_notes_computation_on_fixed_samples():
   rng = np.random.default_rng(0)
   V, D, B, S = 500, 128, 100, 64
@@ -79,6 +80,7 @@ def test_softmax_loss_is_cross_entropy_over_all_classes():
   np.testing.assert_allclose(got, ref, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_nce_without_log_q_is_negative_sampling_plus_biases():
   rng = np.random.default_rng(3)
   V, D, B, S = 40, 6, 5, 7

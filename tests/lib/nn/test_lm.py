@@ -12,13 +12,7 @@ X = np.array([0, 5, 7, 3, 9, 2, 11])
 Y = np.array([5, 7, 3, 9, 2, 11, 1])
 
 
-def notes_grads(model, params):
-  def loss(p):
-    return lm.window_loss(model, p, {"x": jnp.asarray(X)[None], "y": jnp.asarray(Y)[None]},
-                          None, None, False)[0]
-  return jax.grad(loss)(params)
-
-
+@pytest.mark.slow
 def test_truncation_stops_gradients_beyond_k_steps():
   model = lm.RecurrentLM(20, 6, **NOTES_LM, truncate=2)
   params = model.init(jax.random.key(0))
@@ -45,6 +39,7 @@ def test_truncation_stops_gradients_beyond_k_steps():
                              atol=1e-6 * np.abs(want).max())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["lstm", "elman", "gru"])
 def test_carried_state_across_windows_equals_one_long_pass(kind):
   model = lm.RecurrentLM(40, 8, kind=kind, layers=2)
@@ -61,6 +56,7 @@ def test_carried_state_across_windows_equals_one_long_pass(kind):
   assert float(tot.total) == pytest.approx(float(lm.nll(whole, y).total), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_step_matches_apply():
   model = lm.RecurrentLM(30, 8, kind="lstm", layers=2)
   params = model.init(jax.random.key(3))
@@ -72,6 +68,7 @@ def test_step_matches_apply():
     np.testing.assert_allclose(step_logits, logits[:, t], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_initial_loss_is_close_to_log_v():
   for model in (lm.RecurrentLM(8000, 100, **NOTES_LM),
                 lm.RecurrentLM(10000, 200, kind="lstm", layers=2)):
@@ -81,6 +78,7 @@ def test_initial_loss_is_close_to_log_v():
     assert float(tot.total / tot.count) == pytest.approx(np.log(model.vocab_size), abs=0.05)
 
 
+@pytest.mark.slow
 def test_fused_output_loss_matches_autodiff():
   with jax.enable_x64(True):
     model = lm.RecurrentLM(50, 8, kind="lstm", layers=2, tie_weights=True)
@@ -98,6 +96,7 @@ def lm_loss(model, params, x, y):
   return lm.window_loss(model, params, {"x": x, "y": y}, None, None, False)[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", [
     lm.RecurrentLM(40, 10, **NOTES_LM),   # full BPTT, as the notes check (bptt_truncate=1000)
     lm.RecurrentLM(40, 10, kind="lstm", layers=2, weight_init="uniform:0.5"),
@@ -114,6 +113,7 @@ def test_gradient_check_passes_on_the_lms(model):
     assert len(report.params) == len(jax.tree.leaves(params))
 
 
+@pytest.mark.slow
 def test_gradient_check_fails_on_a_wrong_gradient():
   """The notes' backward pass with one deliberate bug (tanh' taken at s_{t-1})."""
   model = lm.RecurrentLM(40, 10, **NOTES_LM)

@@ -83,6 +83,7 @@ def test_last_real_output():
   np.testing.assert_allclose(recurrence.last_real_output(y, mask), carry, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["simple", "lstm", "gru"])
 @pytest.mark.parametrize("fast_grad", [True, False])
 @pytest.mark.parametrize("reverse", [False, True])

@@ -49,6 +49,7 @@ def test_shared_embedding_removes_one_table():
   assert "embed" in p and "src_embed" not in p and "tgt_embed" not in p
 
 
+@pytest.mark.slow
 def test_peeky_and_attention_add_their_parameters():
   H = 8
   n = lambda m: seq2seq.num_params(m.init(jax.random.key(0)))  # noqa: E731
@@ -64,6 +65,7 @@ def test_reverse_padded_reverses_only_the_real_part():
   np.testing.assert_array_equal(seq2seq.reverse_padded(ids, None), ids[:, ::-1])
 
 
+@pytest.mark.slow
 def test_reversed_variant_reads_the_input_backwards():
   fwd, rev = _model(), _model(reverse_input=True)
   p = fwd.init(jax.random.key(1))  # same parameter structure
@@ -73,6 +75,7 @@ def test_reversed_variant_reads_the_input_backwards():
   assert not np.allclose(rev.apply(p, b), fwd.apply(p, b), atol=1e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["baseline", "peeky", "additive", "bidirectional", "one_hot"])
 def test_padding_of_the_source_is_irrelevant(name):
   m = _model(**VARIANTS[name])
@@ -114,11 +117,12 @@ def _reference_decode(model, params, src, src_len, max_len, end_id):
   """The notes' inference loop, one character at a time: re-run the teacher-forced
   model on the prefix decoded so far and take the last step's argmax."""
   out = []
+  apply = jax.jit(model.apply)  # compiled once per prefix length
   for i in range(src.shape[0]):
     prefix = [START]
     for _ in range(max_len):
-      logits = model.apply(params, {"src": src[i:i + 1], "src_len": src_len[i:i + 1],
-                                    "tgt_in": jnp.asarray([prefix])})
+      logits = apply(params, {"src": src[i:i + 1], "src_len": src_len[i:i + 1],
+                              "tgt_in": jnp.asarray([prefix])})
       tok = int(jnp.argmax(logits[0, -1]))
       prefix.append(tok)
       if end_id is not None and tok == end_id:
@@ -127,23 +131,32 @@ def _reference_decode(model, params, src, src_len, max_len, end_id):
   return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_greedy_scan_under_jit_equals_step_by_step_decoding(name):
   m = _model(**VARIANTS[name])
   b = _batch(m, key=4)
-  greedy = jax.jit(lambda p, s, n: m.greedy(p, s, n, max_len=6, start_id=START, end_id=END,
-                                            pad_id=PAD))
+  decode = lambda p, s, n: m.greedy(p, s, n, max_len=6, start_id=START, end_id=END,  # noqa: E731
+                                    pad_id=PAD)
+  init = m.init(jax.random.key(3))
+
+  def params_at(scale, bias):
+    p = jax.tree.map(lambda x: x * scale, init)
+    p["out"]["b"] = p["out"]["b"].at[END].set(bias)
+    return p
+
   # Larger weights make the random model's outputs depend on its input, and a bias
   # on END makes it stop at different steps in different rows: the per-sequence
-  # stopping is what this test is about.
-  for scale, bias in itertools.product((3.0, 2.0, 4.0), np.linspace(-3.0, 3.0, 121)):
-    p = jax.tree.map(lambda x: x * scale, m.init(jax.random.key(3)))
-    p["out"]["b"] = p["out"]["b"].at[END].set(bias)
-    toks, lens = greedy(p, b["src"], b["src_len"])
-    if len(set(np.asarray(lens).tolist()) - {1}) >= 2:
-      break
-  else:
+  # stopping is what this test is about. The first setting that does, of the grid
+  # decoded at once (one vmap).
+  grid = list(itertools.product((3.0, 2.0, 4.0), np.linspace(-3.0, 3.0, 121)))
+  lens_of = jax.jit(jax.vmap(lambda sc, bi: decode(params_at(sc, bi), b["src"], b["src_len"])[1]))
+  all_lens = np.asarray(lens_of(*(jnp.asarray(v, jnp.float32) for v in zip(*grid))))
+  hit = next((i for i, l in enumerate(all_lens) if len(set(l.tolist()) - {1}) >= 2), None)
+  if hit is None:
     pytest.fail("no END bias gives varied decode lengths")
+  p = params_at(*grid[hit])
+  toks, lens = jax.jit(decode)(p, b["src"], b["src_len"])
   ref = _reference_decode(m, p, b["src"], b["src_len"], 6, END)
   for i, r in enumerate(ref):
     assert list(np.asarray(toks[i, :len(r)])) == r
@@ -161,6 +174,7 @@ def test_fixed_length_greedy_without_end_symbol():
   assert (np.asarray(lens) == 4).all()
 
 
+@pytest.mark.slow
 def test_variants_learn_to_copy_a_short_sequence():
   """Smoke: a few hundred Adam steps teach every variant to copy 3 symbols."""
   import optax

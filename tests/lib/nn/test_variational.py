@@ -23,6 +23,7 @@ def _one_example(p, x_T4):
   return h
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", vi.SIGMA_MODES)
 def test_closed_form_kl_matches_monte_carlo(mode):
   mean = _mean_tree(jax.random.key(0))
@@ -43,6 +44,7 @@ def test_kl_of_identical_distributions_is_zero():
   assert float(vi.kl_gaussian(post, vi.Gaussian(sigma=2.0))) == pytest.approx(0.0, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_mixture_prior_kl_by_monte_carlo_is_consistent():
   post = vi.init_posterior(_mean_tree(jax.random.key(3), 0.1), math.log(0.05), "weight")
   prior = vi.ScaleMixture(0.25, 1.0, math.exp(-6))
@@ -58,6 +60,7 @@ def test_mixture_prior_kl_by_monte_carlo_is_consistent():
     vi.kl(post, prior, jax.random.key(0), form="closed")
 
 
+@pytest.mark.slow
 def test_per_example_vmap_equals_a_loop_over_examples():
   post = vi.init_posterior(_mean_tree(jax.random.key(0)), math.log(0.1))
   x_BxTx4 = jax.random.normal(jax.random.key(1), (5, 7, 4))
@@ -70,6 +73,7 @@ def test_per_example_vmap_equals_a_loop_over_examples():
   assert not np.allclose(weights["u"][0], weights["u"][1])
 
 
+@pytest.mark.slow
 def test_same_key_same_output_different_key_different_output():
   post = vi.init_posterior(_mean_tree(jax.random.key(0)), math.log(0.1))
   x = jax.random.normal(jax.random.key(1), (4, 6, 4))
@@ -91,6 +95,7 @@ def test_samples_have_the_posterior_moments():
   np.testing.assert_allclose(s.std(0), [0.3, 0.3], rtol=0.02)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["example", "minibatch", "flipout"])
 def test_gradient_reaches_the_shared_log_sigma(mode):
   with jax.enable_x64(True):
@@ -111,6 +116,7 @@ def test_gradient_reaches_the_shared_log_sigma(mode):
   assert report.ok, str(report)
 
 
+@pytest.mark.slow
 def test_flipout_has_the_mean_and_variance_of_independent_samples():
   D, H, n = 4, 3, 64
   mean = {"w": jax.random.normal(jax.random.key(0), (D, H))}

@@ -37,6 +37,7 @@ SPECS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SPECS)
 def test_sparse_update_is_sgd_on_the_dense_loss(name):
   spec = SPECS[name]
@@ -53,6 +54,7 @@ def test_sparse_update_is_sgd_on_the_dense_loss(name):
   assert int(batch["mask"].sum()) == 13
 
 
+@pytest.mark.slow
 def test_nce_rows_form_is_tfs_nce_loss_averaged():
   spec = dataclasses.replace(SPECS["nce"], group_size=16)  # one group: TF shares samples
   noise = word2vec.Noise(spec, None)
@@ -67,6 +69,7 @@ def test_nce_rows_form_is_tfs_nce_loss_averaged():
   assert float(objective) == pytest.approx(float(jnp.mean(ref)), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_scanned_step_equals_minibatches_one_by_one():
   spec = SPECS["neg"]
   noise = word2vec.Noise(spec, np.arange(V, 0, -1))

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # starts processes: left out of `make test-fast`
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 # A step whose temporaries (64 MB of logits) are over glibc's largest mmap threshold.
@@ -16,8 +18,6 @@ import json, resource
 from lib.runtime import hostmem
 applied = hostmem.reuse_freed_memory()
 import jax, jax.numpy as jnp
-
-pytestmark = pytest.mark.slow  # trains or starts processes: left out of `make test-fast`
 h = jax.random.normal(jax.random.key(0), (1024, 64))
 w = jax.random.normal(jax.random.key(1), (64, 16384)) * 0.1
 f = jax.jit(lambda h, w: jax.nn.logsumexp(jnp.tanh(h @ w) * 3.0, axis=-1).sum())
