@@ -13,7 +13,7 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements.txt
-	$(BIN)/python -m pip install -q --no-deps -e . --config-settings editable_mode=compat
+	$(BIN)/python -m pip install -q --no-deps -e .
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 run: $(STAMP)  ## every experiment's quick preset on embedded data -> $(OUT)/report.md
