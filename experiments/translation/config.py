@@ -21,7 +21,7 @@ numerals (``experiments/translation/numbers.py``). Any Anki/Tatoeba file by path
 
 Result of ``lstm`` on the embedded default (20 epochs): validation chrF 81.2, exact match
 0.71, per-character accuracy 0.94 (greedy). It trained in 714 s on the 2-core CPU while
-other jobs shared the cores. Curves and more: experiments/seq2seq/README.md.
+other jobs shared the cores. Curves and more: README.md beside this file.
 """
 import ml_collections
 
