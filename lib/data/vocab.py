@@ -103,7 +103,7 @@ class Vocab:
       i = int(i)
       if stop is not None and i == stop:
         break
-      if self.tokens[i] != self.pad or self.pad is None:
+      if self.tokens[i] != self.pad:  # pad None: nothing is dropped
         out.append(self.tokens[i])
     return out
 

@@ -64,19 +64,21 @@ class RecurrentLM:
     keys = jax.random.split(key, self.layers + 2)
     V, H = self.vocab_size, self.hidden
     init = initializers.get(self.weight_init)
-    layers = [self.cell(l).init(keys[1 + l], H) for l in range(self.layers)]
+    layers = [self.cell(l).init(keys[1 + l], H) for l in range(self.layers)
+              if l > 0 or not self.embedding_is_projection]
     width = H
     if self.embedding_is_projection:  # layer 0 reads the embedding row as its input product
       cell0 = self.cell(0)
       width = cell0.gates * H
       # No input kernel and no bias: a bias would be a constant row added to every embedding.
-      layers[0] = {"w_rec": initializers.get(cell0.recurrent_init)(keys[1], (H, width))}
+      layers.insert(0, {"w_rec": initializers.get(cell0.recurrent_init)(keys[1], (H, width))})
     params = {"embed": init(keys[0], (V, width)), "layers": layers, "out": {}}
     if self.use_bias:
       params["out"]["b"] = jnp.zeros((V,))
     if not self.tie_weights:
       params["out"]["w"] = init(keys[-1], (H, V))
     return params
+
   def zero_carry(self, batch: int, dtype=jnp.float32):
     return tuple(self.cell(l).zero_carry((batch,), dtype) for l in range(self.layers))
 
