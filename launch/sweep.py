@@ -65,7 +65,7 @@ def main_module(config_path: str) -> str:
 
 
 def parse_sets(items: Sequence[str]) -> dict:
-  """``['num_epochs=200', 'optimizer.name=adam']`` -> overrides shared by every trial
+  """``['trainer.num_epochs=200', 'optimizer.name=adam']`` -> overrides shared by every trial
   (values parsed as Python literals where they are, else kept as strings)."""
   import ast
   out = {}
@@ -335,7 +335,7 @@ def _define_flags() -> None:
   flags.DEFINE_string("metric", "train/loss", "Summary metric that picks the best trial.")
   flags.DEFINE_enum("mode", "min", ["min", "max"], "Best = min or max of --metric.")
   flags.DEFINE_string("curve", "loss", "Train metric drawn in curves.png.")
-  flags.DEFINE_list("set", [], "key=value overrides shared by every trial, e.g. num_epochs=200.")
+  flags.DEFINE_list("set", [], "key=value overrides shared by every trial, e.g. trainer.num_epochs=200.")
 
 
 def main(argv):

@@ -36,7 +36,6 @@ VARIANTS = {
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = configs.start("counting", arg or "rmsprop", VARIANTS)
   c.seed = 1                       # parameters and per-step keys (see README.md beside this file: gd and the seed)
-  c.num_epochs = 2001
   c.data = ml_collections.ConfigDict(dict(
       num_samples=20, seq_len=10, seed=1,     # the notes' np.random.seed(1) data size
       batch_size=20,                          # = num_samples: full batch, as the notes
@@ -46,8 +45,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       cell="linear", hidden=1, init="uniform:0.1", unroll=1))
   c.loss = "sse"                    # 'sse' (the notes' cost) or 'mse'
   c.optimizer = optim.default_config("rmsprop", 1e-3)
-  c.trainer = trainer.default_config(
-      num_steps=-1, log_every=1, eval_every=100, checkpoint_every=500, flush_every=100)
+  c.trainer = trainer.default_config(num_epochs=2001, log_every_steps=1, eval_every_steps=100,
+                                     checkpoint_every_steps=500, flush_every=100)
   return configs.finish(c, VARIANTS)
 
 

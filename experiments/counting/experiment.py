@@ -88,7 +88,7 @@ def build(config: ml_collections.ConfigDict, data: dict | None = None) -> Built:
   test = {k: jnp.asarray(v) for k, v in make_data(d.eval_samples, d.seq_len, d.seed + 1).items()}
   long = {k: jnp.asarray(v) for k, v in make_data(d.eval_samples, d.long_seq_len, d.seed + 2).items()}
   source = data_lib.batches(train, d.batch_size, d.seed)
-  config = durations.resolve(config, source.steps_per_epoch)
+  config = durations.resolve(config, source.steps_per_epoch, examples_per_step=d.batch_size)
   cell = make_cell(config.model)
   unroll = config.model.unroll
   if config.loss not in ("sse", "mse"):
@@ -152,9 +152,11 @@ def gd_seed_scan(config: ml_collections.ConfigDict, num_seeds: int = 32) -> dict
   """Plain gradient descent from ``num_seeds`` initialisations, trained together.
 
   One jitted program: ``vmap`` over seeds of a ``scan`` over epochs. Shows how
-  often the notes' lr=1e-5 run escapes the plateau within ``num_epochs``.
+  often the notes' lr=1e-5 run escapes the plateau within the run's length
+  (``trainer.num_*``; one full-batch step is one epoch).
   """
   d = config.data
+  num_steps = durations.resolve(config, 1, examples_per_step=d.num_samples).trainer.num_steps
   data = make_data(d.num_samples, d.seq_len, d.seed)
   x, y = jnp.asarray(data["x"]), jnp.asarray(data["y"])
   cell, lr = cells.linear(1, init=config.model.init), config.optimizer.lr
@@ -168,7 +170,7 @@ def gd_seed_scan(config: ml_collections.ConfigDict, num_seeds: int = 32) -> dict
     def epoch(p, _):
       return jax.tree.map(lambda w, g: w - lr * g, p, jax.grad(cost)(p)), None
 
-    p_end, _ = jax.lax.scan(epoch, p, None, length=config.num_epochs)
+    p_end, _ = jax.lax.scan(epoch, p, None, length=num_steps)
     w0 = weights(p)
     return w0["w_x"], w0["w_rec"], cost(p_end)
 

@@ -35,7 +35,7 @@ def reproduce(out_dir: str, quick: bool = True) -> dict:
   for variant in config_lib.VARIANTS:
     cfg = config_lib.get_config(variant)
     if quick and variant in config_lib.CELL_VARIANTS:
-      cfg.num_epochs = 1001
+      cfg.trainer.num_epochs = 1001
     workdir = os.path.join(out_dir, variant)
     summary = experiment.run(cfg, workdir, verbose=False)
     train = writers.read_records(workdir, "train")

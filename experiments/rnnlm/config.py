@@ -25,10 +25,9 @@ Variants (``config.py:<name>``):
               clip 10, init 0.04. Paper: 78.4.
   Add ``--config.model.tie_weights=True`` to tie the softmax to the embedding.
 
-Step counts are given in epochs (``num_epochs``, ``decay_after_epochs``,
-``plateau_epochs``); the trainer's ``num_steps``, ``eval_every`` and the
-optimizer's step fields are derived from them once the data is loaded
-(``-1`` below), and the resolved config is saved as ``config.json``.
+Durations are given in epochs (``trainer.num_epochs``, ``optimizer.decay_start_epochs``,
+``optimizer.plateau_every_epochs``, ...) and become steps once the data is loaded
+(:mod:`lib.train.durations`); the resolved config is saved as ``config.json``.
 """
 import ml_collections
 
@@ -58,10 +57,12 @@ def _ptb(hidden, steps, dropout, epochs, decay_after, decay, clip, init) -> dict
       "model.kind": "lstm", "model.hidden": hidden, "model.layers": 2, "model.dropout": dropout,
       "model.weight_init": f"uniform:{init}", "model.use_bias": True,
       "model.embedding_is_projection": False, "model.truncate": 0,
-      "num_epochs": epochs, "decay_after_epochs": decay_after,
+      "trainer.num_epochs": epochs,
+      # TF tutorial: epoch i (0-based) trains at lr * decay ** max(i + 1 - decay_after, 0)
       "optimizer": optim.default_config("sgd", 1.0, clip_norm=clip, schedule="step",
-                                        decay_rate=decay),
-      "generate.num": 0, "trainer.log_every": 200}
+                                        decay_rate=decay, decay_start_epochs=decay_after - 1,
+                                        decay_every_epochs=1),
+      "generate.num": 0, "trainer.log_every_steps": 200}
 
 
 # One dict of dotted overrides per variant, applied to the base config (the notes' LM).
@@ -95,12 +96,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       kind="elman", hidden=100, layers=1, dropout=0.0, tie_weights=False, truncate=4, unroll=1,
       **NOTES_LM))
   c.loss_normalize = "sequences"  # gradient of the sum over time, averaged over the batch
-  c.num_epochs = 20
-  c.decay_after_epochs = 0        # step schedule: lr constant for this many epochs
-  c.plateau_epochs = 1            # reduce-on-plateau window, in epochs
-  c.optimizer = optim.default_config("sgd", 0.005, plateau_factor=0.5, plateau_patience=1)
+  c.optimizer = optim.default_config("sgd", 0.005, plateau_factor=0.5, plateau_patience=1,
+                                     plateau_every_epochs=1)  # the notes: every epoch
   c.generate = ml_collections.ConfigDict(dict(
       num=10, min_len=7, max_len=40, temperature=1.0, seed=0))
-  c.trainer = trainer.default_config(
-      num_steps=-1, eval_every=-1, log_every=100, checkpoint_every=-1, flush_every=50)
+  c.trainer = trainer.default_config(num_epochs=20, eval_every_epochs=1, log_every_steps=100,
+                                     checkpoint_every_epochs=1, flush_every=50)
   return configs.finish(c, VARIANTS)

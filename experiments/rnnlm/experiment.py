@@ -91,7 +91,7 @@ def build(config: ml_collections.ConfigDict, data: Corpus | None = None) -> Buil
   else:
     source = sequences.SentenceBatches(corpus.splits["train"], d.batch_size, config.seed,
                                        max_len=d.max_len, pad_multiple=d.pad_multiple)
-  config = durations.resolve(config, source.steps_per_epoch)
+  config = durations.resolve(config, source.steps_per_epoch, examples_per_step=d.batch_size)
   valid = Perplexity(model, corpus, d, "valid")
   test = Perplexity(model, corpus, d, "test") if "test" in corpus.splits else None
 

@@ -22,14 +22,14 @@ def _record(metric, value, ref=None, source=""):
 def reproduce(out_dir: str, quick: bool = True) -> dict:
   c = config_lib.get_config("notes")
   if quick:
-    c.num_epochs = 5
+    c.trainer.num_epochs = 5
   workdir = os.path.join(out_dir, "notes")
   out = experiment.run(c, workdir, verbose=False)
   r = out["lm"]
   records = [
       _record("log V", r["log_v"], 8.987, NOTES + ", V = 8000"),
       _record("initial loss per word", r["initial_nll"], 8.987425, NOTES),
-      _record(f"train loss per word after {c.num_epochs} epochs", r["final"]["train/nll"],
+      _record(f"train loss per word after {c.trainer.num_epochs} epochs", r["final"]["train/nll"],
               5.710718, NOTES),
       _record("valid perplexity", r["final"]["eval/ppl"]),
       _record("sampled sentences >= 7 words, no unknown (of 10)",

@@ -26,7 +26,7 @@ def compare(out: str, task: str, variants: list[str], path: str = "", epochs: in
     c = config_lib.get_config(f"{task}_{v}")
     c.data.path = path
     if epochs:
-      c.num_epochs = epochs
+      c.trainer.num_epochs = epochs
     if num:
       c.data.num = num
     configs[v] = c

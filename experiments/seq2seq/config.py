@@ -46,7 +46,7 @@ _MODEL_FIELDS = {  # model variant -> model fields
 def _variant(task: str, model: str) -> dict:
   overrides = {"data.task": task, **{f"model.{k}": v for k, v in _MODEL_FIELDS[model].items()}}
   if task == "date":
-    overrides.update({"model.hidden": 256, "num_epochs": 10})
+    overrides.update({"model.hidden": 256, "trainer.num_epochs": 10})
   return overrides
 
 
@@ -56,7 +56,7 @@ def _variant(task: str, model: str) -> dict:
 VARIANTS = {
     **{m: _variant("addition", m) for m in MODELS},
     **{f"{t}_{m}": _variant(t, m) for t in TASKS for m in MODELS},
-    "quick": {**_variant("addition", "reversed"), "data.num": 10_000, "num_epochs": 2,
+    "quick": {**_variant("addition", "reversed"), "data.num": 10_000, "trainer.num_epochs": 2,
               "num_samples": 4},
 }
 
@@ -81,11 +81,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       cell="lstm", embed_dim=16, hidden=128, shared_embedding=False, reverse_input=False,
       peeky=False, attention="none", attention_dim=0, bidirectional=False,
       unroll=16))  # scan unroll: these sequences are short, and unrolling halves the step time on CPU
-  c.num_epochs = 25
   c.optimizer = optim.default_config("adam", 1e-3, clip_norm=5.0)
   c.num_samples = 10  # decodes printed after training (wrong ones included when any)
-  c.trainer = trainer.default_config(num_steps=-1, eval_every=-1, log_every=-1,
-                                     checkpoint_every=-1, flush_every=50)
+  c.trainer = trainer.default_config(num_epochs=25, eval_every_epochs=1, log_every_epochs=1,
+                                     checkpoint_every_epochs=1, flush_every=50)
   return configs.finish(c, VARIANTS, variant=name)
 
 

@@ -53,7 +53,8 @@ def build(config: ml_collections.ConfigDict, data: Dataset | None = None) -> Bui
   task = seq2seq_train.teacher_forcing_task(
       f"seq2seq/{config.data.task}/{config.variant}", model, ds.train,
       batch_size=config.data.batch_size, seed=order, fixed_width=True, evaluators=(evaluator,))
-  config = durations.resolve(config, task.train_batch.steps_per_epoch)
+  config = durations.resolve(config, task.train_batch.steps_per_epoch,
+                             examples_per_step=config.data.batch_size)
   return Built(task=task, config=config, model=model, data=ds)
 
 
@@ -69,6 +70,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, data: Dataset | None
   """Trains (resuming), evaluates the final parameters, writes ``report.json`` and ``samples.txt``."""
   built = build(config, data)
   task, config, model, ds = built.task, built.config, built.model, built.data
+  epochs = config.trainer.num_steps / task.train_batch.steps_per_epoch
   n_params = seq2seq.num_params(model.init(jax.random.key(0)))
   msg = (f"{task.name}: {len(ds.train['src'])} train / {len(ds.valid['src'])} held-out pairs, "
          f"{len(ds.vocab)} symbols, {n_params} parameters, {task.train_batch.steps_per_epoch} "
@@ -83,7 +85,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, data: Dataset | None
     f.write(samples + "\n")
   ds.vocab.save(os.path.join(workdir, "vocab.json"))
   report = {"task": config.data.task, "variant": config.variant, "params": n_params,
-            "epochs": config.num_epochs, "held_out": len(ds.valid["src"]), **final,
+            "epochs": epochs, "held_out": len(ds.valid["src"]), **final,
             "wall_time_s": summary["wall_time_s"], "status": summary["status"]}
   with open(os.path.join(workdir, "report.json"), "w") as f:
     json.dump(report, f, indent=2)
@@ -91,5 +93,5 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, data: Dataset | None
     print(samples)
     print(f"{task.name}: held-out exact match {final['exact']:.4f}, per-character "
           f"{final['greedy_char_acc']:.4f}, loss per symbol {final['loss']:.4f} after "
-          f"{config.num_epochs} epochs ({summary['wall_time_s']:.0f} s).")
+          f"{epochs:g} epochs ({summary['wall_time_s']:.0f} s).")
   return {**summary, "report": report}

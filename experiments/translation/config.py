@@ -16,7 +16,7 @@ numerals (``experiments/translation/numbers.py``). Any Anki/Tatoeba file by path
   python -m experiments.translation.main --config=experiments/translation/config.py:lstm \
       --workdir=runs/translation/lstm
   python -m experiments.translation.main --config=experiments/translation/config.py:bidirectional \
-      --config.data.path=jpn.txt --config.data.max_pairs=5000 --config.num_epochs=50 \
+      --config.data.path=jpn.txt --config.data.max_pairs=5000 --config.trainer.num_epochs=50 \
       --workdir=runs/translation/jpn_bi
 
 Result of ``lstm`` on the embedded default (20 epochs): validation chrF 81.2, exact match
@@ -53,9 +53,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict(dict(
       cell="lstm", embed_dim=0, hidden=256, shared_embedding=False, reverse_input=False,
       peeky=False, attention="none", attention_dim=0, bidirectional=False, unroll=1))
-  c.num_epochs = 20
   c.optimizer = optim.default_config("rmsprop", 1e-3, decay=0.9, eps=1e-7)
   c.num_samples = 10
-  c.trainer = trainer.default_config(num_steps=-1, eval_every=-1, log_every=-1,
-                                     checkpoint_every=-1, flush_every=50)
+  c.trainer = trainer.default_config(num_epochs=20, eval_every_epochs=1, log_every_epochs=1,
+                                     checkpoint_every_epochs=1, flush_every=50)
   return configs.finish(c, VARIANTS)

@@ -68,7 +68,8 @@ def build(config: ml_collections.ConfigDict, data: Dataset | None = None) -> Bui
   task = seq2seq_train.teacher_forcing_task(
       f"translation/{config.variant}", model, ds.train, batch_size=config.data.batch_size,
       seed=config.seed, fixed_width=False, evaluators=(evaluator,))
-  config = durations.resolve(config, task.train_batch.steps_per_epoch)
+  config = durations.resolve(config, task.train_batch.steps_per_epoch,
+                             examples_per_step=config.data.batch_size)
   return Built(task=task, config=config, model=model, data=ds)
 
 
@@ -89,6 +90,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, data: Dataset | None
   ``curves.png`` and ``report.json``."""
   built = build(config, data)
   task, config, model, ds = built.task, built.config, built.model, built.data
+  epochs = config.trainer.num_steps / task.train_batch.steps_per_epoch
   n_params = seq2seq.num_params(model.init(jax.random.key(0)))
   spe = task.train_batch.steps_per_epoch
   msg = (f"{task.name}: {len(ds.train['src'])} train / {len(ds.valid['src'])} validation pairs"
@@ -109,7 +111,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, data: Dataset | None
   ds.tgt_vocab.save(os.path.join(workdir, "tgt_vocab.json"))
   figure = plot(workdir, spe, f"translation/{config.variant}: {config.data.path or 'numbers'}")
   report = {"variant": config.variant, "data": config.data.path or "generated numbers",
-            "params": n_params, "epochs": config.num_epochs, "validation": len(ds.valid["src"]),
+            "params": n_params, "epochs": epochs, "validation": len(ds.valid["src"]),
             "skipped_lines": ds.skipped, **final, "wall_time_s": summary["wall_time_s"],
             "status": summary["status"], "figure": figure}
   with open(os.path.join(workdir, "report.json"), "w") as f:
@@ -118,6 +120,6 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, data: Dataset | None
     print(samples)
     print(f"{task.name}: validation chrF {final['chrf']:.1f}, exact match {final['exact']:.4f}, "
           f"per-character accuracy {final['greedy_char_acc']:.4f} (greedy), loss "
-          f"{final['loss']:.4f} after {config.num_epochs} epochs ({summary['wall_time_s']:.0f} s). "
+          f"{final['loss']:.4f} after {epochs:g} epochs ({summary['wall_time_s']:.0f} s). "
           f"Curves: {figure}")
   return {**summary, "report": report}

@@ -15,12 +15,12 @@ def reproduce(out_dir: str, quick: bool = True) -> dict:
   for variant in ["lstm"] if quick else ["lstm", "bidirectional"]:
     c = config_lib.get_config(variant)
     if quick:
-      c.num_epochs = 3
+      c.trainer.num_epochs = 3
     r = experiment.run(c, os.path.join(out_dir, variant), verbose=False)["report"]
     for metric, key in (("validation chrF", "chrf"), ("validation exact match", "exact"),
                         ("validation per-character accuracy (greedy)", "greedy_char_acc")):
       records.append({"experiment": "translation", "variant": f"numbers/{variant}",
-                      "metric": f"{metric} after {c.num_epochs} epochs", "value": r[key],
+                      "metric": f"{metric} after {c.trainer.num_epochs} epochs", "value": r[key],
                       "reference": None, "source": ""})
     figures.append(r["figure"])
   return {"records": records, "figures": figures}

@@ -26,9 +26,9 @@ def compare(out: str, variants: list[str], epochs: int = 0, eval_every: int = 0,
   for v in variants:
     c = config_lib.get_config(v)
     if epochs:
-      c.num_epochs = epochs
+      c.trainer.num_epochs = epochs
     if eval_every:
-      c.eval_every_epochs = eval_every
+      c.trainer.eval_every_epochs = eval_every
     for key, value in (overrides or {}).items():
       group, field = key.split(".")
       c[group][field] = value

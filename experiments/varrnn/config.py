@@ -25,7 +25,7 @@ Variants (``config.py:<variant>``):
       --config.data.test_path=sts-dev.csv --config.data.vectors=glove.6B.50d.txt \
       --workdir=runs/varrnn/stsb
 
-Every ``eval_every_epochs`` epochs: the mean negative ELBO of the epoch (the
+Every ``trainer.eval_every_epochs`` epochs: the mean negative ELBO of the epoch (the
 notes' "evidence"), train macro-F1, and macro-F1 on ``data.eval_draws``
 class-balanced draws of the test set (mean and std), for each predictor:
 ``sample`` (one weight sample per example: the notes' ``predict_fn``), ``mean``
@@ -103,10 +103,9 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
       num_samples=10,       # posterior samples averaged by the 'average' predictor
       ece_bins=15,
   ))
-  c.num_epochs = 30
-  c.eval_every_epochs = 10  # the notes evaluate every 10 epochs
   # Lasagne's adagrad as the notes copy it: accumulator from 0, eps 1e-6.
   c.optimizer = optim.default_config("adagrad", 0.01, initial_accumulator=0.0, eps=1e-6)
-  c.trainer = trainer.default_config(num_steps=-1, eval_every=-1, log_every=-1,
-                                     checkpoint_every=-1, flush_every=50)
+  c.trainer = trainer.default_config(num_epochs=30, eval_every_epochs=10,  # as the notes
+                                     log_every_epochs=1, checkpoint_every_epochs=1,
+                                     flush_every=50)
   return configs.finish(c, VARIANTS)

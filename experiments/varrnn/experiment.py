@@ -181,7 +181,8 @@ def build(config: ml_collections.ConfigDict, data: inputs.Dataset | None = None)
   vectors = None if ds.vectors is None else jnp.asarray(ds.vectors)
   num_train = len(ds.train["y"])
   batches = TrainBatches(ds.train, config.data.batch_size, config.seed, config.vi.kl_anneal_epochs)
-  config = durations.resolve(config, batches.steps_per_epoch)
+  config = durations.resolve(config, batches.steps_per_epoch,
+                             examples_per_step=config.data.batch_size)
   task = Task(
       name=f"varrnn/{config.variant}", init_params=init_fn(model, config),
       loss_fn=loss_fn(model, vectors, config, num_train), train_batch=batches,
@@ -206,6 +207,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, data: inputs.Dataset
   """Trains (resuming), evaluates the final parameters, writes ``report.json`` and ``curves.png``."""
   built = build(config, data)
   task, config, ds = built.task, built.config, built.data
+  epochs = config.trainer.num_steps / task.train_batch.steps_per_epoch
   evaluator = task.evaluators[0]
   n_weights = vi.num_weights(task.init_params(jax.random.key(0)))
   spe = task.train_batch.steps_per_epoch
@@ -217,7 +219,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, data: inputs.Dataset
   # The trainer evaluates the final parameters (also when a finished run is re-run).
   final = {k[len("eval/"):]: v for k, v in summary["final"].items() if k.startswith("eval/")}
   figure = plot(workdir, spe, f"{task.name}: {ds.info.split(':')[0]}")
-  report = {"variant": config.variant, "epochs": config.num_epochs, "sampling": config.vi.sampling,
+  report = {"variant": config.variant, "epochs": epochs, "sampling": config.vi.sampling,
             "predictor": evaluator.headline, "parameters": n_weights,
             "test_pairs": len(ds.test["y"]), **final,
             "neg_elbo": summary["final"].get("train/neg_elbo"),
@@ -228,6 +230,6 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, data: inputs.Dataset
   if verbose:
     print(f"{task.name}: balanced test macro-F1 {final['f1_bal']:.3f} ± {final['f1_bal_std']:.3f} "
           f"({evaluator.headline} predictor), train macro-F1 {final['train_f1']:.3f}, ECE "
-          f"{final['ece']:.3f}, after {config.num_epochs} epochs ({summary['wall_time_s']:.0f} s). "
+          f"{final['ece']:.3f}, after {epochs:g} epochs ({summary['wall_time_s']:.0f} s). "
           f"Curves: {figure}")
   return {**summary, "report": report}

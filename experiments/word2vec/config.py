@@ -36,7 +36,7 @@ from lib.train import optim, trainer
 VARIANTS = {
     # gensim's settings for a corpus 17x smaller than PTB: more passes, smaller
     # minibatches (5 epochs leave every vector pointing the same way, in gensim too).
-    "embedded": {"num_epochs": 40, "train.minibatch": 1024},
+    "embedded": {"trainer.num_epochs": 40, "train.minibatch": 1024},
     "gensim": {},
     "notes": {
         "data.min_count": 1, "data.max_vocab": 50000, "data.unknown": "UNK", "data.window": 1,
@@ -55,7 +55,6 @@ VARIANTS = {
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = configs.start("word2vec", arg or "embedded", VARIANTS)
   c.seed = 1
-  c.num_epochs = 5
   c.data = ml_collections.ConfigDict(dict(
       corpus="",            # '' = embedded; a file or a directory of files
       format="lines",       # 'lines': one sentence a line, tokens split on spaces (PTB,
@@ -82,6 +81,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       reduce="sum"))
   c.optimizer = optim.default_config("sgd", 0.025, schedule="linear",
                                      end_lr_fraction=0.0001 / 0.025)
-  c.trainer = trainer.default_config(log_every=1, eval_every=0, checkpoint_every=50,
-                                     flush_every=50, progress_every_s=5.0)
+  c.trainer = trainer.default_config(num_epochs=5,  # whole passes: the stream draws each anew
+                                     log_every_steps=1, eval_every_steps=0,
+                                     checkpoint_every_steps=50, flush_every=50,
+                                     progress_every_s=5.0)
   return configs.finish(c, VARIANTS)

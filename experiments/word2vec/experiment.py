@@ -73,9 +73,18 @@ class Data:
     t = config.train
     self.stream = skipgram.PairStream(
         ids, sent, self.vocab.counts, window=d.window, dynamic=d.dynamic_window, sample=d.sample,
-        epochs=config.num_epochs, pairs_per_step=t.minibatch * t.minibatches_per_step,
+        epochs=whole_epochs(config), pairs_per_step=t.minibatch * t.minibatches_per_step,
         seed=config.seed, cross_sentences=d.cross_sentences)
     self.analogies = word_eval.read_analogies(d.analogies) if d.analogies else None
+
+
+def whole_epochs(config: ml_collections.ConfigDict) -> int:
+  """``trainer.num_epochs`` as a whole number: the stream subsamples each pass anew."""
+  n = config.trainer.num_epochs
+  if n is None or n < 1 or n != int(n):
+    raise ValueError(f"word2vec runs whole passes over its pair stream: give "
+                     f"trainer.num_epochs as a positive whole number (got {n}).")
+  return int(n)
 
 
 class Analogies:
@@ -105,10 +114,12 @@ def _check_sparse(config) -> None:
 
 def build(config: ml_collections.ConfigDict, data: Data | None = None) -> Built:
   """The skip-gram task; ``data``: a :class:`Data` of this config (default: read it).
-  Analogies are evaluated at the end, and every ``trainer.eval_every`` steps when set."""
+  Analogies are evaluated at the end, and every ``trainer.eval_every_*`` when set."""
   data = data or Data(config)
   # Subsampling makes epochs differ slightly in length: the stream knows the total.
-  config = durations.resolve(config, max(1, data.stream.num_steps // config.num_epochs),
+  epochs = len(data.stream.epoch_pairs)
+  config = durations.resolve(config, max(1, data.stream.num_steps // epochs),
+                             examples_per_step=config.train.minibatch * config.train.minibatches_per_step,
                              num_steps=data.stream.num_steps)
   spec = spec_of(config, len(data.vocab))
   noise = None if spec.loss == "softmax" else word2vec.Noise(spec, data.vocab.counts)
@@ -126,7 +137,7 @@ def build(config: ml_collections.ConfigDict, data: Data | None = None) -> Built:
   def loss_fn(params, batch, rng):
     return word2vec.loss(spec, noise, params, batch, rng)
 
-  words_per_step = data.raw_words * config.num_epochs / data.stream.num_steps
+  words_per_step = data.raw_words * epochs / data.stream.num_steps
   task = Task(name=f"word2vec/{config.variant}",
               init_params=lambda key: word2vec.init_params(spec, key), loss_fn=loss_fn,
               evaluators=(Analogies(data, config.data.restrict_vocab),) if data.analogies else (),
@@ -167,7 +178,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, data: Data | None = 
   neighbours = export(workdir, data, params, config.data.probes)
   report = {"vocab_size": len(data.vocab), "corpus_words": data.raw_words,
             "pairs_per_epoch": data.stream.epoch_pairs, "train_s": round(train_s, 3),
-            "words_per_s": config.num_epochs * data.raw_words / train_s, "neighbours": neighbours}
+            "words_per_s": len(data.stream.epoch_pairs) * data.raw_words / train_s, "neighbours": neighbours}
   if task.evaluators:
     report["analogies"] = task.evaluators[0].evaluate(params)
   with open(os.path.join(workdir, "word2vec_report.json"), "w") as f:

@@ -26,7 +26,7 @@ def reproduce(out_dir: str, quick: bool = True) -> dict:
   epochs = {"embedded": 40, "notes": 3 if quick else 20, "softmax": 3 if quick else 20}
   for variant, n in epochs.items():
     c = config_lib.get_config(variant)
-    c.num_epochs = n
+    c.trainer.num_epochs = n
     workdir = os.path.join(out_dir, variant)
     s = experiment.run(c, workdir, verbose=False)
     rep = s["report"]

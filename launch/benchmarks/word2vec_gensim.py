@@ -41,7 +41,7 @@ def _config():
   c = config_lib.get_config("gensim")
   c.data.corpus = os.path.join(DATA, "ptb", "ptb.train.txt")
   c.data.analogies = os.path.join(DATA, "analogy", "questions-words.txt")
-  c.trainer.checkpoint_every = 0
+  c.trainer.checkpoint_every_steps = 0
   return c
 
 

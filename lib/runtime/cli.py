@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import sys
-from typing import Callable, Sequence, TypeVar
+from typing import Callable, Mapping, Sequence, TypeVar
 
 from absl import app, flags
 import ml_collections
@@ -19,6 +19,7 @@ from ml_collections import config_flags
 
 from lib.runtime import hostmem, logs, parallel
 from lib.data.errors import DataError
+from lib.train import durations
 from lib.train.trainer import NonFiniteError
 
 T = TypeVar("T")
@@ -104,6 +105,17 @@ def run_reporting_errors(fn: Callable[[], T]) -> T:
     sys.exit(1)
 
 
+def command_line_durations(config: ml_collections.ConfigDict,
+                           given: Mapping[str, object]) -> None:
+  """A duration set on the command line (``--config.trainer.num_steps=50``) replaces
+  the file's, whatever unit the file wrote it in (:mod:`lib.train.durations`)."""
+  for key, value in given.items():
+    found = durations.duration_of(config, key)
+    if found and not any(durations.duration_of(config, k) == (found[0], u)
+                         for k in given for u in durations.UNITS if u != found[1]):
+      durations.override(config, key, value)
+
+
 def experiment_main(run_fn: Callable[[ml_collections.ConfigDict, str], object],
                     default_config: str) -> None:
   """The whole ``main.py`` of an experiment: ``--config`` (a locked config file,
@@ -115,6 +127,7 @@ def experiment_main(run_fn: Callable[[ml_collections.ConfigDict, str], object],
 
   def main(argv):
     no_extra_args(argv)
+    command_line_durations(config.value, config_flags.get_override_values(flags.FLAGS["config"]))
     if config.value.trainer.get("distributed"):  # before the experiment's first JAX call
       parallel.initialize_distributed(config.value.trainer)
     run_reporting_errors(lambda: run_fn(config.value, workdir.value))

@@ -7,6 +7,8 @@ from typing import Any, Mapping, Sequence
 
 import ml_collections
 
+from lib.train import durations
+
 
 def start(experiment: str, variant: str, variants: Sequence[str]) -> ml_collections.ConfigDict:
   """An open config naming its experiment and variant; an unknown variant is a
@@ -23,9 +25,10 @@ def finish(c: ml_collections.ConfigDict, variants: Mapping[str, Mapping[str, Any
            variant: str | None = None) -> ml_collections.ConfigDict:
   """Applies ``variants[variant or c.variant]`` to the base config ``c`` and locks it.
 
-  A variant is a dict of dotted overrides (``{'model.cell': 'lstm', 'num_epochs': 10}``);
+  A variant is a dict of dotted overrides (``{'model.cell': 'lstm', 'trainer.num_epochs': 10}``);
   a ConfigDict value replaces a whole section (``{'optimizer': optim.default_config(...)}``).
-  Every key must already exist in the base config, so a variant cannot add a field.
+  Every key must already exist in the base config, so a variant cannot add a field;
+  a duration replaces the base's in whatever unit (:func:`lib.train.durations.override`).
   """
   name = variant or c.variant
   for key, value in variants[name].items():
@@ -35,6 +38,6 @@ def finish(c: ml_collections.ConfigDict, variants: Mapping[str, Mapping[str, Any
       node = node[part]
     if field not in node:
       raise KeyError(f"Variant {name!r} sets {key!r}, which the base config does not have.")
-    node[field] = copy.deepcopy(value)
+    durations.override(c, key, copy.deepcopy(value))
   c.lock()
   return c

@@ -25,7 +25,7 @@ class MetricWriter:
   On resume from step ``s`` it first drops records after ``s`` (they came from
   the interrupted run past its last checkpoint and will be written again), and
   asks TensorBoard to purge events from ``s + 1`` on. When ``s`` is not a
-  multiple of ``log_every``, the first record after the resume averages the
+  multiple of ``log_every_steps``, the first record after the resume averages the
   steps since ``s`` only (the interrupted run's partial window is not kept).
   """
 

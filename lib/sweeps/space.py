@@ -22,6 +22,8 @@ from typing import Any, Callable, Mapping, Sequence
 import ml_collections
 import numpy as np
 
+from lib.train import durations
+
 Trial = dict[str, Any]
 
 
@@ -113,8 +115,9 @@ def build(sweep_fn: Callable[..., None], name: str = "") -> list[Trial]:
 
 def apply(config: ml_collections.ConfigDict, trial: Mapping[str, Any]) -> ml_collections.ConfigDict:
   """A copy of ``config`` with the trial's overrides; unknown keys raise ``KeyError``
-  naming the key. The copy keeps the config's references (``num_steps`` follows
-  ``num_epochs``) and stays locked, as the config files lock it."""
+  naming the key. A duration replaces the config's in whatever unit
+  (:func:`lib.train.durations.override`); the copy stays locked, as the config
+  files lock it."""
   c = copy.deepcopy(config)
   for key, value in trial.items():
     node, parts = c, key.split(".")
@@ -127,7 +130,7 @@ def apply(config: ml_collections.ConfigDict, trial: Mapping[str, Any]) -> ml_col
                      f"{', '.join(sorted(node.keys()))}")
     if isinstance(node[parts[-1]], float) and isinstance(value, int) and not isinstance(value, bool):
       value = float(value)  # grid(lr, [1, 2]) on a float field; other mismatches raise
-    node[parts[-1]] = value
+    durations.override(c, key, value)
   return c
 
 

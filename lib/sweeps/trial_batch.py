@@ -144,12 +144,13 @@ def train(build: Callable[[ml_collections.ConfigDict], Built],
   for c, w in zip(configs, workdirs):
     save_config(c, w)
   n = len(trials)
-  records = Records(tc.log_every, n_steps)
+  records = Records(tc.log_every_steps, n_steps)
   evaluate = _Evaluator((lambda p: task_lib.evaluate(task.evaluators, p)) if task.evaluators
                         else None)
   diverged: list[Optional[str]] = [None] * n
   last_train, last_eval = [{} for _ in trials], [{} for _ in trials]
-  ends = chunk_ends(n_steps, tc.log_every, tc.flush_every, tc.eval_every if task.evaluators else 0,
+  ends = chunk_ends(n_steps, tc.log_every_steps, tc.flush_every,
+                    tc.eval_every_steps if task.evaluators else 0,
                     max_chunk)
   k = max(b - a for a, b in zip([0] + ends, ends))
   start = 0
@@ -159,7 +160,7 @@ def train(build: Callable[[ml_collections.ConfigDict], Built],
     m = jax.tree.map(lambda x: x[:end - start], jax.device_get(m))
     steps, names, values = records.add(start, m)
     _write_train(outs, steps, names, values, diverged, last_train)
-    if task.evaluators and (end == n_steps or (tc.eval_every and end % tc.eval_every == 0)):
+    if task.evaluators and (end == n_steps or (tc.eval_every_steps and end % tc.eval_every_steps == 0)):
       for i, v in enumerate(evaluate(state.params, n)):
         if diverged[i] is None:
           outs[i].write(end, "eval", v)

@@ -7,13 +7,26 @@ import jax
 import ml_collections
 import optax
 
+from lib.train import durations
+
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam", "adamw", "adagrad", "rprop")
 SCHEDULES = ("constant", "linear", "cosine", "step")
 
 
 def default_config(name: str = "sgd", lr: float = 1e-3, **overrides) -> ml_collections.ConfigDict:
-  """Every optimizer field, so any of them can be set from the command line."""
-  c = ml_collections.ConfigDict(dict(
+  """Every optimizer field, so any of them can be set from the command line.
+
+  Its durations (:mod:`lib.train.durations`) take any unit: ``decay_every_epochs=1``.
+  """
+  c = ml_collections.ConfigDict(durations.fields(dict(
+      warmup=("steps", 0),
+      # step: lr * decay_rate ** floor((step - decay_start) / decay_every), step >= decay_start
+      decay_start=("steps", 0),
+      decay_every=("steps", 1),
+      # reduce on plateau: the window the training loss is averaged over
+      plateau_every=("steps", 1),
+  ), overrides))
+  c.update(dict(
       name=name,
       lr=lr,
       # momentum / sgd
@@ -36,12 +49,7 @@ def default_config(name: str = "sgd", lr: float = 1e-3, **overrides) -> ml_colle
       # gradient clipping (0 = off)
       clip_norm=0.0,
       clip_value=0.0,
-      # schedule
-      schedule="constant",
-      warmup_steps=0,
-      # step: lr * decay_rate ** floor((step - decay_start) / decay_every), step >= decay_start
-      decay_start=0,
-      decay_every=1,
+      schedule="constant",  # or linear, cosine, step
       decay_rate=0.5,      # step: factor per decay (Zaremba et al.: 0.5 / 0.8 / 1/1.15)
       end_lr_fraction=0.0,  # linear / cosine: final lr as a fraction of lr
       # reduce on plateau (optax.contrib): multiply the lr by plateau_factor when the
@@ -50,11 +58,14 @@ def default_config(name: str = "sgd", lr: float = 1e-3, **overrides) -> ml_colle
       # evaluation ("halve the learning rate when the loss increases"). 0 = off.
       plateau_factor=0.0,
       plateau_patience=1,
-      plateau_every=1,
       plateau_rtol=1e-9,
       plateau_cooldown=0,
   ))
-  c.update(overrides)
+  for key, value in overrides.items():
+    if key not in c:
+      raise KeyError(f"optimizer has no field {key!r}; valid: {', '.join(sorted(c.keys()))}")
+    if durations.duration_of(c, key) is None:
+      c[key] = value
   return c
 
 
@@ -69,9 +80,9 @@ def make_schedule(cfg: ml_collections.ConfigDict, total_steps: int) -> optax.Sch
     sched = optax.cosine_decay_schedule(lr, max(total_steps - cfg.warmup_steps, 1),
                                         alpha=cfg.end_lr_fraction)
   elif cfg.schedule == "step":
-    sched = optax.exponential_decay(lr, transition_steps=cfg.decay_every,
+    sched = optax.exponential_decay(lr, transition_steps=cfg.decay_every_steps,
                                     decay_rate=cfg.decay_rate,
-                                    transition_begin=cfg.decay_start, staircase=True)
+                                    transition_begin=cfg.decay_start_steps, staircase=True)
   else:
     raise ValueError(f"Unknown schedule {cfg.schedule!r}; expected one of {SCHEDULES}.")
   if cfg.warmup_steps:
@@ -117,7 +128,7 @@ def make_optimizer(cfg: ml_collections.ConfigDict, total_steps: int
     # the trainer always passes (optax.chain forwards it only to who takes it).
     chain.append(optax.contrib.reduce_on_plateau(
         factor=cfg.plateau_factor, patience=cfg.plateau_patience, rtol=cfg.plateau_rtol,
-        cooldown=cfg.plateau_cooldown, accumulation_size=cfg.plateau_every))
+        cooldown=cfg.plateau_cooldown, accumulation_size=cfg.plateau_every_steps))
   return optax.chain(*chain), sched
 
 

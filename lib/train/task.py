@@ -51,7 +51,7 @@ class Task:
       :class:`lib.train.metrics.Average` (sum, count) pairs.
     train_batch: ``step -> batch``, a pure function of ``step`` (and the
       config's seed) so that resuming is exact; it has ``steps_per_epoch``.
-    evaluators: run every ``trainer.eval_every`` steps and at the end; their
+    evaluators: run every ``trainer.eval_every_steps`` and at the end; their
       pairs are written as the ``eval`` split.
     summary_fn: optional ``params -> {name: float}`` extras for summary.json,
       computed once a run has completed.

@@ -26,7 +26,7 @@ import ml_collections
 import numpy as np
 
 from lib.runtime import parallel, plotting, writers
-from lib.train import checkpoint, metrics as metrics_lib
+from lib.train import checkpoint, durations, metrics as metrics_lib
 from lib.runtime.progress import Progress
 from lib.train.state import init_state
 from lib.train.step import make_train_step
@@ -42,11 +42,15 @@ class Preempted(KeyboardInterrupt):
 
 
 def default_config(**overrides) -> ml_collections.ConfigDict:
-  c = ml_collections.ConfigDict(dict(
-      num_steps=1000,
-      log_every=10,          # steps per train record (window mean of sums/counts)
-      eval_every=100,        # 0 = only at the end
-      checkpoint_every=500,  # 0 = only at the end
+  """Every trainer field. Durations (:mod:`lib.train.durations`) take any unit:
+  ``default_config(num_epochs=10, eval_every_epochs=1)``."""
+  c = ml_collections.ConfigDict(durations.fields(dict(
+      num=("steps", 1000),
+      log_every=("steps", 10),        # one train record (window mean of sums/counts) per
+      eval_every=("steps", 100),      # 0 = only at the end
+      checkpoint_every=("steps", 500),  # 0 = only at the end
+  ), overrides))
+  c.update(dict(
       max_checkpoints=3,
       flush_every=50,        # records fetched from the device in one transfer
       progress_every_s=5.0,  # at most one progress line this often
@@ -58,7 +62,11 @@ def default_config(**overrides) -> ml_collections.ConfigDict:
       num_processes=1,         # the number of processes,
       process_id=0,            # and this process's index
   ))
-  c.update(overrides)
+  for key, value in overrides.items():
+    if key not in c:
+      raise KeyError(f"trainer has no field {key!r}; valid: {', '.join(sorted(c.keys()))}")
+    if durations.duration_of(c, key) is None:
+      c[key] = value
   return c
 
 
@@ -83,7 +91,7 @@ class _Run:
     self.state, tx, self.schedule, self.step_key = init_state(task, config)
     self.dp = parallel.DataParallel() if self.tc.get("data_parallel") else None
     self.ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"),
-                                        self.tc.checkpoint_every, self.tc.max_checkpoints)
+                                        self.tc.checkpoint_every_steps, self.tc.max_checkpoints)
     if self.ckpt.latest_step() is not None:
       self.state = self.ckpt.restore(self.state)
       logging.info("Resumed from %s at step %d.", self.ckpt.directory, int(self.state.step))
@@ -120,10 +128,10 @@ class _Run:
       self.step = step + 1
       window = m if window is None else metrics_lib.merge(window, m)
       last = self.step == total
-      if self.step % self.tc.log_every == 0 or last:
+      if self.step % self.tc.log_every_steps == 0 or last:
         self.pending.append((self.step, window))
         window = None
-      eval_due = self.tc.eval_every and self.step % self.tc.eval_every == 0
+      eval_due = self.tc.eval_every_steps and self.step % self.tc.eval_every_steps == 0
       ckpt_due = self.ckpt.due(self.step)
       if (len(self.pending) >= self.tc.flush_every or eval_due or ckpt_due or last
           or time.monotonic() - self._last_print > self.tc.progress_every_s):

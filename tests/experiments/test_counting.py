@@ -45,7 +45,7 @@ def test_same_seed_same_numbers(tmp_path, summaries):
 @pytest.mark.parametrize("cell", config_lib.CELL_VARIANTS)
 def test_nonlinear_cells_learn_to_count(tmp_path, cell):
   c = config_lib.get_config(cell)
-  c.num_epochs = 1001  # the quick preset
+  c.trainer.num_epochs = 1001  # the quick preset
   s = experiment.run(c, str(tmp_path), verbose=False)
   # Predicting the mean count scores the targets' variance, ~2.3.
   assert s["final"]["train/mse"] < 0.25, s["final"]
@@ -53,7 +53,7 @@ def test_nonlinear_cells_learn_to_count(tmp_path, cell):
 
 def test_minibatches_and_epochs_set_the_step_count(tmp_path):
   c = config_lib.get_config("rprop")
-  c.data.batch_size, c.num_epochs = 5, 3
+  c.data.batch_size, c.trainer.num_epochs = 5, 3
   assert experiment.build(c).config.trainer.num_steps == 12
   assert experiment.run(c, str(tmp_path), verbose=False)["steps"] == 12
 
@@ -70,7 +70,7 @@ def _main(tmp_path, *flags):
 
 
 def test_main_prints_like_the_notes_and_writes_the_run(tmp_path):
-  r = _main(tmp_path, "--config=experiments/counting/config.py:gd", "--config.num_epochs=200")
+  r = _main(tmp_path, "--config=experiments/counting/config.py:gd", "--config.trainer.num_epochs=200")
   assert r.returncode == 0, r.stderr
   assert "Initial weights: wx =" in r.stdout and "epoch[  200] : cost =" in r.stdout
   assert "Final weights : wx =" in r.stdout
@@ -88,7 +88,7 @@ def test_unknown_config_key_fails_listing_valid_keys(tmp_path):
 
 def test_diverging_run_exits_with_a_message(tmp_path):
   r = _main(tmp_path, "--config=experiments/counting/config.py:gd", "--config.optimizer.lr=0.02",
-            "--config.trainer.checkpoint_every=5")
+            "--config.trainer.checkpoint_every_steps=5")
   assert r.returncode == 1
   assert "error: Non-finite training metrics at step" in r.stderr
   assert "Traceback" not in r.stderr

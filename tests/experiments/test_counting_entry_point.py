@@ -18,8 +18,8 @@ INFO = re.compile(r"^I\d{4} [\d:.]+\s+\d+ ([^:\s]+):\d+\]")
 
 def _counting(tmp_path, *extra):
   cmd = [sys.executable, "-m", "experiments.counting.main",
-         "--config=experiments/counting/config.py:rmsprop", "--config.num_epochs=30",
-         "--config.trainer.checkpoint_every=10", f"--workdir={tmp_path}", *extra]
+         "--config=experiments/counting/config.py:rmsprop", "--config.trainer.num_epochs=30",
+         "--config.trainer.checkpoint_every_steps=10", f"--workdir={tmp_path}", *extra]
   return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
                         env=dict(os.environ, JAX_PLATFORMS="cpu"))
 

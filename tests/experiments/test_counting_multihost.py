@@ -12,9 +12,9 @@ pytestmark = pytest.mark.slow  # trains or starts processes: left out of `make t
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MAIN = "experiments.counting.main"
-COMMON = ["--config=experiments/counting/config.py:rmsprop", "--config.num_epochs=30",
-          "--config.trainer.data_parallel=True", "--config.trainer.checkpoint_every=10",
-          "--config.trainer.eval_every=10", "--config.trainer.tensorboard=False",
+COMMON = ["--config=experiments/counting/config.py:rmsprop", "--config.trainer.num_epochs=30",
+          "--config.trainer.data_parallel=True", "--config.trainer.checkpoint_every_steps=10",
+          "--config.trainer.eval_every_steps=10", "--config.trainer.tensorboard=False",
           "--config.trainer.plot=False"]
 
 

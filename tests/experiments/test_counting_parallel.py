@@ -21,7 +21,7 @@ from lib.sweeps import space as sweeps
 
 out = {}
 base = sweeps.apply(counting.get_config("rmsprop"),
-                    {"num_epochs": 40, "data.num_samples": 32, "data.batch_size": 16})
+                    {"trainer.num_epochs": 40, "data.num_samples": 32, "data.batch_size": 16})
 for dp in (False, True):
   c = sweeps.apply(base, {"trainer.data_parallel": dp})
   with tempfile.TemporaryDirectory() as d:

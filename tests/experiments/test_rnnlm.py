@@ -54,7 +54,7 @@ def test_truncated_bptt_equals_the_notes_numpy_bptt(truncate):
 def data_dir(tmp_path_factory):
   d = tmp_path_factory.mktemp("lmdata")
   rng = np.random.default_rng(0)
-  for split, n in (("train", 600), ("valid", 200), ("test", 200)):
+  for split, n in (("train", 600), ("valid", 110), ("test", 110)):
     lines = [" ".join(rng.choice(WORDS + ["<unk>"], rng.integers(3, 12))) for _ in range(n)]
     (d / f"ptb.{split}.txt").write_text("\n".join(f" {l} " for l in lines) + "\n")
   comments = ['"' + ". ".join(" ".join(rng.choice(WORDS, 6)) for _ in range(3)) + '."'
@@ -76,7 +76,7 @@ def configured(variant, data_dir):
 def test_two_training_steps_per_config(variant, data_dir, tmp_path):
   b = experiment.build(configured(variant, data_dir))
   task, c = b.task, b.config
-  c.trainer.num_steps, c.trainer.eval_every, c.trainer.checkpoint_every = 2, 0, 0
+  c.trainer.num_steps, c.trainer.eval_every_steps, c.trainer.checkpoint_every_steps = 2, 0, 0
   summary = trainer.train(task, c, str(tmp_path))
   assert summary["status"] == "completed" and summary["steps"] == 2
   assert math.isfinite(summary["final"]["train/nll"]) and math.isfinite(summary["final"]["eval/ppl"])
@@ -90,7 +90,7 @@ def test_stream_config_resolves_the_tutorial_schedule(data_dir):
   b = experiment.build(c)
   task, rc = b.task, b.config
   spe = task.train_batch.steps_per_epoch
-  assert rc.trainer.num_steps == 13 * spe and rc.trainer.eval_every == spe
+  assert rc.trainer.num_steps == 13 * spe and rc.trainer.eval_every_steps == spe
   _, tx_sched = optim.make_optimizer(rc.optimizer, rc.trainer.num_steps)
   lrs = [float(tx_sched(e * spe)) for e in range(6)]
   assert lrs == [1.0, 1.0, 1.0, 1.0, 0.5, 0.25]   # TF tutorial: decay from epoch 5 (1-based)
@@ -108,7 +108,7 @@ def test_malformed_csv_gives_a_clear_error(data_dir, tmp_path):
 def test_notes_run_end_to_end(tmp_path):
   """Embedded corpus, one epoch: loss starts at log V and falls, 10 clean sentences."""
   c = config_lib.get_config("notes")
-  c.num_epochs = 1
+  c.trainer.num_epochs = 1
   workdir = str(tmp_path / "notes")
   out = experiment.run(c, workdir, verbose=False)
   report = out["lm"]

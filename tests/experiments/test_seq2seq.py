@@ -64,7 +64,7 @@ def test_reading_a_file_uses_the_same_format(tmp_path):
 def _tiny(variant, tmp_path=None):
   c = config_lib.get_config(variant)
   c.data.num, c.data.valid, c.data.batch_size, c.data.eval_batch_size = 640, 64, 32, 50
-  c.model.hidden, c.num_epochs, c.num_samples = 16, 1, 4
+  c.model.hidden, c.trainer.num_epochs, c.num_samples = 16, 1, 4
   c.trainer.tensorboard = c.trainer.plot = False
   return c
 
@@ -81,7 +81,7 @@ def test_smoke_one_epoch_per_variant(variant, tmp_path):
 
 def test_date_variant_defaults():
   c = config_lib.get_config("date_attention")
-  assert (c.data.task, c.model.hidden, c.num_epochs, c.model.attention) == ("date", 256, 10, "dot")
+  assert (c.data.task, c.model.hidden, c.trainer.num_epochs, c.model.attention) == ("date", 256, 10, "dot")
   with pytest.raises(ValueError, match="Unknown seq2seq variant"):
     config_lib.get_config("date_nope")
 
@@ -107,7 +107,7 @@ def test_compare_writes_one_figure_and_a_table(tmp_path, monkeypatch):
 def _tiny_quick(**over):
   from lib.sweeps import space as sweeps
   return sweeps.apply(config_lib.get_config("quick"), {
-      "data.num": 1500, "num_epochs": 1, "model.hidden": 32, "trainer.tensorboard": False,
+      "data.num": 1500, "trainer.num_epochs": 1, "model.hidden": 32, "trainer.tensorboard": False,
       **over})
 
 
@@ -138,7 +138,7 @@ def test_vmap_refuses_seeds_whose_minibatch_order_differs(tmp_path):
 def test_quick_config_and_its_sweeps():
   from lib.sweeps import space as sweeps
   c = config_lib.get_config("quick")
-  assert (c.variant, c.data.num, c.num_epochs, c.model.reverse_input) == ("quick", 10_000, 2, True)
+  assert (c.variant, c.data.num, c.trainer.num_epochs, c.model.reverse_input) == ("quick", 10_000, 2, True)
   seeds = sweeps.build(config_lib.sweep, "seeds")
   assert len(seeds) == 32 and {t["data.shuffle_seed"] for t in seeds} == {0}
   assert len(sweeps.build(config_lib.sweep, "")) == 8

@@ -30,7 +30,7 @@ def test_generated_pairs_are_distinct_multibyte_and_seeded():
 def _tiny(variant="lstm", **data_kw):
   c = config_lib.get_config(variant)
   c.data.update(num=400, batch_size=32, eval_batch_size=40, **data_kw)
-  c.model.hidden, c.num_epochs, c.num_samples = 16, 2, 3
+  c.model.hidden, c.trainer.num_epochs, c.num_samples = 16, 2, 3
   c.trainer.tensorboard = False
   return c
 

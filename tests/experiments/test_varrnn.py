@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow  # trains or starts processes: left out of `make t
 
 def _small(variant, num=400, epochs=1, **data_overrides):
   c = config_lib.get_config(variant)
-  c.data.num, c.num_epochs, c.eval_every_epochs = num, epochs, epochs
+  c.data.num, c.trainer.num_epochs, c.trainer.eval_every_epochs = num, epochs, epochs
   c.data.eval_batch_size, c.eval.num_samples, c.data.eval_draws = 64, 2, 3
   c.trainer.tensorboard = c.trainer.plot = False
   for k, v in data_overrides.items():
@@ -88,9 +88,9 @@ def test_pair_model_under_vmap_equals_a_loop_with_the_same_samples():
 
 
 def test_the_notes_model_beats_chance_and_a_bag_of_words_does_not(tmp_path):
-  notes = experiment.run(_small("notes", num=3000, epochs=6), str(tmp_path / "notes"),
+  notes = experiment.run(_small("notes", num=1500, epochs=5), str(tmp_path / "notes"),
                          verbose=False)["report"]
-  bow = experiment.run(_small("bow", num=3000, epochs=6), str(tmp_path / "bow"),
+  bow = experiment.run(_small("bow", num=1500, epochs=5), str(tmp_path / "bow"),
                        verbose=False)["report"]
   chance = 1 / 6
   assert notes["f1_bal"] > chance + 0.15, notes

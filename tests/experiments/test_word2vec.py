@@ -19,7 +19,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def small(variant="embedded", **data):
   c = config_lib.get_config(variant)
-  c.num_epochs = 2
+  c.trainer.num_epochs = 2
   c.data.update(data)
   return c
 
@@ -85,7 +85,7 @@ def test_same_seed_same_vectors(tmp_path, embedded_run):
 def test_interrupted_run_resumes_to_the_same_vectors(tmp_path, embedded_run, monkeypatch):
   _, workdir = embedded_run
   c = small()
-  c.trainer.checkpoint_every = 3
+  c.trainer.checkpoint_every_steps = 3
   real = skipgram.PairStream.batch
 
   def failing(self, step):
@@ -106,7 +106,7 @@ def test_interrupted_run_resumes_to_the_same_vectors(tmp_path, embedded_run, mon
 @pytest.mark.parametrize("variant", ["notes", "softmax"])
 def test_other_variants_train(tmp_path, variant):
   c = small(variant)
-  c.num_epochs = 1
+  c.trainer.num_epochs = 1
   s = experiment.run(c, str(tmp_path), verbose=False)
   assert s["status"] == "completed" and s["steps"] >= 2
   assert np.isfinite(s["final"]["train/loss"])
@@ -121,7 +121,7 @@ def test_sparse_path_needs_plain_sgd(tmp_path):
 
 def test_dense_path_with_adam_trains(tmp_path):
   c = small()
-  c.num_epochs = 1
+  c.trainer.num_epochs = 1
   c.optimizer.name, c.optimizer.lr, c.optimizer.schedule = "adam", 1e-3, "constant"
   c.train.sparse, c.train.minibatches_per_step = False, 1
   s = experiment.run(c, str(tmp_path), verbose=False)
@@ -143,7 +143,7 @@ def test_bad_corpora_are_clear_errors(tmp_path):
 
 def test_main_prints_throughput_and_neighbours(tmp_path):
   r = subprocess.run([sys.executable, "-m", "experiments.word2vec.main", f"--workdir={tmp_path}",
-                      "--config=experiments/word2vec/config.py:embedded", "--config.num_epochs=1"],
+                      "--config=experiments/word2vec/config.py:embedded", "--config.trainer.num_epochs=1"],
                      cwd=REPO, capture_output=True, text=True, timeout=300)
   assert r.returncode == 0, r.stderr[-2000:]
   assert "words/s" in r.stdout and "function:" in r.stdout

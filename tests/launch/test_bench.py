@@ -44,7 +44,7 @@ def test_word2vec_train_loop_on_a_tiny_corpus(tmp_path, monkeypatch):
   monkeypatch.setattr(word2vec_gensim, "DATA", str(tmp_path / "nowhere"))
   c = word2vec_gensim._config()
   c.data.update(dict(corpus=str(corpus), analogies="", min_count=1))
-  c.train.minibatch, c.num_epochs = 256, 1
+  c.train.minibatch, c.trainer.num_epochs = 256, 1
   seconds, vectors = word2vec_gensim.train_rnnlab(c, experiment.Data(c))
   assert seconds > 0 and vectors.shape == (50, 100) and np.isfinite(vectors).all()
   import pytest

@@ -20,11 +20,11 @@ VARIANTS = {"rmsprop": {}, "gd": {"optimizer": optim.default_config("sgd", 1e-5)
 
 def get_config(variant: str = "rmsprop") -> ml_collections.ConfigDict:
   c = configs.start("toy", variant, VARIANTS)
-  c.seed, c.num_epochs = 1, 60
+  c.seed = 1
   c.data = ml_collections.ConfigDict(dict(num=20, length=10, batch_size=20, seed=1))
   c.optimizer = optim.default_config("rmsprop", 1e-3)
-  c.trainer = trainer.default_config(num_steps=-1, log_every=1, eval_every=100,
-                                     checkpoint_every=500, flush_every=100)
+  c.trainer = trainer.default_config(num_epochs=60, log_every_steps=1, eval_every_steps=100,
+                                     checkpoint_every_steps=500, flush_every=100)
   return configs.finish(c, VARIANTS)
 
 

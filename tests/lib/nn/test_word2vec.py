@@ -43,12 +43,13 @@ def test_sparse_update_is_sgd_on_the_dense_loss(name):
   spec = SPECS[name]
   noise = word2vec.Noise(spec, np.arange(V, 0, -1))
   params, batch, key, lr = _params(spec), _batch(16, pad=3), jax.random.key(5), 0.1
-  grads = jax.grad(lambda p: word2vec.loss(spec, noise, p, batch, key)[0])(params)
+  loss = jax.jit(lambda p: word2vec.loss(spec, noise, p, batch, key))  # jitted: one compile
+  grads = jax.jit(jax.grad(lambda p: loss(p)[0]))(params)
   want = jax.tree.map(lambda p, g: p - lr * g, params, grads)
-  got, total = word2vec.sparse_update(spec, noise, params, batch, key, lr)
+  got, total = jax.jit(lambda p: word2vec.sparse_update(spec, noise, p, batch, key, lr))(params)
   for k in params:
     np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-6)
-  loss_sum = word2vec.loss(spec, noise, params, batch, key)[1]["loss"].total
+  loss_sum = loss(params)[1]["loss"].total
   assert float(total) == pytest.approx(float(loss_sum), rel=1e-5)
   # Padded pairs change nothing: their rows get no update.
   assert int(batch["mask"].sum()) == 13
@@ -59,13 +60,17 @@ def test_nce_rows_form_is_tfs_nce_loss_averaged():
   spec = dataclasses.replace(SPECS["nce"], group_size=16)  # one group: TF shares samples
   noise = word2vec.Noise(spec, None)
   params, batch, key = _params(spec), _batch(16), jax.random.key(2)
-  objective, _ = word2vec.loss(spec, noise, params, batch, key)
-  samples = noise.sample(key, batch["target"][None])
-  flat = samples._replace(sampled_S=samples.sampled_S[0],
-                          true_expected_count=samples.true_expected_count[0],
-                          sampled_expected_count_S=samples.sampled_expected_count_S[0])
-  ref = sampled_losses.nce_loss(params["out"], params["bias"], batch["target"],
-                                params["in"][batch["input"]], flat)
+  objective, _ = jax.jit(lambda p: word2vec.loss(spec, noise, p, batch, key))(params)
+
+  @jax.jit
+  def reference(params):
+    samples = noise.sample(key, batch["target"][None])
+    flat = samples._replace(sampled_S=samples.sampled_S[0],
+                            true_expected_count=samples.true_expected_count[0],
+                            sampled_expected_count_S=samples.sampled_expected_count_S[0])
+    return sampled_losses.nce_loss(params["out"], params["bias"], batch["target"],
+                                   params["in"][batch["input"]], flat)
+  ref = reference(params)
   assert float(objective) == pytest.approx(float(jnp.mean(ref)), rel=1e-5)
 
 
@@ -81,9 +86,10 @@ def test_scanned_step_equals_minibatches_one_by_one():
   rng = jax.random.key(9)
   new, metrics = jax.jit(step)(state, batch, rng)
   p = params
+  update = jax.jit(lambda p, mb, key, lr: word2vec.sparse_update(spec, noise, p, mb, key, lr))
   for j in range(3):
     mb = {k: v[8 * j:8 * (j + 1)] for k, v in batch.items()}
-    p, _ = word2vec.sparse_update(spec, noise, p, mb, jax.random.fold_in(rng, j), sched(2 + j / 3))
+    p, _ = update(p, mb, jax.random.fold_in(rng, j), sched(2 + j / 3))
   for k in p:
     np.testing.assert_allclose(new.params[k], p[k], rtol=1e-5, atol=1e-7)
   assert int(new.step) == 3 and float(metrics["pairs"].total) == 24

@@ -36,7 +36,8 @@ print(json.dumps({"applied": applied, "active": hostmem.active(), "value": value
 
 def _run(**env):
   out = subprocess.run([sys.executable, "-c", _SCRIPT], cwd=ROOT, capture_output=True, text=True,
-                       env={**os.environ, "PYTHONPATH": ROOT, **env}, timeout=300)
+                       env={**os.environ, "PYTHONPATH": ROOT, "XLA_FLAGS": "", **env},
+                       timeout=300)  # XLA's default optimization: memory as in a real run
   assert out.returncode == 0, out.stderr[-2000:]
   return json.loads(out.stdout.strip().splitlines()[-1])
 

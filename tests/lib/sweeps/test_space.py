@@ -51,7 +51,9 @@ def test_apply_checks_keys_and_types_and_keeps_the_config_locked():
     sweeps.apply(base, {"optimiser.lr": 0.1})
   with pytest.raises(TypeError):
     sweeps.apply(base, {"seed": "one"})
-  assert sweeps.apply(base, {"num_epochs": 7}).num_epochs == 7
+  assert sweeps.apply(base, {"trainer.num_epochs": 7}).trainer.num_epochs == 7
+  in_steps = sweeps.apply(base, {"trainer.num_steps": 9}).trainer  # replaces the file's epochs
+  assert (in_steps.num_steps, in_steps.num_epochs) == (9, None)
   derived = ml_collections.ConfigDict({"a": 1})
   derived.b = derived.get_ref("a") * 2
   assert sweeps.apply(derived, {"a": 3}).b == 6  # references kept

@@ -43,7 +43,7 @@ def test_records_are_window_means_across_chunk_cuts(cuts):
 
 
 def _config(**trainer_fields):
-  c = sweeps.apply(toy.get_config("rmsprop"), {"num_epochs": 60})
+  c = sweeps.apply(toy.get_config("rmsprop"), {"trainer.num_epochs": 60})
   c.unlock()
   c.trainer.update(trainer_fields)
   c.lock()
@@ -52,7 +52,7 @@ def _config(**trainer_fields):
 
 def test_every_record_equals_a_separate_run(tmp_path):
   # Windows of 4 steps, evaluation every 25, chunks of at most 7: nothing aligned.
-  base = _config(log_every=4, eval_every=25, flush_every=3)
+  base = _config(log_every_steps=4, eval_every_steps=25, flush_every=3)
   trials = [{"seed": 1, "optimizer.lr": 1e-3}, {"seed": 5, "optimizer.lr": 3e-3}]
   dirs = [str(tmp_path / f"t{i}") for i in range(2)]
   trial_batch.train(toy.build, base, trials, dirs, max_chunk=7)

@@ -28,7 +28,7 @@ def test_clip_norm_bounds_the_update():
 
 def test_step_schedule_halves():
   sched = optim.make_schedule(optim.default_config("sgd", 1.0, schedule="step",
-                                                   decay_start=4, decay_every=2), 10)
+                                                   decay_start_steps=4, decay_every_steps=2), 10)
   # lr * rate ** floor((step - decay_start) / decay_every) from decay_start on
   assert [float(sched(s)) for s in (0, 4, 5, 6, 7, 8)] == [1.0, 1.0, 1.0, 0.5, 0.5, 0.25]
 
@@ -44,7 +44,7 @@ def test_reduce_on_plateau_halves_lr_when_loss_stops_falling():
   """Notes 001: halve the learning rate when the (epoch) loss increases."""
   import jax.numpy as jnp
   from lib.train import optim as optim_lib
-  cfg = optim_lib.default_config("sgd", 1.0, plateau_factor=0.5, plateau_every=2)
+  cfg = optim_lib.default_config("sgd", 1.0, plateau_factor=0.5, plateau_every_steps=2)
   tx, _ = optim_lib.make_optimizer(cfg, 100)
   params = {"w": jnp.ones(2)}
   state = tx.init(params)

@@ -26,10 +26,10 @@ def built(c):
 
 def small_config(variant="rmsprop", epochs=60):
   c = toy.get_config(variant)
-  c.num_epochs = epochs
-  c.trainer.checkpoint_every = 20
-  c.trainer.eval_every = 25
-  c.trainer.log_every = 5
+  c.trainer.num_epochs = epochs
+  c.trainer.checkpoint_every_steps = 20
+  c.trainer.eval_every_steps = 25
+  c.trainer.log_every_steps = 5
   c.trainer.flush_every = 3
   return c
 
@@ -56,7 +56,8 @@ def test_run_writes_everything(tmp_path):
   assert on_disk["status"] == "completed" and on_disk["steps"] == 60
   assert set(on_disk["extra"]) == {"w_x", "w_rec"}
   assert on_disk["config"]["optimizer"]["name"] == "rmsprop"
-  assert json.loads((tmp_path / "config.json").read_text())["num_epochs"] == 60
+  saved = json.loads((tmp_path / "config.json").read_text())["trainer"]
+  assert (saved["num_steps"], saved["num_epochs"], saved["eval_every_steps"]) == (60, None, 25)
   train = writers.read_records(str(tmp_path), "train")
   assert [r["step"] for r in train] == list(range(5, 61, 5))
   assert {"loss", "cost", "mse", "grad_norm", "lr", "w_x", "w_rec"} <= set(train[0])
@@ -68,7 +69,7 @@ def test_run_writes_everything(tmp_path):
 def test_window_metrics_are_weighted_means(tmp_path):
   """A record's 'cost' is the mean over its window of per-step costs."""
   c1 = small_config(epochs=10)
-  c1.trainer.log_every = 1
+  c1.trainer.log_every_steps = 1
   trainer.train(*built(c1), str(tmp_path / "a"))
   c5 = small_config(epochs=10)
   trainer.train(*built(c5), str(tmp_path / "b"))
@@ -112,7 +113,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, lose_cras
 def test_nan_stops_cleanly_and_keeps_last_good_checkpoint(tmp_path):
   c = small_config("gd", epochs=100)
   c.optimizer.lr = 0.02  # far too large for the sum-of-squares cost: diverges
-  c.trainer.checkpoint_every = 2
+  c.trainer.checkpoint_every_steps = 2
   with pytest.raises(trainer.NonFiniteError, match="Non-finite training metrics at step"):
     trainer.train(*built(c), str(tmp_path))
   summary = read_summary(str(tmp_path))
