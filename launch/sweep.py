@@ -32,7 +32,7 @@ from typing import Optional, Sequence
 
 from absl import app, flags
 
-from lib.runtime import cli, plotting, writers
+from lib.runtime import cli, files, plotting, writers
 from lib.sweeps import space as sweeps
 
 TRIAL_FILE = "trial.json"
@@ -117,12 +117,35 @@ def is_done(trial: Trial) -> bool:
 
 def _record(trial: Trial, **fields) -> dict:
   path = os.path.join(trial.workdir, TRIAL_FILE)
-  rec = read_json(path) or {"index": trial.index, "overrides": trial.overrides, "attempts": 0}
+  rec = read_json(path) or {"index": trial.index, **_identity(trial), "attempts": 0}
   rec.update(fields)
   os.makedirs(trial.workdir, exist_ok=True)
-  with open(path, "w") as f:
-    json.dump(rec, f, indent=2, default=str)
+  files.atomic_write(path, json.dumps(rec, indent=2, default=str))
   return rec
+
+
+def _identity(trial: Trial) -> dict:
+  """What makes a trial the trial it is, as ``trial.json`` stores it."""
+  return json.loads(json.dumps({"overrides": trial.overrides, "set": trial.common}, default=str))
+
+
+def set_aside_changed(trials: Sequence[Trial]) -> list[str]:
+  """Moves the folder of each trial whose overrides or ``--set`` values changed since
+  it ran to ``<folder>.replaced-<n>`` (kept, never deleted), so the trial runs anew
+  instead of being reported with the old values. Returns the folders moved."""
+  moved = []
+  for t in trials:
+    rec = read_json(os.path.join(t.workdir, TRIAL_FILE))
+    if rec is None or {k: rec.get(k, {}) for k in ("overrides", "set")} == _identity(t):
+      continue
+    n = 1
+    while os.path.exists(f"{t.workdir}.replaced-{n}"):
+      n += 1
+    os.replace(t.workdir, f"{t.workdir}.replaced-{n}")
+    moved.append(f"{t.workdir}.replaced-{n}")
+    print(f"{os.path.basename(t.workdir)}: its overrides or --set values changed; the old run "
+          f"is kept in {moved[-1]} and the trial runs again.", file=sys.stderr)
+  return moved
 
 
 def command(config_spec: str, trial: Trial) -> list[str]:
@@ -273,8 +296,12 @@ def summarize(out: str, trials: Sequence[Trial], metric: str, mode: str = "min",
   md += ["| " + " | ".join(_cell(r.get(c)) for c in columns) + " |" for r in rows]
   if best:
     md += ["", f"Best ({mode} {metric}): {best['trial']} {best['overrides']} = {best[metric]:.6g}"]
-  with open(os.path.join(out, "summary.md"), "w") as f:
-    f.write("\n".join(md) + "\n")
+  elif any(r["status"] == "completed" for r in rows):
+    known = sorted({k for r in rows for k in r if "/" in k})
+    md += ["", f"No best: no trial reports {metric!r}; the trials report {', '.join(known)}."]
+    print(f"--metric={metric}: no trial reports it; they report {', '.join(known)}.",
+          file=sys.stderr)
+  files.atomic_write(os.path.join(out, "summary.md"), "\n".join(md) + "\n")
   series = {}
   for t in trials:
     if os.path.exists(os.path.join(t.workdir, "metrics.jsonl")):
@@ -302,11 +329,11 @@ def sweep(config_spec: str, sweep_name: str, out: str, backend: str = "local", p
   """Plans, runs what is missing, summarizes. Returns the summary."""
   os.makedirs(out, exist_ok=True)
   trials = plan(config_spec, sweep_name, out, common)
-  with open(os.path.join(out, "sweep.json"), "w") as f:
-    json.dump({"config": config_spec, "sweep": sweep_name, "backend": backend,
-               "set": common or {},
-               "trials": [{"dir": t.workdir, "overrides": t.overrides} for t in trials]}, f,
-              indent=2, default=str)
+  set_aside_changed(trials)
+  files.atomic_write(os.path.join(out, "sweep.json"), json.dumps(
+      {"config": config_spec, "sweep": sweep_name, "backend": backend, "set": common or {},
+       "trials": [{"dir": t.workdir, "overrides": t.overrides} for t in trials]},
+      indent=2, default=str))
   if backend == "local":
     run_local(config_spec, trials, parallel, gpus)
   elif backend == "vmap":

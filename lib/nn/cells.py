@@ -19,6 +19,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
+from lib.data.errors import ConfigError
 from lib.nn import initializers
 
 Params = dict[str, jax.Array]
@@ -188,6 +189,6 @@ def make(name: str, hidden: int, **kwargs) -> Cell:
     return linear(hidden, **kwargs)
   builders = {"simple": Elman, "elman": Elman, "lstm": LSTM, "gru": GRU}
   if name not in builders:
-    raise ValueError(f"Unknown cell {name!r}; expected one of "
+    raise ConfigError(f"Unknown cell {name!r}; expected one of "
                      f"{['linear', *builders]}.")
   return builders[name](hidden=hidden, **kwargs)

@@ -17,10 +17,12 @@ from absl import app, flags
 import ml_collections
 from ml_collections import config_flags
 
-from lib.runtime import hostmem, logs, parallel
-from lib.data.errors import DataError
+from lib.runtime import files, hostmem, logs, parallel
+from lib.data.errors import ConfigError, DataError
 from lib.train import durations
-from lib.train.trainer import NonFiniteError
+from lib.train.checkpoint import StorageError
+from lib.train.summary import ConfigChanged
+from lib.train.trainer import NonFiniteError, Preempted
 
 T = TypeVar("T")
 _OVERRIDE = re.compile(r"^--?(\w+)\.([\w.]+)=")
@@ -68,14 +70,28 @@ def unknown_override(argv: Sequence[str], flag: str = "config") -> str | None:
 def _parse_flags(argv: list[str]) -> list[str]:
   try:
     return flags.FLAGS(argv)
-  except (AttributeError, KeyError, flags.Error) as e:
+  except (AttributeError, KeyError, flags.Error, ConfigError, OSError) as e:
     message = None
     try:
       message = unknown_override(argv)
     except Exception:  # the config itself is broken: report the original error
       pass
-    print(message or f"error: {e}", file=sys.stderr)
+    print(message or f"error: {_one_line(str(e))}", file=sys.stderr)
     sys.exit(2)
+
+
+def _one_line(text: str) -> str:
+  """A config file's error as config_flags reports it (a traceback inside its message):
+  the flag it came from, if named, and the exception's own message."""
+  lines = [l.strip() for l in text.splitlines() if l.strip()]
+  if len(lines) <= 1:
+    return text.strip()
+  last = lines[-1]
+  name, sep, message = last.partition(": ")
+  if sep and name.rsplit(".", 1)[-1].endswith("Error") and " " not in name:
+    last = message  # "lib.data.errors.ConfigError: Unknown ..." -> "Unknown ..."
+  head = lines[0].split(": ")[0] if lines[0].startswith("flag --") else ""
+  return f"{head}: {last}" if head else last
 
 
 def prepare_process() -> None:
@@ -96,13 +112,28 @@ def run(main: Callable[[list[str]], None]) -> None:
   app.run(main, flags_parser=_parse_flags)
 
 
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
+EXIT_SIGTERM = 143      # SIGTERM (128 + SIGTERM): a scheduler's preemption
+
+
 def run_reporting_errors(fn: Callable[[], T]) -> T:
-  """Runs ``fn``; a diverged run or bad input exits with status 1 and a one-paragraph message."""
+  """Runs ``fn``; a diverged run or bad input exits with status 1 and a one-paragraph
+  message; an interrupted one (saved) with :data:`EXIT_INTERRUPTED` or :data:`EXIT_SIGTERM`."""
   try:
     return fn()
-  except (NonFiniteError, DataError, FileNotFoundError) as e:
+  except ConfigError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  except (NonFiniteError, DataError, FileNotFoundError, ConfigChanged, files.WorkdirBusy,
+          StorageError) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(1)
+  except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (Preempted): the trainer has saved
+    sigterm = isinstance(e, Preempted)
+    print(f"interrupted ({'SIGTERM' if sigterm else 'Ctrl-C'}): the last checkpoint is kept "
+          "and summary.json says 'interrupted'; re-run the same command to resume.",
+          file=sys.stderr)
+    sys.exit(EXIT_SIGTERM if sigterm else EXIT_INTERRUPTED)
 
 
 def command_line_durations(config: ml_collections.ConfigDict,
@@ -127,6 +158,11 @@ def experiment_main(run_fn: Callable[[ml_collections.ConfigDict, str], object],
 
   def main(argv):
     no_extra_args(argv)
+    try:
+      config.value.get("trainer")  # a config file that failed to load raises here
+    except OSError as e:
+      print(f"error: --config: {_one_line(str(e))}", file=sys.stderr)
+      sys.exit(2)
     command_line_durations(config.value, config_flags.get_override_values(flags.FLAGS["config"]))
     if config.value.trainer.get("distributed"):  # before the experiment's first JAX call
       parallel.initialize_distributed(config.value.trainer)

@@ -8,13 +8,14 @@ from typing import Any, Mapping, Sequence
 import ml_collections
 
 from lib.train import durations
+from lib.data.errors import ConfigError
 
 
 def start(experiment: str, variant: str, variants: Sequence[str]) -> ml_collections.ConfigDict:
   """An open config naming its experiment and variant; an unknown variant is a
   clear error listing the valid ones."""
   if variant not in variants:
-    raise ValueError(f"Unknown {experiment} variant {variant!r}; expected one of {tuple(variants)}.")
+    raise ConfigError(f"Unknown {experiment} variant {variant!r}; expected one of {tuple(variants)}.")
   c = ml_collections.ConfigDict()
   c.experiment = experiment
   c.variant = variant

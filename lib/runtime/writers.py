@@ -11,6 +11,8 @@ from typing import Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
+from lib.runtime import files
+
 METRICS_FILE = "metrics.jsonl"
 
 
@@ -36,8 +38,7 @@ class MetricWriter:
       os.remove(self.path)
     elif os.path.exists(self.path):
       kept = [r for r in read_records(self.path) if r["step"] <= resume_step]
-      with open(self.path, "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in kept)
+      files.atomic_write(self.path, "".join(json.dumps(r) + "\n" for r in kept))
     self._file = open(self.path, "a")
     self._tb = EventFile(os.path.join(workdir, "tb"), resume_step + 1 if resume_step else None) \
         if tensorboard else None

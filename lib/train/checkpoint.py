@@ -7,6 +7,14 @@ from typing import Any, Optional
 import orbax.checkpoint as ocp
 
 
+class StorageError(RuntimeError):
+  """A checkpoint could not be written (an unwritable or full folder)."""
+
+
+def _storage(directory: str, e: Exception) -> StorageError:
+  return StorageError(f"writing a checkpoint in {directory} failed: {type(e).__name__}: {e}")
+
+
 class Checkpointer:
   """Saves ``state`` every ``every`` steps (and when forced); keeps ``max_to_keep``."""
 
@@ -27,9 +35,14 @@ class Checkpointer:
     return self.every > 0 and step % self.every == 0
 
   def save(self, step: int, state: Any) -> None:
+    """Starts an asynchronous save; the error of an earlier one surfaces here (or in
+    :meth:`close`) as :class:`StorageError`."""
     if step in self._mngr.all_steps():
       return
-    self._mngr.save(step, args=ocp.args.StandardSave(state), force=True)
+    try:
+      self._mngr.save(step, args=ocp.args.StandardSave(state), force=True)
+    except (OSError, ValueError, RuntimeError) as e:
+      raise _storage(self.directory, e) from e
 
   def restore(self, target: Any, step: Optional[int] = None) -> Any:
     """Restores into the structure (and dtypes) of ``target``."""
@@ -40,8 +53,12 @@ class Checkpointer:
     self._mngr.wait_until_finished()
 
   def close(self) -> None:
-    self._mngr.wait_until_finished()
-    self._mngr.close()
+    try:
+      self._mngr.wait_until_finished()
+    except (OSError, ValueError, RuntimeError) as e:
+      raise _storage(self.directory, e) from e
+    finally:
+      self._mngr.close()
 
 
 def _npz_key(path) -> str:

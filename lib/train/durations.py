@@ -28,6 +28,8 @@ from typing import Any, Mapping, Optional
 import ml_collections
 from ml_collections import config_dict
 
+from lib.data.errors import ConfigError
+
 UNITS = ("steps", "epochs", "examples")
 _TYPES = {"steps": int, "epochs": float, "examples": int}
 DURATIONS = {"trainer": ("num", "log_every", "eval_every", "checkpoint_every"),
@@ -84,20 +86,20 @@ def _steps(section, name: str, where: str, spe: int, examples_per_step: Optional
   given = {u: section[f"{name}_{u}"] for u in UNITS if section[f"{name}_{u}"] is not None}
   if len(given) > 1:
     both = " and ".join(f"{where}.{name}_{u}={v}" for u, v in given.items())
-    raise ValueError(f"{both} are both set: a duration is written in one unit "
+    raise ConfigError(f"{both} are both set: a duration is written in one unit "
                      f"(steps, epochs or examples).")
   if not given:
     if name in _POSITIVE:
-      raise ValueError(f"{where}.{name} is not set: give one of {where}.{name}_steps, "
+      raise ConfigError(f"{where}.{name} is not set: give one of {where}.{name}_steps, "
                        f"{where}.{name}_epochs or {where}.{name}_examples.")
     return 0
   (unit, value), = given.items()
   if value < 0 or (name in _POSITIVE and value == 0):
-    raise ValueError(f"{where}.{name}_{unit}={value}: expected a positive number.")
+    raise ConfigError(f"{where}.{name}_{unit}={value}: expected a positive number.")
   if unit == "steps":
     return int(value)
   if unit == "examples" and not examples_per_step:
-    raise ValueError(f"{where}.{name}_examples is set but this experiment does not count "
+    raise ConfigError(f"{where}.{name}_examples is set but this experiment does not count "
                      "examples per step; give steps or epochs.")
   steps = value * spe if unit == "epochs" else value / examples_per_step
   return max(1, math.ceil(steps - 1e-9)) if value else 0
@@ -116,7 +118,7 @@ def resolve(config: ml_collections.ConfigDict, steps_per_epoch: int, *,
       subsampled pair stream); used when the length is given in epochs.
   """
   if steps_per_epoch < 1:
-    raise ValueError(f"An epoch has {steps_per_epoch} steps: the data set is smaller than "
+    raise ConfigError(f"An epoch has {steps_per_epoch} steps: the data set is smaller than "
                      "one batch.")
   c = ml_collections.ConfigDict(config.to_dict())
   for where, names in DURATIONS.items():

@@ -8,6 +8,7 @@ import ml_collections
 import optax
 
 from lib.train import durations
+from lib.data.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam", "adamw", "adagrad", "rprop")
 SCHEDULES = ("constant", "linear", "cosine", "step")
@@ -84,7 +85,7 @@ def make_schedule(cfg: ml_collections.ConfigDict, total_steps: int) -> optax.Sch
                                     decay_rate=cfg.decay_rate,
                                     transition_begin=cfg.decay_start_steps, staircase=True)
   else:
-    raise ValueError(f"Unknown schedule {cfg.schedule!r}; expected one of {SCHEDULES}.")
+    raise ConfigError(f"optimizer.schedule={cfg.schedule!r}: expected one of {SCHEDULES}.")
   if cfg.warmup_steps:
     warm = optax.linear_schedule(0.0, lr, cfg.warmup_steps)
     sched = optax.join_schedules([warm, sched], [cfg.warmup_steps])
@@ -94,6 +95,8 @@ def make_schedule(cfg: ml_collections.ConfigDict, total_steps: int) -> optax.Sch
 def make_optimizer(cfg: ml_collections.ConfigDict, total_steps: int
                    ) -> tuple[optax.GradientTransformation, Callable]:
   """Returns ``(tx, schedule)``; clipping is applied before the update rule."""
+  if not cfg.lr > 0:
+    raise ConfigError(f"optimizer.lr={cfg.lr}: expected a positive learning rate.")
   sched = make_schedule(cfg, total_steps)
   name = cfg.name
   if name == "sgd":
@@ -110,11 +113,11 @@ def make_optimizer(cfg: ml_collections.ConfigDict, total_steps: int
     tx = optax.adagrad(sched, initial_accumulator_value=cfg.initial_accumulator, eps=cfg.eps)
   elif name == "rprop":
     if cfg.schedule != "constant":
-      raise ValueError("rprop adapts its own step sizes; use schedule='constant'.")
+      raise ConfigError("rprop adapts its own step sizes; use optimizer.schedule='constant'.")
     tx = optax.rprop(cfg.lr, eta_minus=cfg.eta_minus, eta_plus=cfg.eta_plus,
                      min_step_size=cfg.min_step, max_step_size=cfg.max_step)
   else:
-    raise ValueError(f"Unknown optimizer {name!r}; expected one of {OPTIMIZERS}.")
+    raise ConfigError(f"optimizer.name={name!r}: expected one of {OPTIMIZERS}.")
   chain = []
   if cfg.clip_value:
     chain.append(optax.clip(cfg.clip_value))

@@ -13,6 +13,7 @@ are a function of ``s``, so a resumed run repeats an uninterrupted one exactly.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -25,12 +26,12 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from lib.runtime import parallel, plotting, writers
+from lib.runtime import files, parallel, plotting, writers
 from lib.train import checkpoint, durations, metrics as metrics_lib
 from lib.runtime.progress import Progress
 from lib.train.state import init_state
 from lib.train.step import make_train_step
-from lib.train.summary import make_summary, save_config, write_summary
+from lib.train.summary import check_same_run, make_summary, save_config, write_summary
 from lib.train.task import Task, evaluate
 
 class NonFiniteError(RuntimeError):
@@ -52,6 +53,7 @@ def default_config(**overrides) -> ml_collections.ConfigDict:
   ), overrides))
   c.update(dict(
       max_checkpoints=3,
+      resume_longer=False,   # a resume may change the run length (the schedule follows it)
       flush_every=50,        # records fetched from the device in one transfer
       progress_every_s=5.0,  # at most one progress line this often
       tensorboard=True,
@@ -86,12 +88,29 @@ class _Run:
       parallel.initialize_distributed(self.tc)
     self.is_chief = jax.process_index() == 0
     os.makedirs(workdir, exist_ok=True)
+    self.lock = files.WorkdirLock(workdir) if self.is_chief else None
+    if self.lock:
+      self.lock.acquire()
+    try:
+      self._open(task, config, workdir)
+    except BaseException:
+      self.release()
+      raise
+
+  def release(self) -> None:
+    if self.lock:
+      self.lock.release()
+      self.lock = None
+
+  def _open(self, task: Task, config: ml_collections.ConfigDict, workdir: str) -> None:
+    self.ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"),
+                                        self.tc.checkpoint_every_steps, self.tc.max_checkpoints)
     if self.is_chief:
+      if self.ckpt.latest_step() is not None:  # a run to resume: it must be this config's
+        check_same_run(config, workdir)
       save_config(config, workdir)
     self.state, tx, self.schedule, self.step_key = init_state(task, config)
     self.dp = parallel.DataParallel() if self.tc.get("data_parallel") else None
-    self.ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"),
-                                        self.tc.checkpoint_every_steps, self.tc.max_checkpoints)
     if self.ckpt.latest_step() is not None:
       self.state = self.ckpt.restore(self.state)
       logging.info("Resumed from %s at step %d.", self.ckpt.directory, int(self.state.step))
@@ -156,7 +175,11 @@ class _Run:
 
   def _write_pending(self) -> None:
     fetched = jax.device_get(self.pending)
-    self.pending = []
+    with _signals_held():  # taken off the queue and written as one: no record lost or doubled
+      self.pending = []
+      self._write_fetched(fetched)
+
+  def _write_fetched(self, fetched) -> None:
     for step, m in fetched:
       values = metrics_lib.to_floats(m)
       if self.writer:
@@ -166,11 +189,14 @@ class _Run:
       if bad:
         if self.writer:
           self.writer.flush()
+        self.step = step  # what the summary reports: where it diverged
+        kept = self.ckpt.latest_step()
+        where = (f"the last good checkpoint (step {kept}) in {self.ckpt.directory} is intact "
+                 "and a re-run resumes from it" if kept is not None else
+                 "there is no checkpoint yet, so a re-run starts over")
         raise NonFiniteError(
-            f"Non-finite training metrics at step {step}: {bad}. Training stopped; the last "
-            f"good checkpoint (step {self.ckpt.latest_step()}) in {self.ckpt.directory} is "
-            "intact and a re-run resumes from it. Lower --config.optimizer.lr or set "
-            "--config.optimizer.clip_norm.")
+            f"Non-finite training metrics at step {step}: {bad}. Training stopped; {where}. "
+            "Lower --config.optimizer.lr or set --config.optimizer.clip_norm.")
     if self.writer:
       self.writer.flush()
 
@@ -184,6 +210,19 @@ class _Run:
       self.writer.flush()
     logging.info("eval @ %d: %s", self.step,
                  " ".join(f"{k}={v:.4g}" for k, v in values.items()))
+
+  def recover_final(self) -> None:
+    """The final train and eval values of a run that had finished training (its
+    final evaluation is written before its final checkpoint): read back, not redone."""
+    if not self.is_chief or not os.path.exists(os.path.join(self.workdir, writers.METRICS_FILE)):
+      return
+    for r in writers.read_records(self.workdir):
+      if r["step"] == self.step and r["split"] in ("train", "eval"):
+        values = {k: v for k, v in r.items() if k not in ("step", "split", "time")}
+        if r["split"] == "train":
+          self.last_train = values
+        else:
+          self.last_eval = values
 
   def state_alive(self) -> bool:
     """False when an interruption landed inside a step that had already taken
@@ -203,18 +242,27 @@ class _Run:
 
   # -- the end ------------------------------------------------------------------
   def finish(self, status: str, error: Optional[str], wall_s: float) -> dict:
-    self.ckpt.close()
-    summary = make_summary(self.task, self.config, self.state.params, status=status, error=error,
-                           steps=self.step, resumed_from=self.start_step, wall_s=wall_s,
-                           last_train=self.last_train, last_eval=self.last_eval,
-                           checkpoint_step=self.ckpt.latest_step(),
-                           processes=jax.process_count(), devices=jax.device_count())
-    if self.writer:
-      self.writer.close()
-      write_summary(self.workdir, summary)
-      if self.tc.plot:
-        self.plot()
-    return summary
+    failed = None
+    try:
+      try:
+        self.ckpt.close()
+      except checkpoint.StorageError as e:
+        status, error, failed = "failed", str(e), e
+      summary = make_summary(self.task, self.config, self.state.params, status=status,
+                             error=error, steps=self.step, resumed_from=self.start_step,
+                             wall_s=wall_s, last_train=self.last_train, last_eval=self.last_eval,
+                             checkpoint_step=self.ckpt.latest_step(),
+                             processes=jax.process_count(), devices=jax.device_count())
+      if self.writer:
+        self.writer.close()
+        write_summary(self.workdir, summary)
+        if self.tc.plot:
+          self.plot()
+      if failed is not None:
+        raise failed
+      return summary
+    finally:
+      self.release()
 
   def plot(self) -> None:
     recs = writers.read_records(self.workdir, "train")
@@ -223,6 +271,20 @@ class _Run:
       plotting.plot_curves({self.task.name: (xs, ys)}, os.path.join(self.workdir, "loss_curve.png"),
                            title=f"{self.task.name}: train {self.task.curve_metric}",
                            ylabel=self.task.curve_metric, logy=min(ys) > 0)
+
+
+@contextlib.contextmanager
+def _signals_held():
+  """Ctrl-C and SIGTERM wait (blocked, then delivered) until the block is done."""
+  main = threading.current_thread() is threading.main_thread()
+  if not (main and hasattr(signal, "pthread_sigmask")):
+    yield
+    return
+  old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+  try:
+    yield
+  finally:
+    signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _sigterm_as_interrupt():
@@ -242,19 +304,28 @@ def train(task: Task, config: ml_collections.ConfigDict, workdir: str) -> dict:
   ``config`` needs ``seed``, ``optimizer`` (see :func:`lib.train.optim.default_config`)
   and ``trainer`` (see :func:`default_config`). Returns the summary written to
   ``<workdir>/summary.json``. Raises :class:`NonFiniteError` on NaN/Inf (the
-  summary says ``diverged``) and re-raises interruptions after checkpointing.
+  summary says ``diverged``), :class:`~lib.train.checkpoint.StorageError` when a
+  checkpoint cannot be written (``failed``), :class:`~lib.train.summary.ConfigChanged`
+  and :class:`~lib.runtime.files.WorkdirBusy` before touching a workdir that holds
+  another config's run or a live run, and re-raises interruptions after checkpointing.
   """
   t0 = time.perf_counter()
   run = _Run(task, config, workdir)
   old_handler = _sigterm_as_interrupt()
   status, error = "completed", None
   try:
-    run.loop()
-    run.flush()
-    run.evaluate()
-    run.save()
+    if run.start_step < run.tc.num_steps:
+      run.loop()
+      run.flush()
+      run.evaluate()
+      run.save()
+    else:  # re-entered after its final checkpoint: the last records are on disk
+      run.recover_final()
   except NonFiniteError as e:
     status, error = "diverged", str(e)
+    raise
+  except checkpoint.StorageError as e:
+    status, error = "failed", str(e)
     raise
   except BaseException as e:  # interrupted: keep what was done, then re-raise
     status, error = "interrupted", f"{type(e).__name__}: {e}"

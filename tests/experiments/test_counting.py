@@ -1,8 +1,10 @@
 """The notes-003 results, with the configs' fixed seeds."""
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -92,3 +94,21 @@ def test_diverging_run_exits_with_a_message(tmp_path):
   assert r.returncode == 1
   assert "error: Non-finite training metrics at step" in r.stderr
   assert "Traceback" not in r.stderr
+
+
+def test_sigterm_saves_and_exits_with_one_line(tmp_path):
+  p = subprocess.Popen(
+      [sys.executable, "-m", "experiments.counting.main", f"--workdir={tmp_path}",
+       "--config=experiments/counting/config.py:rprop", "--config.trainer.num_steps=10000000",
+       "--config.trainer.checkpoint_every_steps=1000", "--config.trainer.flush_every=10"],
+      cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  deadline = time.monotonic() + 120
+  while not (tmp_path / "metrics.jsonl").exists() or (tmp_path / "metrics.jsonl").stat().st_size < 1:
+    assert time.monotonic() < deadline and p.poll() is None, p.stderr.read() if p.poll() else ""
+    time.sleep(0.2)
+  p.send_signal(signal.SIGTERM)
+  _, err = p.communicate(timeout=120)
+  assert p.returncode == 143, err[-2000:]
+  assert "interrupted (SIGTERM)" in err and "Traceback" not in err
+  s = json.loads((tmp_path / "summary.json").read_text())
+  assert s["status"] == "interrupted" and s["steps"] > 0

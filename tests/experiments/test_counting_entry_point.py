@@ -40,3 +40,16 @@ def test_jax_flags_work_on_entry_points(tmp_path):
   assert r.returncode == 0, r.stderr[-2000:]
   r = _counting(tmp_path / "b", "--jax_no_such_flag=True")
   assert r.returncode != 0
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--config=experiments/counting/config.py:adamw", "Unknown counting variant 'adamw'"),
+    ("--config=experiments/counting/no_such_config.py", "no_such_config.py"),
+    ("--config.optimizer.lr=-0.1", "optimizer.lr=-0.1: expected a positive learning rate"),
+    ("--config.trainer.num_epochs=0", "trainer.num_epochs=0.0: expected a positive number"),
+])
+def test_bad_config_values_stop_with_one_line(tmp_path, flag, message):
+  r = _counting(tmp_path, flag)
+  assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+  assert message in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+  assert not (tmp_path / "summary.json").exists()

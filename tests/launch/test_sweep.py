@@ -120,3 +120,30 @@ def test_ray_backend_runs_a_sweep_on_a_local_instance(tmp_path, monkeypatch):
   attempts = [json.loads((tmp_path / f"t00{i}" / "trial.json").read_text())["attempts"]
               for i in range(3)]
   assert attempts == [1, 1, 1]  # (reruns skip what is done: the same code as the local backend)
+
+
+def test_a_trial_whose_values_changed_is_set_aside_and_run_again(tmp_path, tiny):
+  trials = sweep_lib.plan(CONFIG, "", str(tmp_path), {"optimizer.lr": 1e-3})
+  for t in trials:
+    sweep_lib._record(t, status="completed")
+    (tmp_path / os.path.basename(t.workdir) / "summary.json").write_text('{"status": "completed"}')
+  assert sweep_lib.set_aside_changed(trials) == []  # same values: kept, reported done
+  assert all(sweep_lib.is_done(t) for t in trials)
+  changed = sweep_lib.plan(CONFIG, "", str(tmp_path), {"optimizer.lr": 2e-3})
+  moved = sweep_lib.set_aside_changed(changed)
+  assert moved == [t.workdir + ".replaced-1" for t in trials]
+  assert not any(sweep_lib.is_done(t) for t in changed)  # they run again
+  assert json.loads((tmp_path / "t000.replaced-1" / "trial.json").read_text())["set"] == {
+      "optimizer.lr": 1e-3}
+
+
+def test_a_mistyped_metric_says_what_the_trials_report(tmp_path, tiny, capsys):
+  trials = sweep_lib.plan(CONFIG, "", str(tmp_path))
+  for t in trials:
+    sweep_lib._record(t, status="completed")
+    (tmp_path / os.path.basename(t.workdir) / "summary.json").write_text(
+        json.dumps({"status": "completed", "final": {"train/cost": 0.5}}))
+  assert sweep_lib.summarize(str(tmp_path), trials, "train/costt")["best"] is None
+  assert "no trial reports 'train/costt'; the trials report train/cost" in (
+      tmp_path / "summary.md").read_text()
+  assert "--metric=train/costt: no trial reports it" in capsys.readouterr().err

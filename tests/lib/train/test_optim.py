@@ -3,6 +3,7 @@ import jax.numpy as jnp
 import optax
 import pytest
 
+from lib.data.errors import ConfigError
 from lib.train import optim
 
 
@@ -36,7 +37,7 @@ def test_step_schedule_halves():
 def test_unknown_names_are_clear_errors():
   with pytest.raises(ValueError, match="expected one of"):
     optim.make_optimizer(optim.default_config("lbfgs"), 10)
-  with pytest.raises(ValueError, match="Unknown schedule"):
+  with pytest.raises(ValueError, match="optimizer.schedule=.wave.: expected one of"):
     optim.make_optimizer(optim.default_config("sgd", schedule="wave"), 10)
 
 
@@ -53,3 +54,9 @@ def test_reduce_on_plateau_halves_lr_when_loss_stops_falling():
     _, state = tx.update(params, state, params, value=value)
     scales.append(float(optim_lib.lr_scale(state)))
   assert scales == [1.0, 1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5]
+
+
+def test_a_learning_rate_that_is_not_positive_is_refused():
+  for lr in (0.0, -1e-3):
+    with pytest.raises(ConfigError, match=f"optimizer.lr={lr}: expected a positive"):
+      optim.make_optimizer(optim.default_config("sgd", lr), 10)

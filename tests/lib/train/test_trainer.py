@@ -3,17 +3,20 @@ import dataclasses
 import json
 import os
 import shutil
+import socket
+import subprocess
+import sys
 
 import jax
 import numpy as np
 import pytest
 
 from tests.lib import toy
-from lib.runtime import writers
+from lib.runtime import files, writers
 from lib.train import checkpoint, trainer
 from lib.train.state import TrainState, restore_params
 from lib.train.step import make_train_step
-from lib.train.summary import read_summary
+from lib.train.summary import ConfigChanged, read_summary
 
 pytestmark = pytest.mark.slow  # trains or starts processes: left out of `make test-fast`
 
@@ -187,3 +190,45 @@ def test_tensorboard_events_hold_every_metric_of_every_record(tmp_path):
   got = {(s, t): v for s, t, v in scalars}
   for step, tag, v in want:
     assert got[step, tag] == pytest.approx(v, rel=1e-6, abs=1e-30), (step, tag)
+
+
+def test_resume_with_another_config_stops_before_touching_the_workdir(tmp_path):
+  trainer.train(*built(small_config(epochs=20)), str(tmp_path))
+  saved = (tmp_path / "config.json").read_text()
+  other = small_config(epochs=20)
+  other.optimizer.lr = 3e-3
+  with pytest.raises(ConfigChanged, match=r"optimizer.lr 0.001 -> 0.003\): give a new --workdir"):
+    trainer.train(*built(other), str(tmp_path))
+  assert (tmp_path / "config.json").read_text() == saved
+  assert read_summary(str(tmp_path))["steps"] == 20 and not (tmp_path / ".lock").exists()
+  longer = small_config(epochs=40)
+  with pytest.raises(ConfigChanged, match="trainer.num_steps 20 -> 40.*resume_longer=True"):
+    trainer.train(*built(longer), str(tmp_path))
+  longer.trainer.resume_longer = True
+  longer.trainer.plot = False  # reporting fields may change on a resume
+  summary = trainer.train(*built(longer), str(tmp_path))
+  assert (summary["status"], summary["steps"], summary["resumed_from"]) == ("completed", 40, 20)
+
+
+def test_a_workdir_in_use_refuses_a_second_run(tmp_path):
+  holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+  try:
+    (tmp_path / ".lock").write_text(json.dumps({"host": socket.gethostname(),
+                                                "pid": holder.pid}))
+    with pytest.raises(files.WorkdirBusy, match="in use by pid"):
+      trainer.train(*built(small_config(epochs=5)), str(tmp_path))
+    assert not (tmp_path / "config.json").exists()
+  finally:
+    holder.kill()
+    holder.wait()
+
+
+def test_a_checkpoint_that_cannot_be_written_stops_the_run_with_a_summary(tmp_path, monkeypatch):
+  def full(self, *args, **kwargs):
+    raise OSError(28, "No space left on device")
+  monkeypatch.setattr(checkpoint.ocp.CheckpointManager, "save", full)
+  with pytest.raises(checkpoint.StorageError, match="No space left on device"):
+    trainer.train(*built(small_config(epochs=30)), str(tmp_path))
+  s = read_summary(str(tmp_path))
+  assert s["status"] == "failed" and "writing a checkpoint in" in s["error"]
+  assert s["steps"] == 20 and not (tmp_path / ".lock").exists()

@@ -1,0 +1,100 @@
+"""Files a run writes whole or not at all, and the one-run-per-workdir lock.
+
+``atomic_write`` writes beside the target, flushes to disk and renames into
+place: a reader (or a run resumed after ``kill -9``) sees the old file or the
+new one, never a part. ``WorkdirLock`` holds ``<workdir>/.lock`` (the owner's
+host and pid) for the life of a run; a lock whose process is gone is stale and
+taken over.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+from typing import Any
+
+LOCK_FILE = ".lock"
+
+
+def atomic_write(path: str, data: str | bytes) -> None:
+  """Replaces ``path`` with ``data`` in one rename."""
+  folder = os.path.dirname(os.path.abspath(path))
+  fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.")
+  try:
+    with os.fdopen(fd, "wb" if isinstance(data, bytes) else "w") as f:
+      f.write(data)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def atomic_write_json(path: str, obj: Any, **dump_kw) -> None:
+  atomic_write(path, json.dumps(obj, **dump_kw))
+
+
+class WorkdirBusy(RuntimeError):
+  """Another live process holds the workdir."""
+
+
+def _alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True
+  return True
+
+
+class WorkdirLock:
+  """``with WorkdirLock(workdir):`` one run at a time in ``workdir``."""
+
+  def __init__(self, workdir: str):
+    self.path = os.path.join(workdir, LOCK_FILE)
+    self.owner = {"host": socket.gethostname(), "pid": os.getpid()}
+
+  def _holder(self) -> dict | None:
+    try:
+      with open(self.path) as f:
+        return json.load(f)
+    except (FileNotFoundError, json.JSONDecodeError):
+      return None
+
+  def acquire(self) -> None:
+    for _ in range(2):
+      try:
+        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+      except FileExistsError:
+        held = self._holder()
+        if held and held == self.owner:
+          return  # this process already holds it
+        if held and (held.get("host") != self.owner["host"] or _alive(int(held["pid"]))):
+          raise WorkdirBusy(
+              f"{os.path.dirname(self.path)} is in use by pid {held['pid']} on "
+              f"{held['host']}; wait for it, or give another --workdir "
+              f"(a lock left by a crashed process on another host: delete {self.path}).")
+        try:  # stale (its process is gone) or half-written: take it over
+          os.remove(self.path)
+        except FileNotFoundError:
+          pass
+        continue
+      with os.fdopen(fd, "w") as f:
+        json.dump(self.owner, f)
+      return
+    raise WorkdirBusy(f"{os.path.dirname(self.path)}: another run took the lock just now.")
+
+  def release(self) -> None:
+    if self._holder() == self.owner:
+      os.remove(self.path)
+
+  def __enter__(self) -> "WorkdirLock":
+    self.acquire()
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.release()
