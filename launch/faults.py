@@ -12,6 +12,10 @@ Command (a soak, by hand)::
   python -m launch.faults --kills=200 --out=runs/faults
 
 The parent never starts JAX's backend (so forking is safe); the children do.
+
+Result of that command (x86_64, 2 cores, jax 0.10.2 CPU, 2026-12-02): 200 kills
+(none finished first), 0 failed attempts, final summary equal, 606 records, 0
+duplicated, 0 missing, every record equal to the uninterrupted run's; 348 s.
 """
 from __future__ import annotations
 
