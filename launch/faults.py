@@ -67,9 +67,9 @@ def _attempt(workdir: str, num_steps: int, kill_after_s: Optional[float]) -> str
 
 def records(workdir: str) -> list[tuple]:
   """``metrics.jsonl`` without its timestamps, in file order."""
-  with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    rows = [json.loads(line) for line in f]
-  return [tuple(sorted((k, v) for k, v in r.items() if k != "time")) for r in rows]
+  from lib.runtime import writers  # no JAX: the parent stays fork-safe
+  return [tuple(sorted((k, v) for k, v in r.items() if k != "time"))
+          for r in writers.read_records(workdir)]
 
 
 def _final(workdir: str) -> dict:

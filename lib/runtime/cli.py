@@ -140,10 +140,10 @@ def command_line_durations(config: ml_collections.ConfigDict,
                            given: Mapping[str, object]) -> None:
   """A duration set on the command line (``--config.trainer.num_steps=50``) replaces
   the file's, whatever unit the file wrote it in (:mod:`lib.train.durations`)."""
+  found = {k: durations.duration_of(config, k) for k in given}
+  named = [f[0] for f in found.values() if f]
   for key, value in given.items():
-    found = durations.duration_of(config, key)
-    if found and not any(durations.duration_of(config, k) == (found[0], u)
-                         for k in given for u in durations.UNITS if u != found[1]):
+    if found[key] and named.count(found[key][0]) == 1:  # in two units: resolve says so
       durations.override(config, key, value)
 
 

@@ -53,6 +53,16 @@ def fields(defaults: Mapping[str, tuple[str, Any]], overrides: Mapping[str, Any]
   return out
 
 
+def set_fields(c: ml_collections.ConfigDict, overrides: Mapping[str, Any], section: str) -> None:
+  """``default_config(**overrides)``'s other fields: an unknown key is an error listing
+  the valid ones; durations were taken by :func:`fields` already."""
+  for key, value in overrides.items():
+    if key not in c:
+      raise KeyError(f"{section} has no field {key!r}; valid: {', '.join(sorted(c.keys()))}")
+    if duration_of(c, key) is None:
+      c[key] = value
+
+
 def duration_of(config: ml_collections.ConfigDict, key: str) -> Optional[tuple[str, str]]:
   """``('trainer.num', 'epochs')`` when dotted ``key`` is one unit of a duration."""
   parent, _, leaf = key.rpartition(".")

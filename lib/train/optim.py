@@ -62,11 +62,7 @@ def default_config(name: str = "sgd", lr: float = 1e-3, **overrides) -> ml_colle
       plateau_rtol=1e-9,
       plateau_cooldown=0,
   ))
-  for key, value in overrides.items():
-    if key not in c:
-      raise KeyError(f"optimizer has no field {key!r}; valid: {', '.join(sorted(c.keys()))}")
-    if durations.duration_of(c, key) is None:
-      c[key] = value
+  durations.set_fields(c, overrides, "optimizer")
   return c
 
 

@@ -64,11 +64,7 @@ def default_config(**overrides) -> ml_collections.ConfigDict:
       num_processes=1,         # the number of processes,
       process_id=0,            # and this process's index
   ))
-  for key, value in overrides.items():
-    if key not in c:
-      raise KeyError(f"trainer has no field {key!r}; valid: {', '.join(sorted(c.keys()))}")
-    if durations.duration_of(c, key) is None:
-      c[key] = value
+  durations.set_fields(c, overrides, "trainer")
   return c
 
 
