@@ -8,8 +8,10 @@ Each trial runs as ``python -m experiments.<name>.main --config=... --workdir=<o
 --config.<key>=<value> ...``, ``--parallel`` at a time; with GPUs listed in
 ``--gpus`` (default: none) each trial sees one of them (``CUDA_VISIBLE_DEVICES``).
 ``--backend=vmap`` trains trials that differ only in ``seed`` and
-``optimizer.lr`` together, in one jitted ``vmap`` (``lib.sweeps.trial_batch``).
+``optimizer.lr`` together, in one jitted ``vmap`` (``lib.sweeps.trial_batch``),
+checkpointing the group in ``<out>/vmap-group`` until every trial is written.
 ``--backend=ray`` runs them as Ray tasks (``--ray_address``, resources per trial).
+Each trial's output is kept in its ``stdout.log`` and ``stderr.log``.
 Re-running the command skips completed trials and resumes the others from their
 checkpoints; a trial that fails is recorded with its error and the rest go on.
 Writes ``<out>/sweep.json`` (the plan), ``summary.csv``, ``summary.md`` (every
@@ -18,6 +20,7 @@ trial's differences, status and final metrics; the best trial) and ``curves.png`
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import csv
 import dataclasses
 import importlib
@@ -25,8 +28,10 @@ import itertools
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import Optional, Sequence
 
@@ -34,8 +39,10 @@ from absl import app, flags
 
 from lib.runtime import cli, files, plotting, writers
 from lib.sweeps import space as sweeps
+from lib.train.trainer import Preempted, sigterm_as_interrupt
 
 TRIAL_FILE = "trial.json"
+VMAP_GROUP = "vmap-group"  # the vmap backend's checkpoint of its unfinished group
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -155,37 +162,108 @@ def command(config_spec: str, trial: Trial) -> list[str]:
           f"--config={config_spec}", f"--workdir={trial.workdir}", *flags_]
 
 
+class Children:
+  """The trial processes a sweep is running. A SIGTERM or Ctrl-C to the sweep goes
+  on to each of them (they save, write an 'interrupted' summary and exit), no new
+  trial starts, and the sweep then raises the interruption. Each trial runs in
+  its own session, so a terminal's Ctrl-C reaches it once, through the sweep."""
+
+  def __init__(self):
+    self._procs: set[subprocess.Popen] = set()
+    self._lock = threading.RLock()
+    self.signal: Optional[int] = None
+
+  def popen(self, cmd: list[str], **kw) -> Optional[subprocess.Popen]:
+    with self._lock:
+      if self.signal is not None:
+        return None
+      p = subprocess.Popen(cmd, start_new_session=True, **kw)
+      self._procs.add(p)
+      return p
+
+  def done(self, p: subprocess.Popen) -> None:
+    with self._lock:
+      self._procs.discard(p)
+
+  def forward(self, signum: int, frame=None) -> None:
+    with self._lock:
+      self.signal = self.signal or signum
+      for p in self._procs:
+        if p.poll() is None:
+          p.send_signal(signum)
+
+  @contextlib.contextmanager
+  def forwarding_signals(self):
+    """Installs :meth:`forward` for SIGTERM and SIGINT (main thread only); on leaving,
+    restores the old handlers and raises the interruption if one came."""
+    main = threading.current_thread() is threading.main_thread()
+    old = {s: signal.signal(s, self.forward) for s in (signal.SIGTERM, signal.SIGINT)} if main else {}
+    try:
+      yield self
+    finally:
+      for s, h in old.items():
+        signal.signal(s, h)
+    if self.signal == signal.SIGTERM:
+      raise Preempted(f"signal {self.signal}")
+    if self.signal is not None:
+      raise KeyboardInterrupt
+
+
 def run_local(config_spec: str, trials: Sequence[Trial], parallel: int = 1,
               gpus: Sequence[str] = (), timeout_s: Optional[float] = None) -> dict[int, dict]:
   """Runs the trials that are not completed as subprocesses; returns their records."""
   todo = [t for t in trials if not is_done(t)]
   free = list(gpus)
   results: dict[int, dict] = {}
+  children = Children()
 
-  def one(trial: Trial, gpu: Optional[str]) -> dict:
+  def one(trial: Trial, gpu: Optional[str]) -> Optional[dict]:
+    if children.signal is not None:
+      return None  # the sweep was interrupted before this trial started
     _start(trial)
     env = dict(os.environ)
     if gpu is not None:
       env["CUDA_VISIBLE_DEVICES"] = gpu
-    return _finish(trial, _run_command(command(config_spec, trial), REPO, env, timeout_s))
+    res = _run_command(command(config_spec, trial), REPO, env, timeout_s, trial.workdir,
+                       children)
+    return _finish(trial, res) if res else None
 
-  with concurrent.futures.ThreadPoolExecutor(max(1, parallel)) as pool:
+  with children.forwarding_signals(), concurrent.futures.ThreadPoolExecutor(max(1, parallel)) as pool:
     gpu_cycle = itertools.cycle(free) if free else itertools.repeat(None)
     futures = {pool.submit(one, t, next(gpu_cycle)): t for t in todo}
     for fut in concurrent.futures.as_completed(futures):
-      results[futures[fut].index] = fut.result()
+      if fut.result() is not None:
+        results[futures[fut].index] = fut.result()
   return results
 
 
-def _run_command(cmd: list[str], cwd: str, env: dict, timeout_s: Optional[float]) -> dict:
-  """One trial's subprocess: ``{'rc', 'error', 'wall_s'}`` (shared by local and Ray)."""
+def _run_command(cmd: list[str], cwd: str, env: dict, timeout_s: Optional[float],
+                 log_dir: str, children: Optional[Children] = None) -> Optional[dict]:
+  """One trial's subprocess: ``{'rc', 'error', 'wall_s'}`` (shared by local and Ray);
+  None when ``children`` was interrupted before it started. Its output goes to
+  ``<log_dir>/stdout.log`` and ``stderr.log`` (so it outlives this process), and it
+  gets SIGTERM if this process dies (:func:`lib.runtime.cli.stop_with_parent`)."""
   t0 = time.perf_counter()
-  try:
-    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout_s)
-    rc, err = r.returncode, r.stderr
-  except subprocess.TimeoutExpired as e:
-    rc, err = -1, f"TimeoutError: timed out after {timeout_s} s\n{e.stderr or ''}"
-  return {"rc": rc, "error": _error_tail(err) if rc else None,
+  env = {**env, cli.STOP_WITH_PARENT: str(os.getpid())}
+  os.makedirs(log_dir, exist_ok=True)
+  err_path = os.path.join(log_dir, "stderr.log")
+  with open(os.path.join(log_dir, "stdout.log"), "w") as out, open(err_path, "w") as err:
+    kw = dict(cwd=cwd, env=env, stdout=out, stderr=err)
+    p = children.popen(cmd, **kw) if children else subprocess.Popen(cmd, **kw)
+    if p is None:
+      return None
+    try:
+      rc, note = p.wait(timeout=timeout_s), ""
+    except subprocess.TimeoutExpired:
+      p.kill()
+      p.wait()
+      rc, note = -1, f"TimeoutError: timed out after {timeout_s} s"
+    finally:
+      if children:
+        children.done(p)
+  with open(err_path) as f:
+    err_text = f.read() + ("\n" + note if note else "")
+  return {"rc": rc, "error": _error_tail(err_text) if rc else None,
           "wall_s": round(time.perf_counter() - t0, 2)}
 
 
@@ -197,6 +275,10 @@ def _start(trial: Trial) -> None:
 def _finish(trial: Trial, res: dict) -> dict:
   if res["rc"] == 0 and is_done(trial):
     return _record(trial, status="completed", returncode=0, wall_s=res["wall_s"])
+  s = read_json(os.path.join(trial.workdir, "summary.json")) or {}
+  if res["rc"] in (cli.EXIT_SIGTERM, cli.EXIT_INTERRUPTED) and s.get("status") == "interrupted":
+    return _record(trial, status="interrupted", returncode=res["rc"], wall_s=res["wall_s"],
+                   error=None)
   return _record(trial, status="failed", returncode=res["rc"], wall_s=res["wall_s"],
                  error=res["error"] or "exited 0 without a completed summary.json")
 
@@ -223,7 +305,8 @@ def run_ray(config_spec: str, trials: Sequence[Trial], address: str = "",
   for t in todo:
     _start(t)
   env = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES",)}
-  futures = {t.index: task.remote(command(config_spec, t), REPO, env, timeout_s) for t in todo}
+  futures = {t.index: task.remote(command(config_spec, t), REPO, env, timeout_s, t.workdir)
+             for t in todo}
   results = {}
   try:
     for t in todo:
@@ -242,7 +325,9 @@ def run_vmap(config_spec: str, trials: Sequence[Trial]) -> dict[int, dict]:
   """Trains the trials that are not completed together in one jitted program
   (``lib.sweeps.trial_batch``), built with the experiment's ``build(config)``."""
   from lib.sweeps import trial_batch
-  todo = [t for t in trials if not is_done(t)]
+  group_dir = os.path.join(os.path.dirname(trials[0].workdir), VMAP_GROUP)
+  unfinished = set(trial_batch.group_workdirs(group_dir))  # a killed group: resume it whole
+  todo = [t for t in trials if not is_done(t) or os.path.abspath(t.workdir) in unfinished]
   if not todo:
     return {}
   _, base = base_config(config_spec, todo[0].common)
@@ -253,8 +338,13 @@ def run_vmap(config_spec: str, trials: Sequence[Trial]) -> dict[int, dict]:
     _start(t)
   t0 = time.perf_counter()
   try:
-    summaries = trial_batch.train(exp.build, base, [t.overrides for t in todo],
-                                  [t.workdir for t in todo])
+    with sigterm_as_interrupt():
+      summaries = trial_batch.train(exp.build, base, [t.overrides for t in todo],
+                                    [t.workdir for t in todo], group_dir=group_dir)
+  except KeyboardInterrupt:
+    for t in todo:
+      _record(t, status="interrupted")
+    raise
   except Exception as e:  # one program: a failure fails every trial in it
     return {t.index: _record(t, status="failed", error=f"{type(e).__name__}: {e}") for t in todo}
   wall = round(time.perf_counter() - t0, 2)
@@ -279,6 +369,8 @@ def summarize(out: str, trials: Sequence[Trial], metric: str, mode: str = "min",
     rec = read_json(os.path.join(t.workdir, TRIAL_FILE)) or {}
     s = read_json(os.path.join(t.workdir, "summary.json")) or {}
     status = "completed" if s.get("status") == "completed" else rec.get("status", "pending")
+    if status == "running" and s.get("status"):  # it ended after its sweep died
+      status = s["status"]
     rows.append({"trial": os.path.basename(t.workdir), "overrides": t.label, "status": status,
                  **{k: s.get("final", {}).get(k) for k in sorted(s.get("final", {}))},
                  "wall_s": rec.get("wall_s"),
@@ -334,14 +426,18 @@ def sweep(config_spec: str, sweep_name: str, out: str, backend: str = "local", p
       {"config": config_spec, "sweep": sweep_name, "backend": backend, "set": common or {},
        "trials": [{"dir": t.workdir, "overrides": t.overrides} for t in trials]},
       indent=2, default=str))
-  if backend == "local":
-    run_local(config_spec, trials, parallel, gpus)
-  elif backend == "vmap":
-    run_vmap(config_spec, trials)
-  elif backend == "ray":
-    run_ray(config_spec, trials, **(ray_options or {}))
-  else:
+  if backend not in ("local", "vmap", "ray"):
     raise ValueError(f"Unknown backend {backend!r}; expected 'local', 'vmap' or 'ray'.")
+  try:
+    if backend == "local":
+      run_local(config_spec, trials, parallel, gpus)
+    elif backend == "vmap":
+      run_vmap(config_spec, trials)
+    else:
+      run_ray(config_spec, trials, **(ray_options or {}))
+  except KeyboardInterrupt:  # SIGTERM or Ctrl-C: the trials saved; say where things stand
+    summarize(out, trials, metric, mode, curve)
+    raise
   return summarize(out, trials, metric, mode, curve)
 
 
@@ -369,9 +465,17 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   F = flags.FLAGS
-  s = sweep(F.config, F.sweep, F.out, F.backend, F.parallel, F.gpus, F.metric, F.mode, F.curve,
-            parse_sets(F.set), dict(address=F.ray_address, cpus_per_trial=F.cpus_per_trial,
-                                    gpus_per_trial=F.gpus_per_trial))
+  try:
+    s = sweep(F.config, F.sweep, F.out, F.backend, F.parallel, F.gpus, F.metric, F.mode,
+              F.curve, parse_sets(F.set), dict(address=F.ray_address,
+                                               cpus_per_trial=F.cpus_per_trial,
+                                               gpus_per_trial=F.gpus_per_trial))
+  except KeyboardInterrupt as e:
+    sigterm = isinstance(e, Preempted)
+    print(f"interrupted ({'SIGTERM' if sigterm else 'Ctrl-C'}): the running trials saved and are "
+          f"marked interrupted in {F.out}/summary.md; re-run the same command to resume.",
+          file=sys.stderr)
+    sys.exit(cli.EXIT_SIGTERM if sigterm else cli.EXIT_INTERRUPTED)
   with open(os.path.join(F.out, "summary.md")) as f:
     print(f.read())
   failed = [r for r in s["rows"] if r["status"] == "failed"]

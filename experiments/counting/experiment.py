@@ -8,6 +8,7 @@ import numpy as np
 
 from lib.data import batching as data_lib
 from lib.nn import cells, initializers, recurrence
+from lib.runtime import configs
 from lib.train import durations, trainer
 from lib.train.task import Built, Task
 from lib.train.metrics import Average
@@ -81,8 +82,16 @@ class HeldOut:
     yield from self._measure(params).items()
 
 
+# Values that would make a run meaningless, refused before anything starts.
+CONFIG_RULES = dict(
+    positive=("data.num_samples", "data.seq_len", "data.batch_size", "data.eval_samples",
+              "data.long_seq_len", "model.hidden", "model.unroll"),
+    choices={"loss": ("sse", "mse")})
+
+
 def build(config: ml_collections.ConfigDict, data: dict | None = None) -> Built:
   """``data``: :func:`make_data` arrays to train on (default: from ``config.data``)."""
+  configs.check(config, **CONFIG_RULES)
   d = config.data
   train = data if data is not None else make_data(d.num_samples, d.seq_len, d.seed)
   test = {k: jnp.asarray(v) for k, v in make_data(d.eval_samples, d.seq_len, d.seed + 1).items()}
@@ -91,8 +100,6 @@ def build(config: ml_collections.ConfigDict, data: dict | None = None) -> Built:
   config = durations.resolve(config, source.steps_per_epoch, examples_per_step=d.batch_size)
   cell = make_cell(config.model)
   unroll = config.model.unroll
-  if config.loss not in ("sse", "mse"):
-    raise ValueError(f"loss must be 'sse' or 'mse', got {config.loss!r}.")
 
   def loss_fn(params, batch, rng):
     del rng  # deterministic model

@@ -18,6 +18,7 @@ from lib.data import corpora, sequences, text
 from lib.data.vocab import Vocab
 from lib.eval import generation
 from lib.nn import lm
+from lib.runtime import configs
 from lib.train import checkpoint, durations, trainer
 from lib.train.task import Built, Task
 from lib.train.state import init_state, restore_params
@@ -80,8 +81,20 @@ def make_model(config: ml_collections.ConfigDict, vocab_size: int) -> lm.Recurre
 
 
 # -- task ---------------------------------------------------------------------------
+# Values that would make a run meaningless, refused before anything starts.
+CONFIG_RULES = dict(
+    positive=("data.batch_size", "data.num_steps", "data.max_len", "data.pad_multiple",
+              "data.eval_batch_size", "data.test_batch_size", "model.hidden", "model.layers",
+              "model.unroll"),
+    nonnegative=("data.vocab_size", "model.truncate"),
+    fractions=("model.dropout", "data.valid_fraction"),
+    choices={"data.source": ("embedded", "csv", "ptb"), "data.mode": ("sentences", "stream"),
+             "loss_normalize": ("sequences", "tokens")})
+
+
 def build(config: ml_collections.ConfigDict, data: Corpus | None = None) -> Built:
   """The LM task; ``data``: a :func:`load_corpus` result (default: from ``config.data``)."""
+  configs.check(config, **CONFIG_RULES)
   corpus = data or load_corpus(config.data)
   d = config.data
   model = make_model(config, len(corpus.vocab))

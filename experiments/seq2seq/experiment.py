@@ -15,6 +15,7 @@ from lib.data import char_pairs as pairs
 from lib.eval import decoding as seq2seq_train
 from lib.data.vocab import Vocab
 from lib.nn import seq2seq
+from lib.runtime import configs
 from lib.train import durations, trainer
 from lib.train.task import Built
 from lib.train.state import restore_params
@@ -34,7 +35,8 @@ def load(d: ml_collections.ConfigDict) -> Dataset:
   qa = questions.load_pairs(d.task, d.path, d.num, d.gen_seed)
   vocab = pairs.char_vocab([q + START + a for q, a in qa])
   arrays = pairs.encode_pairs(qa, vocab, vocab, start=START)
-  train_idx, valid_idx = pairs.split_indices(len(qa), d.valid, d.split_seed)
+  train_idx, valid_idx = pairs.split_indices(len(qa), d.valid, d.split_seed,
+                                                 d.path or f"the generated {d.task} pairs")
   take = lambda idx: {k: v[idx] for k, v in arrays.items()}  # noqa: E731
   return Dataset(vocab, take(train_idx), take(valid_idx))
 
@@ -43,8 +45,17 @@ def make_model(m: ml_collections.ConfigDict, vocab_size: int) -> seq2seq.Seq2Seq
   return seq2seq.Seq2Seq(src_vocab=vocab_size, tgt_vocab=vocab_size, **m.to_dict())
 
 
+# Values that would make a run meaningless, refused before anything starts.
+CONFIG_RULES = dict(
+    positive=("data.num", "data.batch_size", "data.eval_batch_size", "model.hidden",
+              "model.unroll"),
+    nonnegative=("data.valid", "model.embed_dim", "model.attention_dim"),
+    choices={"data.task": ("addition", "date")})
+
+
 def build(config: ml_collections.ConfigDict, data: Dataset | None = None) -> Built:
   """The teacher-forcing task; ``data``: a :func:`load` result (default: from ``config.data``)."""
+  configs.check(config, **CONFIG_RULES)
   ds = data or load(config.data)
   model = make_model(config.model, len(ds.vocab))
   evaluator = seq2seq_train.Evaluator(model, ds.valid, ds.vocab, ds.vocab, start=START, end=None,

@@ -16,7 +16,7 @@ from lib.data import char_pairs as pairs
 from lib.eval import decoding as seq2seq_train
 from lib.data.vocab import Vocab
 from lib.nn import seq2seq
-from lib.runtime import plotting, writers
+from lib.runtime import configs, plotting, writers
 from lib.train import durations, trainer
 from lib.train.task import Built
 from lib.train.state import restore_params
@@ -42,7 +42,8 @@ def load(d: ml_collections.ConfigDict) -> Dataset:
   else:
     pp = numbers.number_pairs(d.num, d.gen_seed)
   train_idx, valid_idx = pairs.split_indices(len(pp), d.valid,
-                                             None if d.split_seed < 0 else d.split_seed)
+                                             None if d.split_seed < 0 else d.split_seed,
+                                             d.path or "the generated pairs")
   train_pairs = [pp[i] for i in train_idx]
   src_vocab = pairs.char_vocab([s for s, _ in train_pairs], specials=(pairs.PAD, pairs.UNK))
   tgt_vocab = pairs.char_vocab([t for _, t in train_pairs],
@@ -57,8 +58,16 @@ def chrf(outputs: list[str], labels: list[str]) -> dict[str, float]:
   return {"chrf": sacrebleu.corpus_chrf(outputs, [labels]).score}
 
 
+# Values that would make a run meaningless, refused before anything starts.
+CONFIG_RULES = dict(
+    positive=("data.num", "data.batch_size", "data.eval_batch_size", "model.hidden",
+              "model.unroll"),
+    nonnegative=("data.valid", "data.max_pairs", "model.embed_dim", "model.attention_dim"))
+
+
 def build(config: ml_collections.ConfigDict, data: Dataset | None = None) -> Built:
   """The teacher-forcing task; ``data``: a :func:`load` result (default: from ``config.data``)."""
+  configs.check(config, **CONFIG_RULES)
   ds = data or load(config.data)
   model = seq2seq.Seq2Seq(src_vocab=len(ds.src_vocab), tgt_vocab=len(ds.tgt_vocab),
                           **config.model.to_dict())

@@ -24,7 +24,7 @@ from experiments.varrnn.model import PairRNN, kl_notes
 from lib.data import batching
 from lib.eval import scores
 from lib.nn import variational as vi
-from lib.runtime import plotting, writers
+from lib.runtime import configs, plotting, writers
 from lib.train import durations, metrics, trainer
 from lib.train.task import Built, Task
 
@@ -174,8 +174,25 @@ class Evaluator:
     return out
 
 
+# Values that would make a run meaningless, refused before anything starts.
+CONFIG_RULES = dict(
+    positive=("data.num", "data.min_len", "data.num_classes", "data.batch_size",
+              "data.eval_draws", "data.eval_batch_size", "data.min_count", "model.input_dim",
+              "model.hidden", "model.unroll", "vi.prior_sigma", "vi.kl_samples",
+              "eval.num_samples", "eval.ece_bins"),
+    nonnegative=("data.max_len", "vi.kl_anneal_epochs"),
+    fractions=("data.test_fraction",),
+    choices={"data.format": ("generated", "pairs", "stsb"), "model.encoder": ("rnn", "bow"),
+             "model.embeddings": ("fixed", "learned"),
+             "vi.sampling": ("example", "minibatch", "flipout", "none"),
+             "vi.sigma": ("shared", "group", "weight"), "vi.prior": ("gaussian", "mixture"),
+             "vi.kl": ("auto", "closed", "mc", "notes"),
+             "eval.predictor": ("sample", "mean", "average")})
+
+
 def build(config: ml_collections.ConfigDict, data: inputs.Dataset | None = None) -> Built:
   """The variational (or MAP) task; ``data``: a :func:`inputs.load` result."""
+  configs.check(config, **CONFIG_RULES)
   ds = data or inputs.load(config.data, config.model.embeddings, config.model.input_dim)
   model = make_model(config, ds)
   vectors = None if ds.vectors is None else jnp.asarray(ds.vectors)

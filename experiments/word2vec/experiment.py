@@ -9,10 +9,11 @@ import ml_collections
 import numpy as np
 
 from experiments.word2vec import skipgram
-from lib.data.errors import DataError
+from lib.data.errors import ConfigError, DataError
 from lib.data import batching as data_lib, corpora, text, word_vectors
 from lib.eval import word_eval
 from lib.nn import word2vec
+from lib.runtime import configs
 from lib.train import durations, trainer
 from lib.train.task import Built, Task
 from lib.train.state import restore_params
@@ -30,13 +31,7 @@ def read_sentences(d: ml_collections.ConfigDict) -> list[list[str]]:
     raise FileNotFoundError(f"No corpus file at {d.corpus!r} (a text file or a directory of them).")
   out = []
   for p in paths:
-    with open(p, "rb") as f:
-      raw = f.read()
-    try:
-      body = raw.decode("utf-8")
-    except UnicodeDecodeError as e:  # e.start: a byte offset into the whole file
-      line = raw[:e.start].count(b"\n") + 1
-      raise DataError(f"{p}:{line}: not UTF-8 text ({e.reason}).") from None
+    body = corpora.read_utf8(p)
     if d.format == "lines":
       out.extend(l.lower().split() if d.lower else l.split() for l in body.splitlines())
     elif d.format == "text":
@@ -75,15 +70,24 @@ class Data:
         ids, sent, self.vocab.counts, window=d.window, dynamic=d.dynamic_window, sample=d.sample,
         epochs=whole_epochs(config), pairs_per_step=t.minibatch * t.minibatches_per_step,
         seed=config.seed, cross_sentences=d.cross_sentences)
+    if not self.stream.epoch_pairs[0]:
+      raise DataError(f"{d.corpus or 'embedded corpus'}: its {self.raw_words} words give no "
+                      f"(center, context) pair once rare words are dropped and frequent ones "
+                      f"subsampled (data.min_count={d.min_count}, data.sample={d.sample}); "
+                      "expected a larger corpus.")
     self.analogies = word_eval.read_analogies(d.analogies) if d.analogies else None
 
 
 def whole_epochs(config: ml_collections.ConfigDict) -> int:
   """``trainer.num_epochs`` as a whole number: the stream subsamples each pass anew."""
   n = config.trainer.num_epochs
-  if n is None or n < 1 or n != int(n):
-    raise ValueError(f"word2vec runs whole passes over its pair stream: give "
-                     f"trainer.num_epochs as a positive whole number (got {n}).")
+  if n is None:
+    raise ConfigError("word2vec runs whole passes over its pair stream: give "
+                      "trainer.num_epochs (a positive whole number), not num_steps or "
+                      "num_examples.")
+  if n < 1 or n != int(n):
+    raise ConfigError(f"trainer.num_epochs={n}: word2vec runs whole passes over its pair "
+                      "stream; expected a positive whole number.")
   return int(n)
 
 
@@ -112,9 +116,21 @@ def _check_sparse(config) -> None:
                      "set --config.train.sparse=False for other optimizers.")
 
 
+# Values that would make a run meaningless, refused before anything starts.
+CONFIG_RULES = dict(
+    positive=("data.min_count", "data.window", "model.dim", "model.num_sampled",
+              "model.negatives", "model.group_size", "train.minibatch",
+              "train.minibatches_per_step"),
+    nonnegative=("data.max_vocab", "data.sample", "data.restrict_vocab"),
+    choices={"data.format": ("lines", "text"), "train.reduce": ("sum", "mean"),
+             "model.loss": ("neg", "nce", "softmax"), "model.sampler": ("unigram", "log_uniform"),
+             "model.init": ("word2vec", "notes")})
+
+
 def build(config: ml_collections.ConfigDict, data: Data | None = None) -> Built:
   """The skip-gram task; ``data``: a :class:`Data` of this config (default: read it).
   Analogies are evaluated at the end, and every ``trainer.eval_every_*`` when set."""
+  configs.check(config, **CONFIG_RULES)
   data = data or Data(config)
   # Subsampling makes epochs differ slightly in length: the stream knows the total.
   epochs = len(data.stream.epoch_pairs)

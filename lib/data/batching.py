@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lib.data.errors import ConfigError
+
 
 class FullBatch:
   """The whole data set every step, kept on the device (no per-step copy)."""
@@ -34,7 +36,8 @@ class EpochBatches:
       raise ValueError(f"Arrays differ in length: { {k: len(v) for k, v in self.arrays.items()} }")
     self.n = sizes.pop()
     if not 0 < batch_size <= self.n:
-      raise ValueError(f"batch_size must be in [1, {self.n}], got {batch_size}.")
+      raise ConfigError(f"batch_size={batch_size}: expected 1 to {self.n}, the number of "
+                        "training examples.")
     self.batch_size, self.seed = batch_size, seed
     self.steps_per_epoch = self.n // batch_size
     self._perm_epoch, self._perm = -1, None

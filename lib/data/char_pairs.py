@@ -179,9 +179,11 @@ def encode_pairs(pairs: Sequence[tuple[str, str]], src_vocab: Vocab, tgt_vocab: 
           "tgt_in": tgt_in, "tgt_out": tgt_out, "tgt_mask": tgt_mask}
 
 
-def split_indices(n: int, valid: float | int, seed: Optional[int]) -> tuple[np.ndarray, np.ndarray]:
+def split_indices(n: int, valid: float | int, seed: Optional[int], source: str = "the data"
+                  ) -> tuple[np.ndarray, np.ndarray]:
   """``(train, valid)`` indices: the last ``valid`` items (a count, or a fraction
-  rounded down as the book does) of a permutation.
+  rounded down as the book does) of a permutation. A split that leaves either side
+  empty is a :class:`DataError` naming ``source`` (the file).
 
   The permutation is numpy's legacy ``RandomState(seed)``, which reproduces the
   book's ``np.random.seed(1984); np.random.shuffle(indices)`` split exactly.
@@ -190,6 +192,7 @@ def split_indices(n: int, valid: float | int, seed: Optional[int]) -> tuple[np.n
   """
   n_valid = int(valid) if valid >= 1 else int(n * valid)
   if not 0 < n_valid < n:
-    raise ValueError(f"Cannot hold out {valid} of {n} items.")
+    raise DataError(f"{source}: {n} pair(s); holding out data.valid={valid} leaves {n - n_valid} "
+                    f"to train on and {n_valid} to validate; both need at least one.")
   order = np.arange(n) if seed is None else np.random.RandomState(seed).permutation(n)
   return order[:n - n_valid], order[n - n_valid:]

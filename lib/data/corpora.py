@@ -104,6 +104,18 @@ def read_csv_column(path: str, column: str = "body", *, skip_bad_records: bool =
 _NOT_PROSE = re.compile(r"^(\s{3,}|\s*>>>|\s*\.\.\.|\s*[*=\-+]{3,}|\s*\|)")
 
 
+def read_utf8(path: str) -> str:
+  """A text file's contents; bytes that are not UTF-8 are a :class:`DataError`
+  naming ``path:line``."""
+  with open(path, "rb") as f:
+    raw = f.read()
+  try:
+    return raw.decode("utf-8")
+  except UnicodeDecodeError as e:  # e.start: a byte offset into the whole file
+    line = raw[:e.start].count(b"\n") + 1
+    raise DataError(f"{path}:{line}: not UTF-8 text ({e.reason}).") from None
+
+
 def embedded_text() -> str:
   """English prose shipped with Python: the topics of the Language Reference
   (``pydoc_data.topics``, about 60,000 words), with code and grammar lines removed."""

@@ -17,6 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
+from lib.data.errors import ConfigError, DataError
+
 
 def pad_batch(seqs: Sequence[np.ndarray], length: int, pad_id: int = 0
               ) -> tuple[np.ndarray, np.ndarray]:
@@ -53,9 +55,10 @@ class SentenceBatches:
                max_len: int = 64, pad_multiple: int = 8, shuffle: bool = True):
     self.seqs = [np.asarray(s, np.int32) for s in seqs if len(s) >= 2]
     if not self.seqs:
-      raise ValueError("No sequence has two or more tokens.")
+      raise DataError("No sequence has two or more tokens: nothing to predict.")
     if not 0 < batch_size <= len(self.seqs):
-      raise ValueError(f"batch_size must be in [1, {len(self.seqs)}], got {batch_size}.")
+      raise ConfigError(f"batch_size={batch_size}: expected 1 to {len(self.seqs)}, the number "
+                        "of training sequences.")
     self.batch_size, self.seed, self.shuffle = batch_size, seed, shuffle
     self.max_len, self.pad_multiple = max_len, pad_multiple
     self.steps_per_epoch = len(self.seqs) // batch_size
@@ -86,7 +89,8 @@ def stream_rows(ids: np.ndarray, batch_size: int) -> np.ndarray:
   ids = np.asarray(ids, np.int32)
   row_len = len(ids) // batch_size
   if row_len < 2:
-    raise ValueError(f"{len(ids)} tokens are too few for {batch_size} rows.")
+    raise DataError(f"{len(ids)} tokens are too few for {batch_size} rows (batch_size): "
+                    "expected a larger split or a smaller batch.")
   return ids[:batch_size * row_len].reshape(batch_size, row_len)
 
 
@@ -99,7 +103,8 @@ def stream_windows(ids: np.ndarray, batch_size: int, num_steps: int) -> dict[str
   rows = stream_rows(ids, batch_size)
   n = (rows.shape[1] - 1) // num_steps
   if n < 1:
-    raise ValueError(f"Rows of {rows.shape[1]} tokens hold no window of {num_steps} steps.")
+    raise DataError(f"Rows of {rows.shape[1]} tokens hold no window of {num_steps} steps "
+                    "(num_steps): expected a larger split, fewer rows or shorter windows.")
   x = rows[:, :n * num_steps].reshape(batch_size, n, num_steps).transpose(1, 0, 2)
   y = rows[:, 1:n * num_steps + 1].reshape(batch_size, n, num_steps).transpose(1, 0, 2)
   return {"x": np.ascontiguousarray(x), "y": np.ascontiguousarray(y)}

@@ -9,6 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
+from lib.data import corpora
 from lib.data.errors import DataError
 
 
@@ -40,21 +41,20 @@ class Section:
 def read_analogies(path: str) -> list[Section]:
   """``: section`` lines, then ``a b c d`` per question (a is to b as c is to d)."""
   sections: list[Section] = []
-  with open(path, encoding="utf-8") as f:
-    for lineno, line in enumerate(f, 1):
-      line = line.strip()
-      if not line:
-        continue
-      if line.startswith(":"):
-        sections.append(Section(line[1:].strip(), []))
-        continue
-      parts = line.split()
-      if len(parts) != 4:
-        raise DataError(f"{path}:{lineno}: expected four words 'a b c d' or a ': section' "
-                        f"line, got {len(parts)} fields.")
-      if not sections:
-        raise DataError(f"{path}:{lineno}: a question before the first ': section' line.")
-      sections[-1].questions.append(tuple(parts))
+  for lineno, line in enumerate(corpora.read_utf8(path).splitlines(), 1):
+    line = line.strip()
+    if not line:
+      continue
+    if line.startswith(":"):
+      sections.append(Section(line[1:].strip(), []))
+      continue
+    parts = line.split()
+    if len(parts) != 4:
+      raise DataError(f"{path}:{lineno}: expected four words 'a b c d' or a ': section' "
+                      f"line, got {len(parts)} fields.")
+    if not sections:
+      raise DataError(f"{path}:{lineno}: a question before the first ': section' line.")
+    sections[-1].questions.append(tuple(parts))
   if not sections:
     raise DataError(f"{path}: no analogy sections (expected ': name' lines).")
   return sections

@@ -18,6 +18,7 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 
+from lib.data.errors import ConfigError
 from lib.nn import initializers
 
 KINDS = ("dot", "general", "additive")
@@ -28,7 +29,7 @@ def init(kind: str, key: jax.Array, query_dim: int, key_dim: int, dim: int = 0) 
   glorot = initializers.get("glorot_uniform")
   if kind == "dot":
     if query_dim != key_dim:
-      raise ValueError(f"dot attention needs equal query and key sizes, got {query_dim}, {key_dim}.")
+      raise ConfigError(f"dot attention needs equal query and key sizes, got {query_dim}, {key_dim}.")
     return {}
   if kind == "general":
     return {"w": glorot(key, (query_dim, key_dim), jnp.float32)}
@@ -38,7 +39,7 @@ def init(kind: str, key: jax.Array, query_dim: int, key_dim: int, dim: int = 0) 
     return {"w_q": glorot(kq, (query_dim, dim), jnp.float32),
             "w_k": glorot(kk, (key_dim, dim), jnp.float32),
             "v": glorot(kv, (dim, 1), jnp.float32)[:, 0]}
-  raise ValueError(f"Unknown attention {kind!r}; expected one of {KINDS}.")
+  raise ConfigError(f"Unknown attention {kind!r}; expected one of {KINDS}.")
 
 
 def scores(kind: str, params: dict, q_BxTxQ: jax.Array, k_BxSxK: jax.Array) -> jax.Array:
@@ -50,7 +51,7 @@ def scores(kind: str, params: dict, q_BxTxQ: jax.Array, k_BxSxK: jax.Array) -> j
   if kind == "additive":
     e_BxTxSxA = jnp.tanh((q_BxTxQ @ params["w_q"])[:, :, None] + (k_BxSxK @ params["w_k"])[:, None])
     return e_BxTxSxA @ params["v"]
-  raise ValueError(f"Unknown attention {kind!r}; expected one of {KINDS}.")
+  raise ConfigError(f"Unknown attention {kind!r}; expected one of {KINDS}.")
 
 
 def attend(kind: str, params: dict, q_BxTxQ: jax.Array, memory_BxSxK: jax.Array,

@@ -8,6 +8,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from lib.data.errors import ConfigError
+
 Initializer = jax.nn.initializers.Initializer
 
 
@@ -53,6 +55,6 @@ def get(name: str) -> Initializer:
   if name.startswith("uniform:"):
     return uniform_symmetric(float(name.split(":", 1)[1]))
   if name not in _BY_NAME:
-    raise ValueError(
+    raise ConfigError(
         f"Unknown initializer {name!r}; expected one of {sorted(_BY_NAME)} or 'uniform:<scale>'.")
   return _BY_NAME[name]()

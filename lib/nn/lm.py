@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from lib.data.errors import ConfigError
 from lib.nn import cells, initializers, recurrence
 from lib.train.metrics import Average
 
@@ -45,10 +46,10 @@ class RecurrentLM:
 
   def __post_init__(self):
     if self.truncate and self.layers != 1:
-      raise ValueError("Per-output truncated BPTT (truncate > 0) needs layers=1; "
+      raise ConfigError("Per-output truncated BPTT (truncate > 0) needs layers=1; "
                        "stacked models truncate by window length (num_steps).")
     if self.tie_weights and self.embedding_is_projection:
-      raise ValueError("tie_weights needs an embedding of the hidden size; with "
+      raise ConfigError("tie_weights needs an embedding of the hidden size; with "
                        "embedding_is_projection the embedding is the first layer's projection.")
 
   # -- structure ----------------------------------------------------------------
@@ -223,7 +224,7 @@ def window_loss(model: RecurrentLM, params: Params, batch: dict, carry, rng, tra
   elif normalize == "tokens":
     objective = tot.total / jnp.maximum(tot.count, 1.0)
   else:
-    raise ValueError(f"normalize must be 'sequences' or 'tokens', got {normalize!r}.")
+    raise ConfigError(f"normalize must be 'sequences' or 'tokens', got {normalize!r}.")
   return objective, ({"nll": tot}, carry)
 
 

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from lib.data.errors import ConfigError
 from lib.nn import attention as attention_lib, cells, initializers, recurrence
 from lib.train import metrics
 
@@ -71,11 +72,11 @@ class Seq2Seq:
 
   def __post_init__(self):
     if self.shared_embedding and (not self.embed_dim or self.src_vocab != self.tgt_vocab):
-      raise ValueError("shared_embedding needs embed_dim > 0 and one vocabulary for both sides "
+      raise ConfigError("shared_embedding needs embed_dim > 0 and one vocabulary for both sides "
                        f"(got embed_dim={self.embed_dim}, vocabularies {self.src_vocab}/"
                        f"{self.tgt_vocab}).")
     if self.attention not in ("none", *attention_lib.KINDS):
-      raise ValueError(f"Unknown attention {self.attention!r}.")
+      raise ConfigError(f"Unknown attention {self.attention!r}.")
 
   # -- shapes and parameters --------------------------------------------------------
   @property

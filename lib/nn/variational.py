@@ -40,6 +40,8 @@ from typing import Any, Callable, NamedTuple, Union
 import jax
 import jax.numpy as jnp
 
+from lib.data.errors import ConfigError
+
 Tree = Any
 SIGMA_MODES = ("shared", "group", "weight")
 SAMPLING_MODES = ("example", "minibatch", "flipout", "mean")
@@ -55,7 +57,7 @@ def init_posterior(mean: Tree, log_sigma: float = math.log(0.01), mode: str = "s
   elif mode == "weight":
     ls = jax.tree.map(lambda m: jnp.full_like(m, log_sigma), mean)
   else:
-    raise ValueError(f"Unknown sigma mode {mode!r}; expected one of {SIGMA_MODES}.")
+    raise ConfigError(f"Unknown sigma mode {mode!r}; expected one of {SIGMA_MODES}.")
   return {"mean": mean, "log_sigma": ls}
 
 
@@ -150,7 +152,7 @@ def draw(post: dict, key: jax.Array, n: int, mode: str) -> tuple[Tree, Tree]:
     return flipout_weights(post, key, n)
   if mode == "mean":
     return post["mean"], None
-  raise ValueError(f"Unknown sampling mode {mode!r}; expected one of {SAMPLING_MODES}.")
+  raise ConfigError(f"Unknown sampling mode {mode!r}; expected one of {SAMPLING_MODES}.")
 
 
 def per_example(fn: Callable, weights: Tree, axes: Tree, *batched: Any) -> Any:
@@ -202,7 +204,7 @@ def make_prior(kind: str, *, sigma: float = 1.0, pi: float = 0.25, sigma1: float
     return Gaussian(sigma)
   if kind == "mixture":
     return ScaleMixture(pi, sigma1, sigma2)
-  raise ValueError(f"Unknown prior {kind!r}; expected 'gaussian' or 'mixture'.")
+  raise ConfigError(f"Unknown prior {kind!r}; expected 'gaussian' or 'mixture'.")
 
 
 def kl_gaussian(post: dict, prior: Gaussian) -> jax.Array:
@@ -243,8 +245,8 @@ def kl(post: dict, prior: Prior, key: jax.Array, *, form: str = "auto", num_samp
     form = "closed" if isinstance(prior, Gaussian) else "mc"
   if form == "closed":
     if not isinstance(prior, Gaussian):
-      raise ValueError("The closed-form KL needs a Gaussian prior; use form='mc'.")
+      raise ConfigError("The closed-form KL needs a Gaussian prior; use form='mc'.")
     return kl_gaussian(post, prior)
   if form == "mc":
     return kl_monte_carlo(post, prior, key, num_samples)
-  raise ValueError(f"Unknown KL form {form!r}; expected auto, closed or mc.")
+  raise ConfigError(f"Unknown KL form {form!r}; expected auto, closed or mc.")

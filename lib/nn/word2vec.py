@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lib.data.errors import ConfigError
 from lib.losses import sampled as sampled_losses, samplers as cs
 from lib.train.metrics import Average
 
@@ -54,11 +55,11 @@ class Spec:
 
   def __post_init__(self):
     if self.loss not in ("neg", "nce", "softmax"):
-      raise ValueError(f"loss must be 'neg', 'nce' or 'softmax', got {self.loss!r}.")
+      raise ConfigError(f"loss must be 'neg', 'nce' or 'softmax', got {self.loss!r}.")
     if self.sampler not in ("unigram", "log_uniform"):
-      raise ValueError(f"sampler must be 'unigram' or 'log_uniform', got {self.sampler!r}.")
+      raise ConfigError(f"sampler must be 'unigram' or 'log_uniform', got {self.sampler!r}.")
     if self.reduce not in ("sum", "mean"):
-      raise ValueError(f"reduce must be 'sum' or 'mean', got {self.reduce!r}.")
+      raise ConfigError(f"reduce must be 'sum' or 'mean', got {self.reduce!r}.")
 
 
 def init_params(spec: Spec, key: jax.Array) -> dict:
@@ -73,7 +74,7 @@ def init_params(spec: Spec, key: jax.Array) -> dict:
     p = {"in": jax.random.uniform(k1, (V, D), minval=-1.0, maxval=1.0),
          "out": jax.random.truncated_normal(k2, -2.0, 2.0, (V, D)) / np.sqrt(D)}
   else:
-    raise ValueError(f"init must be 'word2vec' or 'notes', got {spec.init!r}.")
+    raise ConfigError(f"init must be 'word2vec' or 'notes', got {spec.init!r}.")
   if spec.loss != "neg":
     p["bias"] = jnp.zeros((V,))
   return p
@@ -88,7 +89,7 @@ class Noise:
       self.probs = cs.log_uniform_probs(spec.vocab_size)
     else:
       if counts_V is None:
-        raise ValueError("the unigram sampler needs word counts.")
+        raise ConfigError("the unigram sampler needs word counts.")
       self.probs = cs.unigram_probs(counts_V, spec.power)
 
   def sample(self, key: jax.Array, targets_GxB: jax.Array) -> cs.Sampled:
@@ -116,7 +117,7 @@ def _groups(spec: Spec, n: int) -> int:
   if n <= spec.group_size:
     return 1
   if n % spec.group_size:
-    raise ValueError(f"a minibatch of {n} pairs does not split into groups of {spec.group_size}.")
+    raise ConfigError(f"a minibatch of {n} pairs does not split into groups of {spec.group_size}.")
   return n // spec.group_size
 
 
@@ -129,7 +130,7 @@ def rows_loss(spec: Spec, rows: dict, samples: Optional[cs.Sampled], mask_B: jax
   B, D = h.shape
   G = _groups(spec, B)
   if spec.loss == "softmax":
-    raise ValueError("softmax has no rows form; use loss().")
+    raise ConfigError("softmax has no rows form; use loss().")
   logq_t = logq_s = None
   if spec.loss == "nce":
     logq_t = jnp.log(samples.true_expected_count).reshape(G, -1)
@@ -214,7 +215,7 @@ def make_sparse_step(spec: Spec, noise: Noise, minibatch: int):
     def train_step(state, batch, rng):
       P = batch["input"].shape[0]
       if P % minibatch:
-        raise ValueError(f"pairs per step {P} is not a multiple of the minibatch {minibatch}.")
+        raise ConfigError(f"pairs per step {P} is not a multiple of the minibatch {minibatch}.")
       M = P // minibatch
       mbs = {k: v.reshape(M, minibatch) for k, v in batch.items()}
 

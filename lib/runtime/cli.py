@@ -8,8 +8,11 @@ diverged run or bad input exits 1 with its message, no traceback.
 """
 from __future__ import annotations
 
+import ctypes
 import importlib.util
+import os
 import re
+import signal
 import sys
 from typing import Callable, Mapping, Sequence, TypeVar
 
@@ -98,12 +101,30 @@ def prepare_process() -> None:
   """What every entry point does before JAX starts: glibc keeps freed host memory
   (:func:`lib.runtime.hostmem.reuse_freed_memory`: XLA:CPU steps stop
   page-faulting), libraries' INFO logs are dropped (:mod:`lib.runtime.logs`),
-  and JAX's config options become absl flags (``--jax_debug_nans=True``)."""
+  and JAX's config options become absl flags (``--jax_debug_nans=True``); a run
+  started by a sweep stops with it (:func:`stop_with_parent`)."""
+  stop_with_parent()
   hostmem.reuse_freed_memory()
   logs.quiet_libraries()
   import jax
   if not getattr(jax.config, "use_absl", False):
     jax.config.config_with_absl()
+
+
+STOP_WITH_PARENT = "RNNLAB_STOP_WITH_PARENT"
+
+
+def stop_with_parent() -> None:
+  """A process started with ``RNNLAB_STOP_WITH_PARENT=<parent pid>`` (a sweep's trial)
+  gets SIGTERM when that parent dies, even by ``kill -9``, and so saves and stops
+  instead of running on unattended (Linux's ``PR_SET_PDEATHSIG``; elsewhere a no-op)."""
+  pid = os.environ.pop(STOP_WITH_PARENT, "")
+  if not pid or not sys.platform.startswith("linux"):
+    return
+  pr_set_pdeathsig = 1
+  ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGTERM))
+  if os.getppid() != int(pid):  # the parent died before the request took hold
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def run(main: Callable[[list[str]], None]) -> None:
@@ -124,9 +145,11 @@ def run_reporting_errors(fn: Callable[[], T]) -> T:
   except ConfigError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
-  except (NonFiniteError, DataError, FileNotFoundError, ConfigChanged, files.WorkdirBusy,
-          StorageError) as e:
+  except (NonFiniteError, DataError, ConfigChanged, files.WorkdirBusy, StorageError) as e:
     print(f"error: {e}", file=sys.stderr)
+    sys.exit(1)
+  except OSError as e:  # a data file that is a folder, a workdir under a regular file, ...
+    print(f"error: {os_error_line(e)}", file=sys.stderr)
     sys.exit(1)
   except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (Preempted): the trainer has saved
     sigterm = isinstance(e, Preempted)
@@ -134,6 +157,17 @@ def run_reporting_errors(fn: Callable[[], T]) -> T:
           "and summary.json says 'interrupted'; re-run the same command to resume.",
           file=sys.stderr)
     sys.exit(EXIT_SIGTERM if sigterm else EXIT_INTERRUPTED)
+
+
+def os_error_line(e: OSError) -> str:
+  """``<path>: <what is wrong>`` for a file-system error."""
+  if not e.filename:
+    return str(e)
+  what = {IsADirectoryError: "is a folder; expected a file",
+          NotADirectoryError: "a part of this path is a regular file, not a folder",
+          FileExistsError: "exists and is not a folder",
+          FileNotFoundError: "no such file or folder"}.get(type(e), e.strerror or str(e))
+  return f"{e.filename}: {what}"
 
 
 def command_line_durations(config: ml_collections.ConfigDict,

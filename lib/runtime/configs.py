@@ -42,3 +42,30 @@ def finish(c: ml_collections.ConfigDict, variants: Mapping[str, Mapping[str, Any
     durations.override(c, key, copy.deepcopy(value))
   c.lock()
   return c
+
+
+def _value(config: ml_collections.ConfigDict, key: str):
+  node = config
+  for part in key.split("."):
+    node = node[part]
+  return node
+
+
+def check(config: ml_collections.ConfigDict, *, positive: Sequence[str] = (),
+          nonnegative: Sequence[str] = (), fractions: Sequence[str] = (),
+          choices: Mapping[str, Sequence[Any]] | None = None) -> None:
+  """Refuses a config whose values would make a run meaningless, before anything
+  starts: :class:`ConfigError` naming the key, its value and what was expected.
+  ``positive`` keys must be > 0, ``nonnegative`` ones >= 0, ``fractions`` in
+  [0, 1); ``choices`` maps a key to the values it may take."""
+  rules = [(k, lambda v: v > 0, "a positive number") for k in positive]
+  rules += [(k, lambda v: v >= 0, "a number >= 0") for k in nonnegative]
+  rules += [(k, lambda v: 0 <= v < 1, "a fraction in [0, 1)") for k in fractions]
+  for key, ok, expected in rules:
+    v = _value(config, key)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not ok(v):
+      raise ConfigError(f"{key}={v!r}: expected {expected}.")
+  for key, allowed in (choices or {}).items():
+    v = _value(config, key)
+    if v not in allowed:
+      raise ConfigError(f"{key}={v!r}: expected one of {tuple(allowed)}.")

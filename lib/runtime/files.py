@@ -8,10 +8,13 @@ taken over.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import tempfile
+import threading
 from typing import Any
 
 LOCK_FILE = ".lock"
@@ -35,6 +38,27 @@ def atomic_write(path: str, data: str | bytes) -> None:
 
 def atomic_write_json(path: str, obj: Any, **dump_kw) -> None:
   atomic_write(path, json.dumps(obj, **dump_kw))
+
+
+@contextlib.contextmanager
+def signals_held():
+  """Ctrl-C and SIGTERM that arrive inside the block are held, then raised again
+  when it ends, so what the block writes is whole (main thread only; elsewhere a
+  no-op). The handlers are swapped, not the signal mask: a mask covers one thread,
+  and the kernel hands the signal to another (orbax's, XLA's)."""
+  if threading.current_thread() is not threading.main_thread():
+    yield
+    return
+  pending: list[int] = []
+  old = {s: signal.signal(s, lambda signum, frame: pending.append(signum))
+         for s in (signal.SIGINT, signal.SIGTERM)}
+  try:
+    yield
+  finally:
+    for s, h in old.items():
+      signal.signal(s, h)
+    for s in dict.fromkeys(pending):
+      signal.raise_signal(s)
 
 
 class WorkdirBusy(RuntimeError):

@@ -37,6 +37,7 @@ class MetricWriter:
     if resume_step == 0 and os.path.exists(self.path):
       os.remove(self.path)
     elif os.path.exists(self.path):
+      _drop_torn_line(self.path)
       kept = [r for r in read_records(self.path) if r["step"] <= resume_step]
       files.atomic_write(self.path, "".join(json.dumps(r) + "\n" for r in kept))
     self._file = open(self.path, "a")
@@ -182,6 +183,14 @@ class EventFile:
 
   def close(self) -> None:
     self._file.close()
+
+
+def _drop_torn_line(path: str) -> None:
+  """Cuts a last line without its newline: a write that a kill -9 cut short."""
+  with open(path, "rb+") as f:
+    data = f.read()
+    if data and not data.endswith(b"\n"):
+      f.truncate(data.rfind(b"\n") + 1)
 
 
 def read_records(path: str, split: Optional[str] = None) -> list[dict]:

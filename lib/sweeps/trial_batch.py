@@ -12,11 +12,14 @@ Small models leave the device idle between steps, so the loop dispatches a
 ``lax.scan`` over up to ``max_chunk`` steps at a time (their batches stacked on
 the host) and turns the per-step metrics into log records on the host. A trial
 that produces NaN/Inf stops being written at that record and ends ``diverged``,
-as it would alone; the others go on.
+as it would alone; the others go on. Given a group folder, the stacked state is
+checkpointed as a single run's would be, and a killed group resumes (:class:`Group`).
 """
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import time
 from typing import Callable, Optional, Sequence
 
@@ -25,7 +28,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from lib.runtime import writers
+from lib.runtime import files, writers
 from lib.sweeps import space as sweeps
 from lib.train import checkpoint, metrics as metrics_lib, optim, task as task_lib
 from lib.train.task import Built
@@ -34,6 +37,7 @@ from lib.train.step import make_train_step
 from lib.train.summary import make_summary, save_config, write_summary
 
 VMAPPABLE = ("seed", "optimizer.lr")
+GROUP_FILE = "group.json"
 
 
 def check_vmappable(base: ml_collections.ConfigDict, trials: Sequence[dict]) -> None:
@@ -69,10 +73,11 @@ def _stack(trees):
 
 
 def chunk_ends(num_steps: int, log_every: int, flush_every: int, eval_every: int,
-               max_chunk: int) -> list[int]:
+               max_chunk: int, extra: Sequence[int] = ()) -> list[int]:
   """Where each dispatched chunk of steps ends: at every evaluation, every
-  ``log_every * flush_every`` steps (capped at ``max_chunk``) and at the end."""
-  ends = {num_steps}
+  ``log_every * flush_every`` steps (capped at ``max_chunk``), at ``extra`` (the
+  checkpoints) and at the end."""
+  ends = {num_steps, *extra}
   if eval_every:
     ends.update(range(eval_every, num_steps, eval_every))
   period = max(1, min(max_chunk, log_every * flush_every))
@@ -111,12 +116,15 @@ class Records:
 
 def train(build: Callable[[ml_collections.ConfigDict], Built],
           base: ml_collections.ConfigDict, trials: Sequence[dict], workdirs: Sequence[str],
-          max_chunk: int = 200) -> list[dict]:
+          max_chunk: int = 200, group_dir: Optional[str] = None) -> list[dict]:
   """Trains every trial in one program; returns each trial's summary.
 
   ``build`` is the experiment's ``build(config) -> Built``; it runs once for the
   data and model (they do not depend on seed or lr), and each trial's config is
-  the resolved base config with the trial's overrides."""
+  the resolved base config with the trial's overrides. With ``group_dir``, the
+  stacked state of all trials is checkpointed there every
+  ``trainer.checkpoint_every_steps`` (:class:`Group`), and a rerun of the same
+  trials resumes from it; the folder is removed once every summary is written."""
   check_vmappable(base, trials)
   t0 = time.perf_counter()
   built = build(sweeps.apply(base, trials[0]))
@@ -130,45 +138,152 @@ def train(build: Callable[[ml_collections.ConfigDict], Built],
   one.optimizer.lr = 1.0
   tc, n_steps = one.trainer, one.trainer.num_steps
   tx, schedule = optim.make_optimizer(one.optimizer, n_steps)
+  state, keys = _initial_state(task, tx, configs)
+  group = Group(group_dir, configs, workdirs, tc) if group_dir else None
+  try:
+    state, start = group.restore(state) if group else (state, 0)
+    loop = _Loop(task, tc, workdirs, start, group)
+    for c, w in zip(configs, workdirs):
+      save_config(c, w)
+    state = loop.run(_chunk_fn(make_train_step(task.loss_fn, tx, schedule)), state, keys,
+                     start, max_chunk)
+    summaries = _finish(task, configs, workdirs, loop, jax.device_get(state),
+                        time.perf_counter() - t0)
+  finally:
+    if group:
+      group.close()
+  if group:
+    group.remove()
+  return summaries
+
+
+def _initial_state(task, tx, configs) -> tuple[TrainState, jax.Array]:
+  """Every trial's fresh state and step key (``init_state``'s), stacked."""
   states, step_keys = [], []
   for c in configs:
     init_key, step_key = jax.random.split(jax.random.key(c.seed))  # init_state's keys
     params = task.init_params(init_key)
     states.append(TrainState(step=jnp.asarray(0, jnp.int32), params=params,
-                                     opt_state=tx.init(params),
-                                     hparams={"lr": jnp.float32(c.optimizer.lr)}))
+                             opt_state=tx.init(params),
+                             hparams={"lr": jnp.float32(c.optimizer.lr)}))
     step_keys.append(step_key)
-  state, keys = _stack(states), jnp.stack(step_keys)
-  run_chunk = _chunk_fn(make_train_step(task.loss_fn, tx, schedule))
-  outs = [writers.MetricWriter(w, 0, tc.tensorboard) for w in workdirs]
-  for c, w in zip(configs, workdirs):
-    save_config(c, w)
-  n = len(trials)
-  records = Records(tc.log_every_steps, n_steps)
-  evaluate = _Evaluator((lambda p: task_lib.evaluate(task.evaluators, p)) if task.evaluators
-                        else None)
-  diverged: list[Optional[str]] = [None] * n
-  last_train, last_eval = [{} for _ in trials], [{} for _ in trials]
-  ends = chunk_ends(n_steps, tc.log_every_steps, tc.flush_every,
-                    tc.eval_every_steps if task.evaluators else 0,
-                    max_chunk)
-  k = max(b - a for a, b in zip([0] + ends, ends))
-  start = 0
-  for end in ends:
-    state, m = run_chunk(state, _stack_batches(task, start, end, k), keys,
-                         jnp.int32(end - start))
-    m = jax.tree.map(lambda x: x[:end - start], jax.device_get(m))
-    steps, names, values = records.add(start, m)
-    _write_train(outs, steps, names, values, diverged, last_train)
-    if task.evaluators and (end == n_steps or (tc.eval_every_steps and end % tc.eval_every_steps == 0)):
-      for i, v in enumerate(evaluate(state.params, n)):
-        if diverged[i] is None:
-          outs[i].write(end, "eval", v)
-          last_eval[i] = v
-    start = end
-  wall = time.perf_counter() - t0
-  return _finish(task, configs, workdirs, outs, jax.device_get(state), diverged, last_train,
-                 last_eval, wall)
+  return _stack(states), jnp.stack(step_keys)
+
+
+class Group:
+  """The stacked state of one vmapped group of trials, checkpointed in one folder
+  (``group.json`` says which trials and configs it holds; a different group
+  there is replaced). Saved at the first chunk end at or after each multiple of
+  ``checkpoint_every_steps`` where every log window is closed, so a resumed group
+  writes the records an uninterrupted one writes."""
+
+  def __init__(self, directory: str, configs, workdirs: Sequence[str], tc):
+    self.directory = directory
+    os.makedirs(directory, exist_ok=True)
+    self.lock = files.WorkdirLock(directory)
+    self.lock.acquire()
+    identity = json.loads(json.dumps(
+        {"workdirs": [os.path.abspath(w) for w in workdirs],
+         "configs": [c.to_dict() for c in configs]}, default=str))
+    path = os.path.join(directory, GROUP_FILE)
+    ckpt_dir = os.path.join(directory, "checkpoints")
+    if _read_json(path) != identity:
+      shutil.rmtree(ckpt_dir, ignore_errors=True)
+      files.atomic_write_json(path, identity)
+    self.ckpt = checkpoint.Checkpointer(ckpt_dir, tc.checkpoint_every_steps, tc.max_checkpoints)
+    every, log, n = tc.checkpoint_every_steps, tc.log_every_steps, tc.num_steps
+    self.save_steps = {min(n, -(-s // log) * log) for s in range(every, n, every)} if every else set()
+
+  def restore(self, state: TrainState) -> tuple[TrainState, int]:
+    if self.ckpt.latest_step() is None:
+      return state, 0
+    state = self.ckpt.restore(state)
+    return state, int(np.asarray(state.step)[0])
+
+  def maybe_save(self, end: int, state: TrainState) -> None:
+    if end in self.save_steps:
+      self.ckpt.save(end, state)
+
+  def close(self) -> None:
+    try:
+      self.ckpt.close()
+    finally:
+      self.lock.release()
+
+  def remove(self) -> None:
+    shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def group_workdirs(directory: str) -> list[str]:
+  """The trials of the unfinished group in ``directory`` (none: ``[]``)."""
+  return (_read_json(os.path.join(directory, GROUP_FILE)) or {}).get("workdirs", [])
+
+
+def _read_json(path: str):
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (FileNotFoundError, json.JSONDecodeError):
+    return None
+
+
+class _Loop:
+  """The chunked loop's writers and per-trial records (recovered from
+  ``metrics.jsonl`` when the group resumes at ``start``)."""
+
+  def __init__(self, task, tc, workdirs: Sequence[str], start: int, group: Optional[Group]):
+    self.task, self.tc, self.group, self.start = task, tc, group, start
+    self.outs = [writers.MetricWriter(w, start, tc.tensorboard) for w in workdirs]
+    n = len(workdirs)
+    self.diverged: list[Optional[str]] = [None] * n
+    self.last_train, self.last_eval = [{} for _ in range(n)], [{} for _ in range(n)]
+    if start:
+      for i, w in enumerate(workdirs):
+        self.diverged[i], self.last_train[i], self.last_eval[i] = _recovered(w)
+    self.records = Records(tc.log_every_steps, tc.num_steps)
+    self.evaluate = _Evaluator((lambda p: task_lib.evaluate(task.evaluators, p))
+                               if task.evaluators else None)
+
+  def run(self, run_chunk, state, keys, start: int, max_chunk: int) -> TrainState:
+    tc, task, n_steps = self.tc, self.task, self.tc.num_steps
+    eval_every = tc.eval_every_steps if task.evaluators else 0
+    extra = self.group.save_steps if self.group else ()
+    ends = [e for e in chunk_ends(n_steps, tc.log_every_steps, tc.flush_every, eval_every,
+                                  max_chunk, extra) if e > start]
+    k = max([b - a for a, b in zip([0] + ends, ends)] or [1])
+    for end in ends:
+      state, m = run_chunk(state, _stack_batches(task, start, end, k), keys,
+                           jnp.int32(end - start))
+      m = jax.tree.map(lambda x: x[:end - start], jax.device_get(m))
+      evals = (self.evaluate(state.params, len(self.outs)) if task.evaluators and (
+          end == n_steps or (eval_every and end % eval_every == 0)) else None)
+      with files.signals_held():  # a chunk's records and its checkpoint: whole or absent
+        self._write(start, end, m, evals)
+        if self.group:
+          self.group.maybe_save(end, state)
+      start = end
+    return state
+
+  def _write(self, start: int, end: int, m: dict, evals: Optional[list[dict]]) -> None:
+    steps, names, values = self.records.add(start, m)
+    _write_train(self.outs, steps, names, values, self.diverged, self.last_train)
+    for i, v in enumerate(evals or ()):
+      if self.diverged[i] is None:
+        self.outs[i].write(end, "eval", v)
+        self.outs[i].flush()
+        self.last_eval[i] = v
+
+
+def _recovered(workdir: str) -> tuple[Optional[str], dict, dict]:
+  """``(diverged, last_train, last_eval)`` of a trial from its kept records."""
+  diverged, last = None, {"train": {}, "eval": {}}
+  for r in writers.read_records(workdir):
+    vals = {k: v for k, v in r.items() if k not in ("step", "split", "time")}
+    last[r["split"]] = vals
+    bad = {k: v for k, v in vals.items() if not np.isfinite(v)}
+    if r["split"] == "train" and bad and diverged is None:
+      diverged = f"Non-finite training metrics at step {int(r['step'])}: {bad}."
+  return diverged, last["train"], last["eval"]
 
 
 def _chunk_fn(step):
@@ -239,9 +354,10 @@ class _Evaluator:
             for i in range(n)]
 
 
-def _finish(task, configs, workdirs, outs, state, diverged, last_train, last_eval, wall) -> list[dict]:
+def _finish(task, configs, workdirs, loop: _Loop, state, wall) -> list[dict]:
   state = state.replace(hparams=None)
   rows = [jax.tree.map(lambda x: x[i], state) for i in range(len(configs))]
+  diverged = loop.diverged
   # Orbax saves asynchronously: start every trial's save, then wait for all.
   ckpts = []
   for row, w, bad in zip(rows, workdirs, diverged):
@@ -251,13 +367,13 @@ def _finish(task, configs, workdirs, outs, state, diverged, last_train, last_eva
   for c in ckpts:
     c.close()
   summaries = []
-  for i, (c, w, out, row) in enumerate(zip(configs, workdirs, outs, rows)):
+  for i, (c, w, out, row) in enumerate(zip(configs, workdirs, loop.outs, rows)):
     out.close()
     steps = int(row.step)
     s = make_summary(
         task, c, row.params, status="completed" if diverged[i] is None else "diverged",
-        error=diverged[i], steps=steps, resumed_from=0, wall_s=wall,
-        last_train=last_train[i], last_eval=last_eval[i],
+        error=diverged[i], steps=steps, resumed_from=loop.start, wall_s=wall,
+        last_train=loop.last_train[i], last_eval=loop.last_eval[i],
         checkpoint_step=steps if diverged[i] is None else None, vmapped=True)
     write_summary(w, s)
     summaries.append(s)

@@ -6,6 +6,8 @@ from typing import Any, Optional
 
 import orbax.checkpoint as ocp
 
+from lib.runtime import files
+
 
 class StorageError(RuntimeError):
   """A checkpoint could not be written (an unwritable or full folder)."""
@@ -40,7 +42,8 @@ class Checkpointer:
     if step in self._mngr.all_steps():
       return
     try:
-      self._mngr.save(step, args=ocp.args.StandardSave(state), force=True)
+      with files.signals_held():  # a signal inside orbax's save breaks the manager
+        self._mngr.save(step, args=ocp.args.StandardSave(state), force=True)
     except (OSError, ValueError, RuntimeError) as e:
       raise _storage(self.directory, e) from e
 
@@ -53,12 +56,13 @@ class Checkpointer:
     self._mngr.wait_until_finished()
 
   def close(self) -> None:
-    try:
-      self._mngr.wait_until_finished()
-    except (OSError, ValueError, RuntimeError) as e:
-      raise _storage(self.directory, e) from e
-    finally:
-      self._mngr.close()
+    with files.signals_held():
+      try:
+        self._mngr.wait_until_finished()
+      except (OSError, ValueError, RuntimeError) as e:
+        raise _storage(self.directory, e) from e
+      finally:
+        self._mngr.close()
 
 
 def _npz_key(path) -> str:

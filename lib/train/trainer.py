@@ -124,6 +124,8 @@ class _Run:
         lambda state, batch, key: train_step(state, batch, jax.random.fold_in(key, state.step)),
         donate_argnums=0)
     self.progress = None
+    self.outcome: Optional[tuple[str, Optional[str]]] = None  # set when the run stops early
+    self.stops: Optional[StopRequests] = None  # Ctrl-C / SIGTERM, taken between steps
     self.pending: list[tuple[int, dict]] = []
     self.last_train: dict[str, float] = {}
     self.last_eval: dict[str, float] = {}
@@ -155,6 +157,8 @@ class _Run:
         self.evaluate()
       if ckpt_due and not last:
         self.save()
+      if self.stops is not None:
+        self.stops.check()  # state, step and records agree here
 
   def flush(self) -> None:
     """Fetches queued records in one transfer, writes them, stops on NaN/Inf; prints
@@ -171,7 +175,7 @@ class _Run:
 
   def _write_pending(self) -> None:
     fetched = jax.device_get(self.pending)
-    with _signals_held():  # taken off the queue and written as one: no record lost or doubled
+    with files.signals_held():  # taken off the queue and written as one: no record lost or doubled
       self.pending = []
       self._write_fetched(fetched)
 
@@ -270,28 +274,86 @@ class _Run:
 
 
 @contextlib.contextmanager
-def _signals_held():
-  """Ctrl-C and SIGTERM wait (blocked, then delivered) until the block is done."""
-  main = threading.current_thread() is threading.main_thread()
-  if not (main and hasattr(signal, "pthread_sigmask")):
+def sigterm_as_interrupt():
+  """Inside the block, SIGTERM raises :class:`Preempted` (main thread only), so a
+  scheduler's preemption unwinds like Ctrl-C: save, then stop."""
+  if threading.current_thread() is not threading.main_thread():
     yield
     return
-  old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-  try:
-    yield
-  finally:
-    signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
-def _sigterm_as_interrupt():
-  """Maps SIGTERM to :class:`Preempted` while training (main thread only)."""
-  if threading.current_thread() is not threading.main_thread():
-    return None
 
   def handler(signum, frame):
     raise Preempted(f"signal {signum}")
 
-  return signal.signal(signal.SIGTERM, handler)
+  old = signal.signal(signal.SIGTERM, handler)
+  try:
+    yield
+  finally:
+    signal.signal(signal.SIGTERM, old)
+
+
+class StopRequests:
+  """Ctrl-C and SIGTERM during training, taken at a safe point: the first one is
+  noted and :meth:`check` (called between steps, where the state, the step count
+  and the queued records agree) raises it; a second one raises at once. Main
+  thread only; elsewhere the signals keep their handlers."""
+
+  def __init__(self):
+    self.signum: Optional[int] = None
+    self._old: dict = {}
+
+  def __enter__(self) -> "StopRequests":
+    if threading.current_thread() is threading.main_thread():
+      self._old = {s: signal.signal(s, self._note) for s in (signal.SIGINT, signal.SIGTERM)}
+    return self
+
+  def __exit__(self, *exc) -> None:
+    for s, h in self._old.items():
+      signal.signal(s, h)
+
+  def _note(self, signum, frame) -> None:
+    if self.signum is not None:  # asked twice: stop now
+      self._raise(signum)
+    self.signum = signum
+
+  def check(self) -> None:
+    if self.signum is not None:
+      self._raise(self.signum)
+
+  @staticmethod
+  def _raise(signum: int) -> None:
+    if signum == signal.SIGTERM:
+      raise Preempted(f"signal {signum}")
+    raise KeyboardInterrupt
+
+
+def _run_to_end(run: _Run) -> tuple[str, Optional[str]]:
+  """Trains to ``num_steps`` (or recovers a finished run); on an exception, records
+  its status and error on ``run.outcome`` for the summary, then re-raises."""
+  try:
+    if run.start_step < run.tc.num_steps:
+      run.loop()
+      run.flush()
+      run.evaluate()
+      run.save()
+    else:  # re-entered after its final checkpoint: the last records are on disk
+      run.recover_final()
+    return "completed", None
+  except NonFiniteError as e:
+    run.outcome = ("diverged", str(e))
+    raise
+  except checkpoint.StorageError as e:
+    run.outcome = ("failed", str(e))
+    raise
+  except BaseException as e:  # interrupted, or an error: keep what was done, then re-raise
+    status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+    run.outcome = (status, f"{type(e).__name__}: {e}")
+    try:
+      with files.signals_held():  # a second Ctrl-C or SIGTERM waits for this save
+        run.flush()
+        run.save()
+    except NonFiniteError as nan:
+      run.outcome = ("diverged", str(nan))
+    raise
 
 
 def train(task: Task, config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -307,32 +369,12 @@ def train(task: Task, config: ml_collections.ConfigDict, workdir: str) -> dict:
   """
   t0 = time.perf_counter()
   run = _Run(task, config, workdir)
-  old_handler = _sigterm_as_interrupt()
-  status, error = "completed", None
+  outcome = ("interrupted", "stopped before its first step")
   try:
-    if run.start_step < run.tc.num_steps:
-      run.loop()
-      run.flush()
-      run.evaluate()
-      run.save()
-    else:  # re-entered after its final checkpoint: the last records are on disk
-      run.recover_final()
-  except NonFiniteError as e:
-    status, error = "diverged", str(e)
-    raise
-  except checkpoint.StorageError as e:
-    status, error = "failed", str(e)
-    raise
-  except BaseException as e:  # interrupted: keep what was done, then re-raise
-    status, error = "interrupted", f"{type(e).__name__}: {e}"
-    try:
-      run.flush()
-      run.save()
-    except NonFiniteError as nan:
-      status, error = "diverged", str(nan)
-    raise
+    with StopRequests() as run.stops:
+      outcome = _run_to_end(run)
   finally:
-    if old_handler is not None:
-      signal.signal(signal.SIGTERM, old_handler)
-    summary = run.finish(status, error, time.perf_counter() - t0)
+    with files.signals_held():  # the summary is written whatever arrives now
+      status, error = run.outcome or outcome
+      summary = run.finish(status, error, time.perf_counter() - t0)
   return summary

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from experiments.counting import config as config_lib, experiment
+from lib.runtime import writers
 
 pytestmark = pytest.mark.slow  # trains or starts processes: left out of `make test-fast`
 
@@ -112,3 +113,6 @@ def test_sigterm_saves_and_exits_with_one_line(tmp_path):
   assert "interrupted (SIGTERM)" in err and "Traceback" not in err
   s = json.loads((tmp_path / "summary.json").read_text())
   assert s["status"] == "interrupted" and s["steps"] > 0
+  # Every step's record up to the interruption is on disk, once (log_every_steps=1).
+  train = [r["step"] for r in writers.read_records(str(tmp_path), "train")]
+  assert train == list(range(1, s["steps"] + 1))

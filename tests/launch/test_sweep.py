@@ -1,11 +1,16 @@
-"""launch/sweep with the local backend on a tiny counting sweep: summary, failures, resume."""
+"""launch/sweep on tiny counting sweeps: summary, failures, resume, signals, the backends."""
 import csv
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
 from launch import sweep as sweep_lib
+from lib.runtime import cli, writers
 from lib.train.state import restore_params
 
 pytestmark = pytest.mark.slow  # trains or starts processes: left out of `make test-fast`
@@ -147,3 +152,47 @@ def test_a_mistyped_metric_says_what_the_trials_report(tmp_path, tiny, capsys):
   assert "no trial reports 'train/costt'; the trials report train/cost" in (
       tmp_path / "summary.md").read_text()
   assert "--metric=train/costt: no trial reports it" in capsys.readouterr().err
+
+
+def _wait_for(predicate, timeout_s=120.0, what=""):
+  deadline = time.monotonic() + timeout_s
+  while not predicate():
+    if time.monotonic() > deadline:
+      pytest.fail(f"timed out waiting for {what}")
+    time.sleep(0.2)
+
+
+def _trial(tmp_path, i, name="trial.json"):
+  return sweep_lib.read_json(str(tmp_path / f"t00{i}" / name)) or {}
+
+
+def test_stopping_a_sweep_stops_its_trials_which_save_and_resume(tmp_path):
+  """SIGTERM to the sweep: its two running trials save, say 'interrupted', and no
+  other trial starts. kill -9 of the sweep: its trials still get SIGTERM and save."""
+  cmd = [sys.executable, "-m", "launch.sweep", f"--config={CONFIG}", "--sweep=lr",
+         f"--out={tmp_path}", "--parallel=2", "--metric=train/cost",
+         "--set=trainer.num_steps=1000000,trainer.log_every_steps=10,trainer.flush_every=1"]
+  def training(i):
+    return os.path.exists(tmp_path / f"t00{i}" / "metrics.jsonl") and os.path.getsize(
+        tmp_path / f"t00{i}" / "metrics.jsonl") > 0
+  sweep = subprocess.Popen(cmd, cwd=sweep_lib.REPO, stderr=subprocess.PIPE, text=True)
+  _wait_for(lambda: training(0) and training(1), what="two trials training")
+  sweep.send_signal(signal.SIGTERM)
+  _, err = sweep.communicate(timeout=120)
+  assert sweep.returncode == cli.EXIT_SIGTERM, err
+  assert "interrupted (SIGTERM)" in err and "Traceback" not in err, err
+  for i in (0, 1):
+    assert _trial(tmp_path, i)["status"] == "interrupted"
+    assert _trial(tmp_path, i, "summary.json")["status"] == "interrupted"
+  assert not (tmp_path / "t002").exists() and not (tmp_path / "t003").exists()
+  assert (tmp_path / "summary.md").read_text().count("| interrupted |") == 2
+
+  saved = [_trial(tmp_path, i, "summary.json")["steps"] for i in (0, 1)]
+  sweep = subprocess.Popen(cmd, cwd=sweep_lib.REPO, stderr=subprocess.DEVNULL)
+  _wait_for(lambda: all(writers.read_records(str(tmp_path / f"t00{i}"))[-1]["step"] > saved[i]
+                        for i in (0, 1)), what="the rerun's trials to train on")
+  sweep.kill()
+  sweep.wait()
+  _wait_for(lambda: all(_trial(tmp_path, i, "summary.json").get("resumed_from") == saved[i]
+                        for i in (0, 1)), what="the orphaned trials to save")
+  assert all(_trial(tmp_path, i, "summary.json")["status"] == "interrupted" for i in (0, 1))

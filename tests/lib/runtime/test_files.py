@@ -1,9 +1,12 @@
-"""Whole-or-absent files and the one-run-per-workdir lock."""
+"""Whole-or-absent files, held signals and the one-run-per-workdir lock."""
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -40,3 +43,22 @@ def test_a_live_lock_refuses_with_one_line_and_a_stale_one_is_taken(tmp_path):
   lock.write_text(json.dumps({"host": "another-host", "pid": 1}))
   with pytest.raises(files.WorkdirBusy, match="another-host"):
     files.WorkdirLock(str(tmp_path)).acquire()
+
+
+def test_signals_wait_for_the_block_even_with_other_threads_running():
+  seen = []
+  old = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+  stop = threading.Event()
+  other = threading.Thread(target=stop.wait)  # a thread the kernel may hand the signal to
+  other.start()
+  try:
+    with files.signals_held():
+      os.kill(os.getpid(), signal.SIGTERM)
+      time.sleep(0.2)
+      assert seen == []  # held: the block finishes first
+    time.sleep(0.05)
+    assert seen == [signal.SIGTERM]  # then delivered, once
+  finally:
+    stop.set()
+    other.join()
+    signal.signal(signal.SIGTERM, old)

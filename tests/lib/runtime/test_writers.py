@@ -91,6 +91,19 @@ def test_resume_drops_later_records_and_purges_tensorboard(tmp_path):
   assert second[2].step == 3 and second[2].session_log.status == SessionLog.START
 
 
+def test_resume_drops_a_line_a_kill_cut_short(tmp_path):
+  w = writers.MetricWriter(str(tmp_path), tensorboard=False)
+  w.write_block([1, 2], "train", ["loss"], np.array([[1.0], [2.0]]))
+  w.close()
+  with open(tmp_path / "metrics.jsonl", "a") as f:
+    f.write('{"step": 3, "split": "tr')  # the process died inside this write
+  w = writers.MetricWriter(str(tmp_path), resume_step=2, tensorboard=False)
+  w.write(3, "train", {"loss": 3.0})
+  w.close()
+  assert [(r["step"], r["loss"]) for r in writers.read_records(str(tmp_path))] == [
+      (1, 1.0), (2, 2.0), (3, 3.0)]
+
+
 @pytest.mark.parametrize("bad", ['{"step": 2, "split": "train"', "[1, 2]", "3"])
 def test_a_bad_line_is_named(tmp_path, bad):
   path = tmp_path / writers.METRICS_FILE

@@ -1,4 +1,7 @@
 """lib.sweeps.trial_batch: chunked vmapped training writes what separate runs write."""
+import dataclasses
+import os
+
 import numpy as np
 import pytest
 
@@ -81,3 +84,36 @@ def test_a_diverging_trial_stops_alone_and_the_others_complete(tmp_path):
   assert not np.isfinite(float(recs[-1]["cost"]))  # written up to the first bad record
   assert all(np.isfinite(float(r["cost"])) for r in recs[:-1])
   assert len(writers.read_records(dirs[0], "train")) == 60
+
+
+class Crash(RuntimeError):
+  pass
+
+
+def test_a_stopped_group_resumes_from_its_checkpoint_to_the_same_records(tmp_path):
+  base = _config(log_every_steps=2, eval_every_steps=25, checkpoint_every_steps=15)
+  trials = [{"seed": 1, "optimizer.lr": 1e-3}, {"seed": 5, "optimizer.lr": 3e-3}]
+  ref = [str(tmp_path / f"ref{i}") for i in range(2)]
+  want = trial_batch.train(toy.build, base, trials, ref, max_chunk=7)
+
+  def crashing(c):  # the batches of step 40 on fail once: the group stops there
+    b = toy.build(c)
+    batch = b.task.train_batch
+    def train_batch(step):
+      if step >= 40 and not crashed:
+        crashed.append(step)
+        raise Crash(step)
+      return batch(step)
+    return dataclasses.replace(b, task=dataclasses.replace(b.task, train_batch=train_batch))
+  crashed = []
+  dirs, group = [str(tmp_path / f"t{i}") for i in range(2)], str(tmp_path / "group")
+  with pytest.raises(Crash):
+    trial_batch.train(crashing, base, trials, dirs, max_chunk=7, group_dir=group)
+  assert trial_batch.group_workdirs(group) == [os.path.abspath(d) for d in dirs]
+  got = trial_batch.train(crashing, base, trials, dirs, max_chunk=7, group_dir=group)
+  assert [s["resumed_from"] for s in got] == [30, 30]  # saved at 16 and 30 (window-aligned)
+  assert not os.path.exists(group)  # removed once every summary is written
+  for w, r, a, b in zip(dirs, ref, want, got):
+    strip = lambda recs: [{k: v for k, v in x.items() if k != "time"} for x in recs]  # noqa: E731
+    assert strip(writers.read_records(w)) == strip(writers.read_records(r))
+    assert a["final"] == b["final"] and a["extra"] == b["extra"]

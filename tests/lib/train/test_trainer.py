@@ -89,8 +89,8 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, lose_cras
   with pytest.raises(Crash):
     task, rc = built(small_config())
     trainer.train(crashing(task, 47), rc, run_dir)
-  interrupted = read_summary(run_dir)
-  assert interrupted["status"] == "interrupted" and "Crash" in interrupted["error"]
+  stopped = read_summary(run_dir)
+  assert stopped["status"] == "failed" and "Crash" in stopped["error"]
   ckpts = checkpoint.Checkpointer(os.path.join(run_dir, "checkpoints"), 20)
   assert ckpts.latest_step() == 47  # saved on the way out
   if lose_crash_checkpoint:  # as after a hard kill: only the periodic checkpoint is left
@@ -128,6 +128,19 @@ def test_nan_stops_cleanly_and_keeps_last_good_checkpoint(tmp_path):
   assert all(np.isfinite(np.asarray(l)).all() for l in jax.tree.leaves(params))
   records = writers.read_records(str(tmp_path), "train")
   assert not np.isfinite(float(records[-1]["loss"]))  # the bad step is on record
+
+
+def test_a_run_that_diverges_before_any_checkpoint_says_so(tmp_path):
+  c = small_config("gd", epochs=100)
+  c.optimizer.lr = 0.02
+  c.trainer.checkpoint_every_steps = 0  # only at the end: none exists when it diverges
+  with pytest.raises(trainer.NonFiniteError, match="there is no checkpoint yet"):
+    trainer.train(*built(c), str(tmp_path))
+  s = read_summary(str(tmp_path))
+  assert s["status"] == "diverged" and s["checkpoint_step"] is None
+  assert "step None" not in s["error"]
+  diverged_at = int(s["error"].split("at step ")[1].split(":")[0])
+  assert s["steps"] == diverged_at < 100  # where it stopped, not the planned length
 
 
 def test_stateful_task_threads_and_resets_the_carry():
@@ -232,3 +245,14 @@ def test_a_checkpoint_that_cannot_be_written_stops_the_run_with_a_summary(tmp_pa
   s = read_summary(str(tmp_path))
   assert s["status"] == "failed" and "writing a checkpoint in" in s["error"]
   assert s["steps"] == 20 and not (tmp_path / ".lock").exists()
+
+
+def test_a_run_re_entered_after_its_final_checkpoint_reports_its_metrics_once(tmp_path):
+  """As after a kill between the final checkpoint and summary.json."""
+  first = trainer.train(*built(small_config()), str(tmp_path))
+  os.remove(tmp_path / "summary.json")
+  again = trainer.train(*built(small_config()), str(tmp_path))
+  assert again["status"] == "completed" and again["steps"] == 60
+  assert again["final"] == first["final"] and "train/cost" in again["final"]
+  evals = [r["step"] for r in writers.read_records(str(tmp_path), "eval")]
+  assert evals == [25, 50, 60]  # the final evaluation is not written twice
