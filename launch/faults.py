@@ -13,19 +13,24 @@ stderr is kept as ``<out>/run.failed-<n>.stderr``.
 
 Commands (soaks, by hand)::
 
-  python -m launch.faults --kills=200 --out=runs/faults
-  python -m launch.faults --target=sweep --kills=50 --num_steps=6000 --max_delay_s=6.5 \
-      --out=runs/faults_sweep
+  python -m launch.faults --kills=200 --num_steps=6000 --out=runs/faults
+  python -m launch.faults --target=sweep --kills=50 --num_steps=6000 --out=runs/faults_sweep
 
 The parent imports the code once but never starts JAX's backend (so forking is
 safe); the children do.
 
-Results (x86_64, 2 cores, jax 0.10.2 CPU, 2026-12-02):
+Results of those commands, run side by side (x86_64, 2 cores, jax 0.10.2 CPU,
+2026-12-02):
 
-- run: SOAK_RUN
-- sweep: 50 kills (none finished first), 0 failed attempts, every trial's final
-  summary equal, 48,480 records (8 trials x 6,060), 0 duplicated, 0 missing, every
-  record equal to the uninterrupted sweep's; 241 s.
+- run: 200 kills within 0-3.6 s of an attempt's start (80 after training had gone
+  on; the run finished part-way, so 198 later attempts, re-entries of a finished
+  run, ended before their kill), 0 failed attempts, final summary equal, 6,060
+  records, 0 duplicated, 0 missing, every record equal to the uninterrupted run's;
+  591 s.
+- sweep: 50 kills within 0-5.4 s of an attempt's start (32 after the group had
+  trained on), none finished first, 0 failed attempts, every trial's final summary
+  equal, 48,480 records (8 trials x 6,060), 0 duplicated, 0 missing, every record
+  equal to the uninterrupted sweep's; 252 s.
 """
 from __future__ import annotations
 
