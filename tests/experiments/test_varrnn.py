@@ -88,9 +88,9 @@ def test_pair_model_under_vmap_equals_a_loop_with_the_same_samples():
 
 
 def test_the_notes_model_beats_chance_and_a_bag_of_words_does_not(tmp_path):
-  notes = experiment.run(_small("notes", num=1500, epochs=5), str(tmp_path / "notes"),
+  notes = experiment.run(_small("notes", num=1000, epochs=4), str(tmp_path / "notes"),
                          verbose=False)["report"]
-  bow = experiment.run(_small("bow", num=1500, epochs=5), str(tmp_path / "bow"),
+  bow = experiment.run(_small("bow", num=1000, epochs=4), str(tmp_path / "bow"),
                        verbose=False)["report"]
   chance = 1 / 6
   assert notes["f1_bal"] > chance + 0.15, notes
