@@ -109,12 +109,7 @@ def plan(config_spec: str, sweep_name: str, out: str, common: Optional[dict] = N
           for i, t in enumerate(trials)]
 
 
-def read_json(path: str) -> Optional[dict]:
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except (FileNotFoundError, json.JSONDecodeError):
-    return None
+read_json = files.read_json
 
 
 def is_done(trial: Trial) -> bool:

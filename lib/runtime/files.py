@@ -61,6 +61,15 @@ def signals_held():
       signal.raise_signal(s)
 
 
+def read_json(path: str) -> Any:
+  """A JSON file's content; None when it is missing or not whole JSON."""
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (FileNotFoundError, json.JSONDecodeError):
+    return None
+
+
 class WorkdirBusy(RuntimeError):
   """Another live process holds the workdir."""
 

@@ -187,7 +187,7 @@ class Group:
          "configs": [c.to_dict() for c in configs]}, default=str))
     path = os.path.join(directory, GROUP_FILE)
     ckpt_dir = os.path.join(directory, "checkpoints")
-    if _read_json(path) != identity:
+    if files.read_json(path) != identity:
       shutil.rmtree(ckpt_dir, ignore_errors=True)
       files.atomic_write_json(path, identity)
     self.ckpt = checkpoint.Checkpointer(ckpt_dir, tc.checkpoint_every_steps, tc.max_checkpoints)
@@ -216,15 +216,7 @@ class Group:
 
 def group_workdirs(directory: str) -> list[str]:
   """The trials of the unfinished group in ``directory`` (none: ``[]``)."""
-  return (_read_json(os.path.join(directory, GROUP_FILE)) or {}).get("workdirs", [])
-
-
-def _read_json(path: str):
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except (FileNotFoundError, json.JSONDecodeError):
-    return None
+  return (files.read_json(os.path.join(directory, GROUP_FILE)) or {}).get("workdirs", [])
 
 
 class _Loop:
