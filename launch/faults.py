@@ -4,7 +4,7 @@ let it finish.
 Each attempt is a forked child that trains (or resumes) the counting experiment
 in one workdir (``--target=run``), or runs a vmapped counting sweep of 8 trials
 (``--target=sweep``: 4 learning rates x 2 seeds in one program, the group
-checkpointed in ``<out>/run/vmap-group``). The parent kills it after a random
+checkpointed in ``<out>/run/vmap-group-0``). The parent kills it after a random
 delay, so the kills land in start-up, training, checkpoint writes, resumes and
 the rewrite of ``metrics.jsonl``. A last attempt runs to the end. The result
 must then equal an uninterrupted one: the same final numbers, bit for bit, and
@@ -151,7 +151,7 @@ def _progress(top: str, target: str) -> tuple:
   return (sum(os.path.getsize(os.path.join(d, "metrics.jsonl")) for d in runs
               if os.path.exists(os.path.join(d, "metrics.jsonl"))),
           tuple(ckpts(os.path.join(d, "checkpoints")) for d in runs),
-          ckpts(os.path.join(top, "vmap-group", "checkpoints")))
+          ckpts(os.path.join(top, "vmap-group-0", "checkpoints")))
 
 
 def soak(out: str, kills: int, num_steps: int = 600, max_delay_s: Optional[float] = None,

@@ -38,7 +38,8 @@ from typing import Optional, Sequence
 from absl import app, flags
 
 from lib.runtime import cli, files, plotting, writers
-from lib.sweeps import space as sweeps
+from lib.data.errors import ConfigError
+from lib.sweeps import space as sweeps, trial_batch, tunable
 from lib.train.trainer import Preempted, sigterm_as_interrupt
 
 TRIAL_FILE = "trial.json"
@@ -94,14 +95,44 @@ def base_config(config_spec: str, common: Optional[dict] = None):
   return module, sweeps.apply(base, common or {})
 
 
-def plan(config_spec: str, sweep_name: str, out: str, common: Optional[dict] = None
-         ) -> list[Trial]:
-  """The sweep's trials, each checked against the config (a typo stops here);
-  ``common`` overrides apply to every trial (``--set``)."""
+def parse_grid(items: Sequence[str]) -> list[tuple[str, list]]:
+  """``['optimizer.lr=1e-3,3e-3', 'model.dropout=0,0.5']`` -> ``[(key, values), ...]``
+  (each value a Python literal where it is one, else a string)."""
+  import ast
+  out = []
+  for item in items:
+    key, sep, values = item.partition("=")
+    if not sep or not values:
+      raise ConfigError(f"--grid takes key=v1,v2,..., got {item!r}.")
+    parsed = []
+    for v in values.split(","):
+      try:
+        parsed.append(ast.literal_eval(v))
+      except (ValueError, SyntaxError):
+        parsed.append(v)
+    out.append((key, parsed))
+  return out
+
+
+def plan(config_spec: str, sweep_name: str, out: str, common: Optional[dict] = None,
+         grid: Sequence[str] = (), seeds: int = 0) -> list[Trial]:
+  """The sweep's trials, each checked against the config (a typo stops here):
+  the config module's named sweep (``sweep_name``), times the ``--grid`` axes,
+  times ``seeds`` seeds from the config's own; ``common`` overrides apply to every
+  trial (``--set``)."""
   module, base = base_config(config_spec, common)
-  if not hasattr(module, "sweep"):
-    raise ValueError(f"{config_spec} defines no sweep(add, name); see lib/sweeps/space.py.")
-  trials = sweeps.build(module.sweep, sweep_name)
+  named = bool(sweep_name) or not (grid or seeds)
+  if named and not hasattr(module, "sweep"):
+    raise ValueError(f"{config_spec} defines no sweep(add, name); see lib/sweeps/space.py, "
+                     "or give --grid / --seeds.")
+  add = sweeps.Sweep()
+  if named:
+    module.sweep(add, sweep_name)
+  for key, values in parse_grid(grid):
+    add.grid(key, values)
+  if seeds:
+    add.grid("seed", list(range(base.seed, base.seed + seeds)))
+  trials = add.trials()
   for t in trials:
     sweeps.apply(base, t)
   width = max(3, len(str(len(trials) - 1)))
@@ -112,9 +143,12 @@ def plan(config_spec: str, sweep_name: str, out: str, common: Optional[dict] = N
 read_json = files.read_json
 
 
+FINISHED = ("completed", "stopped")  # stopped: cut by successive halving, not to be rerun
+
+
 def is_done(trial: Trial) -> bool:
   s = read_json(os.path.join(trial.workdir, "summary.json"))
-  return bool(s) and s.get("status") == "completed"
+  return bool(s) and s.get("status") in FINISHED
 
 
 def _record(trial: Trial, **fields) -> dict:
@@ -316,34 +350,58 @@ def run_ray(config_spec: str, trials: Sequence[Trial], address: str = "",
   return results
 
 
-def run_vmap(config_spec: str, trials: Sequence[Trial]) -> dict[int, dict]:
-  """Trains the trials that are not completed together in one jitted program
-  (``lib.sweeps.trial_batch``), built with the experiment's ``build(config)``."""
-  from lib.sweeps import trial_batch
-  group_dir = os.path.join(os.path.dirname(trials[0].workdir), VMAP_GROUP)
-  unfinished = set(trial_batch.group_workdirs(group_dir))  # a killed group: resume it whole
-  todo = [t for t in trials if not is_done(t) or os.path.abspath(t.workdir) in unfinished]
-  if not todo:
-    return {}
-  _, base = base_config(config_spec, todo[0].common)
-  exp = importlib.import_module(
+def experiment_module(config_spec: str):
+  """``experiments/<name>/config.py[:variant]`` -> the ``experiments.<name>.experiment`` module."""
+  return importlib.import_module(
       main_module(config_spec.partition(":")[0]).rsplit(".", 1)[0] + ".experiment")
-  trial_batch.check_vmappable(base, [t.overrides for t in todo])
+
+
+def check_vmap(config_spec: str, trials: Sequence[Trial]) -> list[list[Trial]]:
+  """The vmap backend's groups (one program each), or a :class:`ConfigError` naming
+  a key that is neither tunable nor structural, before anything runs."""
+  exp = experiment_module(config_spec)
+  overrides = [t.overrides for t in trials]
+  tunable.check(exp, overrides, config_spec.partition(":")[0].split(os.sep)[-2])
+  return [[trials[i] for i in g] for g in tunable.groups(exp, overrides)]
+
+
+def run_vmap(config_spec: str, trials: Sequence[Trial],
+             halving: Optional["trial_batch.Halving"] = None) -> dict[int, dict]:
+  """Trains the trials that are not finished, one jitted program per group of equal
+  structural values (``lib.sweeps.trial_batch``), one group after another, built
+  with the experiment's ``build(config)``."""
+  exp = experiment_module(config_spec)
+  out = os.path.dirname(trials[0].workdir)
+  results: dict[int, dict] = {}
+  for g, group in enumerate(check_vmap(config_spec, trials)):
+    group_dir = os.path.join(out, f"{VMAP_GROUP}-{g}")
+    unfinished = set(trial_batch.group_workdirs(group_dir))  # a killed group: resume it whole
+    todo = [t for t in group if not is_done(t) or os.path.abspath(t.workdir) in unfinished]
+    if todo:
+      results.update(_run_group(exp, config_spec, todo, group_dir, halving))
+  return results
+
+
+def _run_group(exp, config_spec: str, todo: Sequence[Trial], group_dir: str,
+               halving) -> dict[int, dict]:
+  _, base = base_config(config_spec, todo[0].common)
   for t in todo:
     _start(t)
   t0 = time.perf_counter()
   try:
     with sigterm_as_interrupt():
       summaries = trial_batch.train(exp.build, base, [t.overrides for t in todo],
-                                    [t.workdir for t in todo], group_dir=group_dir)
+                                    [t.workdir for t in todo], group_dir=group_dir,
+                                    halving=halving)
   except KeyboardInterrupt:
     for t in todo:
-      _record(t, status="interrupted")
+      if not is_done(t):
+        _record(t, status="interrupted")
     raise
   except Exception as e:  # one program: a failure fails every trial in it
     return {t.index: _record(t, status="failed", error=f"{type(e).__name__}: {e}") for t in todo}
   wall = round(time.perf_counter() - t0, 2)
-  # A trial that diverged (NaN/Inf) stopped alone; the others completed.
+  # A trial that diverged (NaN/Inf) stopped alone; halving stopped others; the rest completed.
   return {t.index: _record(t, status=s["status"], error=s["error"], wall_s=wall)
           for t, s in zip(todo, summaries)}
 
@@ -363,18 +421,20 @@ def summarize(out: str, trials: Sequence[Trial], metric: str, mode: str = "min",
   for t in trials:
     rec = read_json(os.path.join(t.workdir, TRIAL_FILE)) or {}
     s = read_json(os.path.join(t.workdir, "summary.json")) or {}
-    status = "completed" if s.get("status") == "completed" else rec.get("status", "pending")
-    if status == "running" and s.get("status"):  # it ended after its sweep died
-      status = s["status"]
+    ended = s.get("status")
+    status = ended if ended in FINISHED else rec.get("status", ended or "pending")
+    if status == "running" and ended:  # it ended after its sweep died
+      status = ended
     rows.append({"trial": os.path.basename(t.workdir), "overrides": t.label, "status": status,
+                 "steps": s.get("steps"),
                  **{k: s.get("final", {}).get(k) for k in sorted(s.get("final", {}))},
                  "wall_s": rec.get("wall_s"),
                  "error": rec.get("error") if status in ("failed", "diverged") else ""})
   scored = [r for r in rows if r["status"] == "completed" and r.get(metric) is not None]
   best = (min if mode == "min" else max)(scored, key=lambda r: r[metric]) if scored else None
-  columns = ["trial", "overrides", "status"] + sorted(
-      {k for r in rows for k in r} - {"trial", "overrides", "status", "wall_s", "error"}) + [
-          "wall_s", "error"]
+  columns = ["trial", "overrides", "status", "steps"] + sorted(
+      {k for r in rows for k in r} - {"trial", "overrides", "status", "steps", "wall_s",
+                                      "error"}) + ["wall_s", "error"]
   with open(os.path.join(out, "summary.csv"), "w", newline="") as f:
     w = csv.DictWriter(f, columns)
     w.writeheader()
@@ -389,16 +449,40 @@ def summarize(out: str, trials: Sequence[Trial], metric: str, mode: str = "min",
     print(f"--metric={metric}: no trial reports it; they report {', '.join(known)}.",
           file=sys.stderr)
   files.atomic_write(os.path.join(out, "summary.md"), "\n".join(md) + "\n")
-  series = {}
-  for t in trials:
+  _plot_curves(out, trials, rows, curve)
+  _plot_metric_vs_keys(out, trials, rows, metric)
+  writers.write_hparams(out, [t.overrides for t in trials], rows)
+  return {"rows": rows, "best": best}
+
+
+def _plot_curves(out: str, trials: Sequence[Trial], rows: Sequence[dict], curve: str) -> None:
+  """``curves.png``: every trial's train curve; a trial that halving stopped ends in a cross."""
+  series, stops = {}, {}
+  for t, r in zip(trials, rows):
     if os.path.exists(os.path.join(t.workdir, "metrics.jsonl")):
       xs, ys = writers.series(writers.read_records(t.workdir, "train"), curve)
       if xs:
-        series[f"{os.path.basename(t.workdir)} {t.label}"] = (xs, ys)
+        name = f"{os.path.basename(t.workdir)} {t.label}"
+        series[name] = (xs, ys)
+        if r["status"] == "stopped":
+          stops[name] = (xs[-1], ys[-1])
   if series:
     plotting.plot_curves(series, os.path.join(out, "curves.png"), xlabel="step", ylabel=curve,
-                         title=f"sweep: train {curve}", logy=all(min(y) > 0 for _, y in series.values()))
-  return {"rows": rows, "best": best}
+                         title=f"sweep: train {curve}" + (" (x: stopped by halving)" if stops else ""),
+                         logy=all(min(y) > 0 for _, y in series.values()), ends=stops)
+
+
+def _plot_metric_vs_keys(out: str, trials: Sequence[Trial], rows: Sequence[dict],
+                         metric: str) -> None:
+  """``metric_vs_keys.png``: the final metric against each numeric swept key, one
+  panel per key (finished trials only)."""
+  keys = [k for k in tunable.varying([t.overrides for t in trials])
+          if all(isinstance(t.overrides.get(k), (int, float)) for t in trials)]
+  points = [(t.overrides, r[metric]) for t, r in zip(trials, rows)
+            if r.get(metric) is not None and r["status"] in FINISHED]
+  if keys and points:
+    panels = [(k, {"trials": ([o[k] for o, _ in points], [v for _, v in points])}) for k in keys]
+    plotting.plot_scatter_panels(panels, os.path.join(out, "metric_vs_keys.png"), ylabel=metric)
 
 
 def _cell(v) -> str:
@@ -412,22 +496,35 @@ def _cell(v) -> str:
 def sweep(config_spec: str, sweep_name: str, out: str, backend: str = "local", parallel: int = 1,
           gpus: Sequence[str] = (), metric: str = "train/loss", mode: str = "min",
           curve: str = "loss", common: Optional[dict] = None,
-          ray_options: Optional[dict] = None) -> dict:
-  """Plans, runs what is missing, summarizes. Returns the summary."""
-  os.makedirs(out, exist_ok=True)
-  trials = plan(config_spec, sweep_name, out, common)
-  set_aside_changed(trials)
-  files.atomic_write(os.path.join(out, "sweep.json"), json.dumps(
-      {"config": config_spec, "sweep": sweep_name, "backend": backend, "set": common or {},
-       "trials": [{"dir": t.workdir, "overrides": t.overrides} for t in trials]},
-      indent=2, default=str))
+          ray_options: Optional[dict] = None, grid: Sequence[str] = (), seeds: int = 0,
+          halving: Optional[dict] = None) -> dict:
+  """Plans, runs what is missing, summarizes. Returns the summary.
+
+  ``halving`` (vmap backend): ``{'rungs': (...), 'unit': 'epochs'|'steps', 'keep': f}``
+  ranked by ``metric`` / ``mode``."""
   if backend not in ("local", "vmap", "ray"):
     raise ValueError(f"Unknown backend {backend!r}; expected 'local', 'vmap' or 'ray'.")
+  trials = plan(config_spec, sweep_name, out, common, grid, seeds)
+  halver = None
+  if halving:
+    if backend != "vmap":
+      raise ConfigError("--halving runs inside one vmapped program: use --backend=vmap "
+                        "(or --backend=ray --scheduler=asha).")
+    halver = trial_batch.Halving(metric=metric, mode=mode, **halving)
+  if backend == "vmap":
+    check_vmap(config_spec, trials)  # before anything is written
+  os.makedirs(out, exist_ok=True)
+  set_aside_changed(trials)
+  files.atomic_write(os.path.join(out, "sweep.json"), json.dumps(
+      {"config": config_spec, "sweep": sweep_name, "grid": list(grid), "seeds": seeds,
+       "backend": backend, "set": common or {}, "halving": halving or None,
+       "trials": [{"dir": t.workdir, "overrides": t.overrides} for t in trials]},
+      indent=2, default=str))
   try:
     if backend == "local":
       run_local(config_spec, trials, parallel, gpus)
     elif backend == "vmap":
-      run_vmap(config_spec, trials)
+      run_vmap(config_spec, trials, halver)
     else:
       run_ray(config_spec, trials, **(ray_options or {}))
   except KeyboardInterrupt:  # SIGTERM or Ctrl-C: the trials saved; say where things stand
@@ -454,6 +551,13 @@ def _define_flags() -> None:
   flags.DEFINE_enum("mode", "min", ["min", "max"], "Best = min or max of --metric.")
   flags.DEFINE_string("curve", "loss", "Train metric drawn in curves.png.")
   flags.DEFINE_list("set", [], "key=value overrides shared by every trial, e.g. trainer.num_epochs=200.")
+  flags.DEFINE_multi_string("grid", [], "An ad-hoc axis key=v1,v2,... (repeat to multiply), "
+                            "e.g. --grid=optimizer.lr=1e-3,3e-3 --grid=model.dropout=0,0.5.")
+  flags.DEFINE_integer("seeds", 0, "Multiply the trials by this many seeds (the config's seed on).")
+  flags.DEFINE_list("halving", [], "Successive-halving rungs (vmap backend), e.g. 2,4: at each, "
+                    "only the best --halving_keep of the trials by --metric go on.")
+  flags.DEFINE_enum("halving_unit", "epochs", ["epochs", "steps"], "Unit of --halving.")
+  flags.DEFINE_float("halving_keep", 0.5, "Fraction of the trials kept at each rung.")
 
 
 def main(argv):
@@ -461,10 +565,16 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   F = flags.FLAGS
   try:
+    halving = (dict(rungs=tuple(float(r) for r in F.halving), unit=F.halving_unit,
+                    keep=F.halving_keep) if F.halving else None)
     s = sweep(F.config, F.sweep, F.out, F.backend, F.parallel, F.gpus, F.metric, F.mode,
               F.curve, parse_sets(F.set), dict(address=F.ray_address,
                                                cpus_per_trial=F.cpus_per_trial,
-                                               gpus_per_trial=F.gpus_per_trial))
+                                               gpus_per_trial=F.gpus_per_trial),
+              F.grid, F.seeds, halving)
+  except (ConfigError, KeyError) as e:  # a bad key or value: refused before anything ran
+    print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
+    sys.exit(2)
   except KeyboardInterrupt as e:
     sigterm = isinstance(e, Preempted)
     print(f"interrupted ({'SIGTERM' if sigterm else 'Ctrl-C'}): the running trials saved and are "

@@ -89,6 +89,12 @@ CONFIG_RULES = dict(
     choices={"loss": ("sse", "mse")})
 
 
+# Sweep keys (lib.sweeps.tunable): beyond seed and the optimizer's floats, these
+# split a vmapped sweep into one program per value.
+STRUCTURAL = ("model.cell", "model.hidden", "model.init", "model.unroll", "data.num_samples",
+              "data.seq_len", "data.batch_size", "data.seed", "loss")
+
+
 def build(config: ml_collections.ConfigDict, data: dict | None = None) -> Built:
   """``data``: :func:`make_data` arrays to train on (default: from ``config.data``)."""
   configs.check(config, **CONFIG_RULES)

@@ -19,6 +19,7 @@ from lib.data.vocab import Vocab
 from lib.eval import generation
 from lib.nn import lm
 from lib.runtime import configs
+from lib.sweeps import tunable
 from lib.train import checkpoint, durations, trainer
 from lib.train.task import Built, Task
 from lib.train.state import init_state, restore_params
@@ -92,6 +93,13 @@ CONFIG_RULES = dict(
              "loss_normalize": ("sequences", "tokens")})
 
 
+# Sweep keys (lib.sweeps.tunable): the loss reads the dropout rate as a traced value.
+TUNABLE = ("model.dropout",)
+STRUCTURAL = ("model.kind", "model.hidden", "model.layers", "model.tie_weights",
+              "model.truncate", "model.unroll", "model.weight_init", "data.vocab_size",
+              "data.batch_size", "data.num_steps", "data.max_len", "loss_normalize")
+
+
 def build(config: ml_collections.ConfigDict, data: Corpus | None = None) -> Built:
   """The LM task; ``data``: a :func:`load_corpus` result (default: from ``config.data``)."""
   configs.check(config, **CONFIG_RULES)
@@ -108,13 +116,17 @@ def build(config: ml_collections.ConfigDict, data: Corpus | None = None) -> Buil
   valid = Perplexity(model, corpus, d, "valid")
   test = Perplexity(model, corpus, d, "test") if "test" in corpus.splits else None
 
+  def with_hp(hp):  # the model with the swept dropout rate (traced when vmapped)
+    return dataclasses.replace(model, dropout=hp["model.dropout"])
+
   if corpus.stream:
-    def loss_fn(params, batch, rng, carry):
-      return lm.window_loss(model, params, batch, carry, rng, True, normalize)
+    def loss_fn(params, batch, rng, carry, hp):
+      return lm.window_loss(with_hp(hp), params, batch, carry, rng, True, normalize)
     init_carry = lambda: model.zero_carry(d.batch_size)  # noqa: E731
   else:
-    def loss_fn(params, batch, rng):
-      objective, (metrics, _) = lm.window_loss(model, params, batch, None, rng, True, normalize)
+    def loss_fn(params, batch, rng, hp):
+      objective, (metrics, _) = lm.window_loss(with_hp(hp), params, batch, None, rng, True,
+                                               normalize)
       return objective, metrics
     init_carry = None
 
@@ -122,7 +134,8 @@ def build(config: ml_collections.ConfigDict, data: Corpus | None = None) -> Buil
       name=f"rnnlm/{config.variant}", init_params=model.init, loss_fn=loss_fn,
       train_batch=source, evaluators=(valid,),
       summary_fn=lambda p: {"test_ppl": dict(test.run(p))["ppl"]} if test else {},
-      curve_metric="nll", init_carry=init_carry)
+      curve_metric="nll", init_carry=init_carry,
+      hparams=tunable.hparams(config, TUNABLE))
   return Built(task=task, config=config, model=model, data=corpus)
 
 

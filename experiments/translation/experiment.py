@@ -65,6 +65,14 @@ CONFIG_RULES = dict(
     nonnegative=("data.valid", "data.max_pairs", "model.embed_dim", "model.attention_dim"))
 
 
+# Sweep keys (lib.sweeps.tunable): beyond seed and the optimizer's floats, these
+# split a vmapped sweep into one program per value.
+STRUCTURAL = ("model.cell", "model.embed_dim", "model.hidden", "model.shared_embedding",
+              "model.reverse_input", "model.peeky", "model.attention", "model.attention_dim",
+              "model.bidirectional", "model.unroll", "data.max_pairs", "data.num",
+              "data.batch_size", "data.split_seed")
+
+
 def build(config: ml_collections.ConfigDict, data: Dataset | None = None) -> Built:
   """The teacher-forcing task; ``data``: a :func:`load` result (default: from ``config.data``)."""
   configs.check(config, **CONFIG_RULES)

@@ -97,6 +97,7 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
       kl="auto",            # auto | closed | mc | notes (the notes' expression: model.kl_notes)
       kl_samples=1,
       kl_anneal_epochs=0,   # > 0: the KL weight rises linearly from 0 to 1 over these epochs
+      kl_weight=1.0,        # a constant factor on the KL term (1: the ELBO)
   ))
   c.eval = ml_collections.ConfigDict(dict(
       predictor="sample",   # headline predictor: sample (the notes) | mean | average

@@ -25,6 +25,7 @@ from lib.data import batching
 from lib.eval import scores
 from lib.nn import variational as vi
 from lib.runtime import configs, plotting, writers
+from lib.sweeps import tunable
 from lib.train import durations, metrics, trainer
 from lib.train.task import Built, Task
 
@@ -44,9 +45,10 @@ def make_model(config, ds: inputs.Dataset) -> PairRNN:
                  encoder=m.encoder, init=m.init, unroll=m.unroll)
 
 
-def make_prior(v) -> vi.Prior:
-  return vi.make_prior(v.prior, sigma=v.prior_sigma, pi=v.mixture_pi, sigma1=v.mixture_sigma1,
-                       sigma2=v.mixture_sigma2)
+def make_prior(v, sigma=None) -> vi.Prior:
+  """``sigma``: the Gaussian prior's, when swept (traced); else ``v.prior_sigma``."""
+  return vi.make_prior(v.prior, sigma=v.prior_sigma if sigma is None else sigma,
+                       pi=v.mixture_pi, sigma1=v.mixture_sigma1, sigma2=v.mixture_sigma2)
 
 
 def init_fn(model: PairRNN, config):
@@ -59,12 +61,15 @@ def init_fn(model: PairRNN, config):
 
 
 def loss_fn(model: PairRNN, vectors, config, num_train: int):
-  """``(params, batch, rng) -> (objective, metrics)`` for the trainer."""
-  prior = make_prior(config.vi)
+  """``(params, batch, rng, hp) -> (objective, metrics)`` for the trainer; ``hp``:
+  the :data:`TUNABLE` values (default: the config's)."""
   logits_one = functools.partial(model.logits, vectors=vectors)
   mode = "mean" if is_map(config) else config.vi.sampling
+  defaults = tunable.hparams(config, LOSS_TUNABLE)
 
-  def loss(post, batch, rng):
+  def loss(post, batch, rng, hp=None):
+    hp = defaults if hp is None else hp
+    prior = make_prior(config.vi, hp["vi.prior_sigma"])
     y = batch["y"]
     B = y.shape[0]
     k_w, k_kl = jax.random.split(rng)
@@ -76,7 +81,7 @@ def loss_fn(model: PairRNN, vectors, config, num_train: int):
            "acc": metrics.Average.of((logits_BxC.argmax(-1) == y).sum(), B)}
     if is_map(config):
       penalty = sum(jnp.sum(jnp.square(w)) for w in jax.tree.leaves(post["mean"])) / (
-          2.0 * config.vi.prior_sigma ** 2)
+          2.0 * hp["vi.prior_sigma"] ** 2)
       return data_term + penalty, out
     if config.vi.kl == "notes":
       kl = kl_notes(post, prior)
@@ -84,7 +89,7 @@ def loss_fn(model: PairRNN, vectors, config, num_train: int):
       kl = vi.kl(post, prior, k_kl, form=config.vi.kl, num_samples=config.vi.kl_samples)
     out.update(neg_elbo=data_term + kl, kl=kl,
                sigma=jnp.mean(jnp.stack([jnp.mean(s) for s in jax.tree.leaves(vi.sigmas(post))])))
-    return data_term + batch["kl_weight"] * kl, out
+    return data_term + batch["kl_weight"] * hp["vi.kl_weight"] * kl, out
 
   return loss
 
@@ -180,7 +185,7 @@ CONFIG_RULES = dict(
               "data.eval_draws", "data.eval_batch_size", "data.min_count", "model.input_dim",
               "model.hidden", "model.unroll", "vi.prior_sigma", "vi.kl_samples",
               "eval.num_samples", "eval.ece_bins"),
-    nonnegative=("data.max_len", "vi.kl_anneal_epochs"),
+    nonnegative=("data.max_len", "vi.kl_anneal_epochs", "vi.kl_weight"),
     fractions=("data.test_fraction",),
     choices={"data.format": ("generated", "pairs", "stsb"), "model.encoder": ("rnn", "bow"),
              "model.embeddings": ("fixed", "learned"),
@@ -188,6 +193,15 @@ CONFIG_RULES = dict(
              "vi.sigma": ("shared", "group", "weight"), "vi.prior": ("gaussian", "mixture"),
              "vi.kl": ("auto", "closed", "mc", "notes"),
              "eval.predictor": ("sample", "mean", "average")})
+
+
+# Sweep keys (lib.sweeps.tunable): the loss reads the KL weight and the prior's sigma
+# as traced values; the initial log sigma sets each trial's own initial parameters.
+LOSS_TUNABLE = ("vi.kl_weight", "vi.prior_sigma")
+TUNABLE = LOSS_TUNABLE + ("vi.log_sigma_init",)
+STRUCTURAL = ("model.hidden", "model.encoder", "model.embeddings", "model.init",
+              "model.unroll", "vi.sampling", "vi.sigma", "vi.prior", "vi.kl", "vi.kl_samples",
+              "data.batch_size", "eval.predictor")
 
 
 def build(config: ml_collections.ConfigDict, data: inputs.Dataset | None = None) -> Built:
@@ -203,7 +217,8 @@ def build(config: ml_collections.ConfigDict, data: inputs.Dataset | None = None)
   task = Task(
       name=f"varrnn/{config.variant}", init_params=init_fn(model, config),
       loss_fn=loss_fn(model, vectors, config, num_train), train_batch=batches,
-      evaluators=(Evaluator(model, vectors, ds, config),), curve_metric="loss")
+      evaluators=(Evaluator(model, vectors, ds, config),), curve_metric="loss",
+      hparams=tunable.hparams(config, LOSS_TUNABLE))
   return Built(task=task, config=config, model=model, data=ds)
 
 

@@ -97,6 +97,6 @@ def kl_notes(post: dict, prior: vi.Gaussian) -> jax.Array:
   if not isinstance(ls, jax.Array) or ls.ndim != 0:
     raise ValueError("kl_notes needs the notes' shared log_sigma (sigma mode 'shared').")
   flat = jnp.concatenate([x.ravel() for x in jax.tree.leaves(post["mean"])])
-  log_sp = math.log(prior.sigma)
+  log_sp = math.log(prior.sigma) if isinstance(prior.sigma, (int, float)) else jnp.log(prior.sigma)
   return 0.5 * (jnp.exp(2 * ls) / prior.sigma ** 2 + jnp.sum(jnp.square(prior.mu - flat)) / prior.sigma ** 2
                 - flat.size + 2 * log_sp - 2 * ls)

@@ -14,6 +14,7 @@ from lib.data import batching as data_lib, corpora, text, word_vectors
 from lib.eval import word_eval
 from lib.nn import word2vec
 from lib.runtime import configs
+from lib.sweeps import tunable
 from lib.train import durations, trainer
 from lib.train.task import Built, Task
 from lib.train.state import restore_params
@@ -127,6 +128,15 @@ CONFIG_RULES = dict(
              "model.init": ("word2vec", "notes")})
 
 
+# Sweep keys (lib.sweeps.tunable): the loss reads word2vec's k (the weight of the
+# negative samples) as a traced value.
+TUNABLE = ("model.negatives",)
+STRUCTURAL = ("model.dim", "model.loss", "model.sampler", "model.num_sampled",
+              "model.group_size", "model.unique", "model.init", "train.minibatch",
+              "train.minibatches_per_step", "train.sparse", "train.reduce", "data.min_count",
+              "data.max_vocab", "data.window", "data.sample")
+
+
 def build(config: ml_collections.ConfigDict, data: Data | None = None) -> Built:
   """The skip-gram task; ``data``: a :class:`Data` of this config (default: read it).
   Analogies are evaluated at the end, and every ``trainer.eval_every_*`` when set."""
@@ -150,15 +160,16 @@ def build(config: ml_collections.ConfigDict, data: Data | None = None) -> Built:
     raise ValueError("the dense path (train.sparse=False) takes one minibatch per step: "
                      "set --config.train.minibatches_per_step=1.")
 
-  def loss_fn(params, batch, rng):
-    return word2vec.loss(spec, noise, params, batch, rng)
+  def loss_fn(params, batch, rng, hp):
+    return word2vec.loss(spec, noise, params, batch, rng, hp["model.negatives"])
 
   words_per_step = data.raw_words * epochs / data.stream.num_steps
   task = Task(name=f"word2vec/{config.variant}",
               init_params=lambda key: word2vec.init_params(spec, key), loss_fn=loss_fn,
               evaluators=(Analogies(data, config.data.restrict_vocab),) if data.analogies else (),
               train_batch=data_lib.Prefetch(data.stream.batch, data.stream.num_steps),
-              make_step=make_step, rate_unit=("words", words_per_step))
+              make_step=make_step, rate_unit=("words", words_per_step),
+              hparams=tunable.hparams(config, TUNABLE))
   return Built(task=task, config=config, model=spec, data=data)
 
 

@@ -85,7 +85,9 @@ class RecurrentLM:
 
   # -- running ------------------------------------------------------------------
   def _dropout(self, x, rng, train):
-    if not train or self.dropout <= 0.0 or rng is None:
+    # A Python 0 skips dropout; a traced rate (trials vmapped over it) always draws.
+    off = isinstance(self.dropout, (int, float)) and self.dropout <= 0.0
+    if not train or off or rng is None:
       return x
     keep = jax.random.bernoulli(rng, 1.0 - self.dropout, x.shape)
     return jnp.where(keep, x / (1.0 - self.dropout), 0.0)

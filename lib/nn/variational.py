@@ -168,6 +168,11 @@ def per_example(fn: Callable, weights: Tree, axes: Tree, *batched: Any) -> Any:
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
+def _log(x):
+  """``log x``: exact (``math``) for a Python number, traced for a swept one."""
+  return math.log(x) if isinstance(x, (int, float)) else jnp.log(x)
+
+
 def _gauss_logpdf(w, mu, log_sigma):
   return -0.5 * (_LOG_2PI + 2.0 * log_sigma + jnp.square((w - mu) * jnp.exp(-log_sigma)))
 
@@ -179,7 +184,7 @@ class Gaussian:
   mu: float = 0.0
 
   def log_prob(self, w: jax.Array) -> jax.Array:
-    return _gauss_logpdf(w, self.mu, math.log(self.sigma))
+    return _gauss_logpdf(w, self.mu, _log(self.sigma))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,8 +195,8 @@ class ScaleMixture:
   sigma2: float = math.exp(-6.0)
 
   def log_prob(self, w: jax.Array) -> jax.Array:
-    a = math.log(self.pi) + _gauss_logpdf(w, 0.0, math.log(self.sigma1))
-    b = math.log1p(-self.pi) + _gauss_logpdf(w, 0.0, math.log(self.sigma2))
+    a = _log(self.pi) + _gauss_logpdf(w, 0.0, _log(self.sigma1))
+    b = _log(1.0 - self.pi) + _gauss_logpdf(w, 0.0, _log(self.sigma2))
     return jnp.logaddexp(a, b)
 
 
@@ -210,7 +215,7 @@ def make_prior(kind: str, *, sigma: float = 1.0, pi: float = 0.25, sigma1: float
 def kl_gaussian(post: dict, prior: Gaussian) -> jax.Array:
   """``KL(q || p)`` summed over all weights, in closed form:
   ``log(sp/sq) + (sq^2 + (m - mu_p)^2) / (2 sp^2) - 1/2`` per weight."""
-  log_sp = math.log(prior.sigma)
+  log_sp = _log(prior.sigma)
 
   def leaf(m, ls):
     per = (log_sp - ls) + (jnp.exp(2.0 * ls) + jnp.square(m - prior.mu)) / (2.0 * prior.sigma ** 2) - 0.5

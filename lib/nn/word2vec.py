@@ -29,6 +29,7 @@ import numpy as np
 
 from lib.data.errors import ConfigError
 from lib.losses import sampled as sampled_losses, samplers as cs
+from lib.train import optim
 from lib.train.metrics import Average
 
 _FAST = "promise_in_bounds"  # ids come from the vocabulary: skip bounds handling
@@ -121,11 +122,12 @@ def _groups(spec: Spec, n: int) -> int:
   return n // spec.group_size
 
 
-def rows_loss(spec: Spec, rows: dict, samples: Optional[cs.Sampled], mask_B: jax.Array
-              ) -> jax.Array:
+def rows_loss(spec: Spec, rows: dict, samples: Optional[cs.Sampled], mask_B: jax.Array,
+              negatives=None) -> jax.Array:
   """The loss summed over real pairs (``reduce='sum'``) or averaged, from the
   gathered rows: ``h`` (B, D) inputs, ``wt``/``bt`` the targets' output rows,
-  ``ws``/``bs`` (G, S[, D]) the samples'."""
+  ``ws``/``bs`` (G, S[, D]) the samples'. ``negatives``: word2vec's k when it is
+  swept (traced), else ``spec.negatives``."""
   h, wt = rows["h"], rows["wt"]
   B, D = h.shape
   G = _groups(spec, B)
@@ -138,7 +140,8 @@ def rows_loss(spec: Spec, rows: dict, samples: Optional[cs.Sampled], mask_B: jax
   true, sampled = sampled_losses.grouped_logits(
       h.reshape(G, -1, D), wt.reshape(G, -1, D), rows["ws"],
       None if "bt" not in rows else rows["bt"].reshape(G, -1), rows.get("bs"), logq_t, logq_s)
-  weight = spec.negatives / spec.num_sampled if spec.loss == "neg" else 1.0
+  k = spec.negatives if negatives is None else negatives
+  weight = k / spec.num_sampled if spec.loss == "neg" else 1.0
   per_pair = sampled_losses.binary_logistic(true, sampled, weight).reshape(B)
   total = jnp.sum(per_pair * mask_B)
   return total / jnp.maximum(mask_B.sum(), 1.0) if spec.reduce == "mean" else total
@@ -159,8 +162,8 @@ def _split_rows(spec: Spec, h, w_out, b_out, B):
   return rows
 
 
-def loss(spec: Spec, noise: Optional[Noise], params: dict, batch: dict, key: jax.Array
-         ) -> tuple[jax.Array, dict]:
+def loss(spec: Spec, noise: Optional[Noise], params: dict, batch: dict, key: jax.Array,
+         negatives=None) -> tuple[jax.Array, dict]:
   """``(objective, metrics)`` of one minibatch for the dense path (``jax.grad``
   over the whole tree; any optax optimizer). ``metrics['loss']`` is per pair."""
   x, y, m = batch["input"], batch["target"], batch["mask"]
@@ -173,14 +176,14 @@ def loss(spec: Spec, noise: Optional[Noise], params: dict, batch: dict, key: jax
     b = params["bias"][out_idx] if "bias" in params else None
     rows = _split_rows(spec, h, params["out"][out_idx], b, y.shape[0])
     spec_sum = dataclasses.replace(spec, reduce="sum")
-    total = rows_loss(spec_sum, rows, samples, m)
+    total = rows_loss(spec_sum, rows, samples, m, negatives)
   n = jnp.sum(m)
   objective = total / jnp.maximum(n, 1.0) if spec.reduce == "mean" else total
   return objective, {"loss": Average.of(total, n)}
 
 
 def sparse_update(spec: Spec, noise: Noise, params: dict, batch: dict, key: jax.Array,
-                  lr: jax.Array) -> tuple[dict, jax.Array]:
+                  lr: jax.Array, negatives=None) -> tuple[dict, jax.Array]:
   """One SGD minibatch touching only its rows: ``(params, loss summed over pairs)``."""
   x, y, m = batch["input"], batch["target"], batch["mask"]
   samples, out_idx = _sample_and_index(spec, noise, key, y)
@@ -190,7 +193,7 @@ def sparse_update(spec: Spec, noise: Noise, params: dict, batch: dict, key: jax.
   b = params["bias"].at[out_idx].get(mode=_FAST) if has_bias else None
 
   def objective(h, w, b):
-    return rows_loss(spec, _split_rows(spec, h, w, b, y.shape[0]), samples, m)
+    return rows_loss(spec, _split_rows(spec, h, w, b, y.shape[0]), samples, m, negatives)
 
   argnums = (0, 1, 2) if has_bias else (0, 1)
   value, grads = jax.value_and_grad(objective, argnums=argnums)(h, w, b)
@@ -212,7 +215,8 @@ def make_sparse_step(spec: Spec, noise: Noise, minibatch: int):
   def make(tx, schedule):
     del tx  # plain SGD, applied row by row
 
-    def train_step(state, batch, rng):
+    def train_step(state, batch, rng, hp=None):
+      negatives = (hp or {}).get("model.negatives")  # swept: traced
       P = batch["input"].shape[0]
       if P % minibatch:
         raise ConfigError(f"pairs per step {P} is not a multiple of the minibatch {minibatch}.")
@@ -221,14 +225,15 @@ def make_sparse_step(spec: Spec, noise: Noise, minibatch: int):
 
       def body(params, xs):
         j, mb = xs
-        lr = schedule(state.step + j / M)
-        params, total = sparse_update(spec, noise, params, mb, jax.random.fold_in(rng, j), lr)
+        lr = optim.lr_at(schedule, state.opt_state, state.step + j / M)
+        params, total = sparse_update(spec, noise, params, mb, jax.random.fold_in(rng, j), lr,
+                                      negatives)
         return params, total
 
       params, totals = jax.lax.scan(body, state.params, (jnp.arange(M), mbs))
       n = jnp.sum(batch["mask"])
       metrics = {"loss": Average.of(jnp.sum(totals), n), "pairs": Average.of(n),
-                 "lr": Average.of(schedule(state.step))}
+                 "lr": Average.of(optim.current_lr(schedule, state.opt_state, state.step))}
       return state.replace(step=state.step + 1, params=params), metrics
 
     return train_step

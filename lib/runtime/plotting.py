@@ -21,14 +21,18 @@ def _figure(figsize: tuple[float, float], dpi: int = 110) -> Figure:
 
 def plot_curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], path: str, *,
                 title: str = "", xlabel: str = "step", ylabel: str = "loss",
-                logy: bool = False) -> str:
-  """One line per named ``(x, y)`` series; non-positive values are dropped on a log axis."""
+                logy: bool = False, ends: Optional[Mapping[str, tuple[float, float]]] = None
+                ) -> str:
+  """One line per named ``(x, y)`` series; non-positive values are dropped on a log
+  axis. ``ends``: a cross at ``(x, y)`` on the named series (where a trial stopped)."""
   fig = _figure((6.4, 4.2))
   ax = fig.subplots()
   for name, (x, y) in series.items():
     x, y = np.asarray(x, float), np.asarray(y, float)
     keep = np.isfinite(y) & ((y > 0) if logy else True)
-    ax.plot(x[keep], y[keep], label=name, lw=1.4)
+    (line,) = ax.plot(x[keep], y[keep], label=name, lw=1.4)
+    if ends and name in ends:
+      ax.plot(*ends[name], marker="x", ms=9, mew=2, color=line.get_color())
   if logy:
     ax.set_yscale("log")
   ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
@@ -84,6 +88,28 @@ def plot_panels(panels: Sequence[tuple[str, str, Mapping[str, tuple[Sequence[flo
     axes[-1].legend(fontsize=8)
   if title:
     fig.suptitle(title)
+  fig.tight_layout()
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fig.savefig(path)
+  return path
+
+
+def plot_scatter_panels(panels: Sequence[tuple[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]]],
+                        path: str, *, ylabel: str = "") -> str:
+  """One panel per ``(xlabel, {name: (x, y)})``: points, a log x axis when every x is
+  positive and they span more than a factor of 10 (learning rates)."""
+  fig = _figure((4.2 * len(panels), 3.6))
+  axes = np.atleast_1d(fig.subplots(1, len(panels)))
+  for ax, (xlabel, series) in zip(axes, panels):
+    for name, (x, y) in series.items():
+      ax.plot(np.asarray(x, float), np.asarray(y, float), "o", alpha=0.8, label=name)
+    xs = np.concatenate([np.asarray(x, float) for x, _ in series.values()])
+    if xs.size and (xs > 0).all() and xs.max() > 10 * xs.min():
+      ax.set_xscale("log")
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    ax.grid(alpha=0.3)
+    if len(series) > 1:
+      ax.legend()
   fig.tight_layout()
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   fig.savefig(path)

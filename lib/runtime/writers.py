@@ -4,10 +4,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import socket
 import struct
 import time
-from typing import Iterable, Mapping, Optional, Sequence
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -255,3 +256,26 @@ def write_comparison(out: str, heading: str, table: str, reports: dict, figure: 
     print(f"Figure: {figure}")
   return {"reports": reports, "figure": figure, "table": table}
 
+
+
+def write_hparams(out: str, overrides: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, Any]],
+                  folder: str = "hparams") -> str:
+  """TensorBoard's HParams view of a sweep (``tensorboard --logdir <out>/hparams``):
+  one run per trial with its swept values, status and final metrics (tensorboardX's
+  HParams protos). Rewritten whole each time."""
+  from tensorboardX import FileWriter
+  from tensorboardX.summary import hparams, scalar
+  top = os.path.join(out, folder)
+  shutil.rmtree(top, ignore_errors=True)
+  for over, row in zip(overrides, rows):
+    h = {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in over.items()}
+    h["status"] = row["status"]
+    m = {k: float(v) for k, v in row.items()
+         if "/" in k and isinstance(v, (int, float)) and math.isfinite(v)}
+    w = FileWriter(os.path.join(top, row["trial"]))
+    for summary in hparams(h, m):
+      w.add_summary(summary)
+    for k, v in m.items():
+      w.add_summary(scalar(k, v), row.get("steps") or 0)
+    w.close()
+  return top

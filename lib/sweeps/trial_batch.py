@@ -1,23 +1,33 @@
 """Many runs of one experiment trained together: one jitted ``vmap`` of the
 trainer's step over a trials axis (the ``vmap`` backend of ``launch/sweep``).
 
-Trials may differ in ``seed`` (initialisation and per-step keys) and
-``optimizer.lr`` (the optax rules are linear in their learning rate, so each
-trial scales the updates of one ``lr = 1`` optimizer: ``TrainState.hparams``);
-everything else, data included, must be equal. Each trial's workdir gets what a
-run of its own would write: ``config.json``, ``metrics.jsonl`` (+ TensorBoard),
-``summary.json``, and a final checkpoint that the single-run trainer restores.
+Trials may differ in any tunable key (:mod:`lib.sweeps.tunable`): ``seed``, the
+optimizer's floats (each trial's values in its ``inject_hyperparams`` state), the
+values the loss reads through ``Task.hparams`` (fed as traced per-trial scalars)
+and keys that only set the initial parameters (each trial's own
+``init_params``); one compilation serves all. Data, shapes and structure are
+shared (a sweep over structural keys runs one group per combination). The
+experiment's own step (``Task.make_step``) and a carried state
+(``Task.init_carry``) are vmapped like the default step. Each trial's workdir
+gets what a run of its own would write: ``config.json``, ``metrics.jsonl``
+(+ TensorBoard), ``summary.json``, and a final checkpoint that the single-run
+trainer restores.
 
 Small models leave the device idle between steps, so the loop dispatches a
 ``lax.scan`` over up to ``max_chunk`` steps at a time (their batches stacked on
 the host) and turns the per-step metrics into log records on the host. A trial
 that produces NaN/Inf stops being written at that record and ends ``diverged``,
-as it would alone; the others go on. Given a group folder, the stacked state is
-checkpointed as a single run's would be, and a killed group resumes (:class:`Group`).
+as it would alone; the others go on. With :class:`Halving`, at each rung the
+worst trials stop (``stopped``, with their records, summary and checkpoint) and
+the survivors go on as a smaller program. Given a group folder, the stacked
+state is checkpointed as a single run's would be, and a killed group resumes
+(:class:`Group`).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 import shutil
 import time
@@ -28,29 +38,65 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from lib.data.errors import ConfigError
 from lib.runtime import files, writers
-from lib.sweeps import space as sweeps
+from lib.sweeps import space as sweeps, tunable
 from lib.train import checkpoint, metrics as metrics_lib, optim, task as task_lib
 from lib.train.task import Built
-from lib.train.state import TrainState
-from lib.train.step import make_train_step
+from lib.train.state import init_state
+from lib.train.step import task_step
 from lib.train.summary import make_summary, save_config, write_summary
 
-VMAPPABLE = ("seed", "optimizer.lr")
 GROUP_FILE = "group.json"
+ACTIVE_FILE = "active.json"  # the trials still training at each group checkpoint
 
 
-def check_vmappable(base: ml_collections.ConfigDict, trials: Sequence[dict]) -> None:
-  """Keys that vary between trials must be in ``VMAPPABLE``; keys every trial sets to
-  one value are plain overrides."""
-  keys = {k for t in trials for k in t}
-  varying = {k for k in keys if len({repr(t.get(k, "<unset>")) for t in trials}) > 1}
-  bad = sorted(varying - set(VMAPPABLE))
-  if bad:
-    raise ValueError(f"The vmap backend trains trials that differ only in {VMAPPABLE}; this sweep "
-                     f"also varies {bad}. Use the local or ray backend.")
-  if sweeps.apply(base, trials[0]).optimizer.name == "rprop":
-    raise ValueError("rprop's lr is its initial step size, not a scale: use the local backend.")
+@dataclasses.dataclass(frozen=True)
+class Halving:
+  """Successive halving inside one program: at each of ``rungs`` (in ``unit``:
+  steps or epochs) the trials outside the best ``keep`` fraction (at least one
+  kept) by ``metric`` (``train/<name>`` or ``eval/<name>``, ``mode`` min or max)
+  stop. A rung is evaluated (when the metric is ``eval/``) and checkpointed."""
+  rungs: tuple[float, ...]
+  keep: float = 0.5
+  metric: str = "train/loss"
+  mode: str = "min"
+  unit: str = "steps"
+
+  def __post_init__(self):
+    if not 0 < self.keep < 1:
+      raise ConfigError(f"halving keep={self.keep}: expected a fraction in (0, 1).")
+    if self.mode not in ("min", "max"):
+      raise ConfigError(f"halving mode={self.mode!r}: expected 'min' or 'max'.")
+    if self.unit not in ("steps", "epochs"):
+      raise ConfigError(f"halving unit={self.unit!r}: expected 'steps' or 'epochs'.")
+    if not self.rungs or any(r <= 0 for r in self.rungs):
+      raise ConfigError(f"halving rungs={self.rungs}: expected positive {self.unit}.")
+    if self.metric.partition("/")[0] not in ("train", "eval"):
+      raise ConfigError(f"halving metric={self.metric!r}: expected train/<name> or eval/<name>.")
+
+  def steps(self, steps_per_epoch: int, num_steps: int) -> tuple[int, ...]:
+    """The rungs in steps, inside the run (a rung at or past its end is dropped)."""
+    per = steps_per_epoch if self.unit == "epochs" else 1
+    return tuple(sorted({round(r * per) for r in self.rungs if 0 < round(r * per) < num_steps}))
+
+  def survivors(self, scores: Sequence[Optional[float]]) -> list[int]:
+    """Positions kept, in order: the best ``ceil(keep * n)``; a missing or
+    non-finite score ranks last."""
+    n_keep = max(1, math.ceil(self.keep * len(scores)))
+    sign = 1.0 if self.mode == "min" else -1.0
+    rank = sorted(range(len(scores)), key=lambda i: (
+        sign * scores[i] if scores[i] is not None and np.isfinite(scores[i]) else math.inf, i))
+    return sorted(rank[:n_keep])
+
+
+def _stack(trees):
+  return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def _take(tree, rows: Sequence[int]):
+  idx = np.asarray(rows)
+  return jax.tree.map(lambda x: x[idx], tree)
 
 
 def _check_same_batches(build, task, configs) -> None:
@@ -66,10 +112,6 @@ def _check_same_batches(build, task, configs) -> None:
       raise ValueError(f"{task.name}: the training batches depend on the seed, so trials with "
                        "different seeds cannot share them; fix the data order in the config "
                        "(e.g. a data seed) or use the local backend.")
-
-
-def _stack(trees):
-  return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
 
 
 def chunk_ends(num_steps: int, log_every: int, flush_every: int, eval_every: int,
@@ -113,95 +155,118 @@ class Records:
     self._partial = (ct[-1], cc[-1])
     return steps[:0], names, np.zeros((0, *total.shape[1:]))
 
+  def keep(self, trials: Sequence[int]) -> None:
+    """Only these trials (positions) go on: their open windows are kept."""
+    if self._partial is not None:
+      self._partial = tuple(x[np.asarray(trials)] for x in self._partial)
 
-def train(build: Callable[[ml_collections.ConfigDict], Built],
-          base: ml_collections.ConfigDict, trials: Sequence[dict], workdirs: Sequence[str],
-          max_chunk: int = 200, group_dir: Optional[str] = None) -> list[dict]:
+
+def train(build: Callable[..., Built], base: ml_collections.ConfigDict,
+          trials: Sequence[dict], workdirs: Sequence[str], max_chunk: int = 200,
+          group_dir: Optional[str] = None, halving: Optional[Halving] = None) -> list[dict]:
   """Trains every trial in one program; returns each trial's summary.
 
-  ``build`` is the experiment's ``build(config) -> Built``; it runs once for the
-  data and model (they do not depend on seed or lr), and each trial's config is
-  the resolved base config with the trial's overrides. With ``group_dir``, the
-  stacked state of all trials is checkpointed there every
-  ``trainer.checkpoint_every_steps`` (:class:`Group`), and a rerun of the same
-  trials resumes from it; the folder is removed once every summary is written."""
-  check_vmappable(base, trials)
+  ``build`` is the experiment's ``build(config, data=None) -> Built``; it runs
+  once for the data and the task, and again (with that data) for each trial
+  whose initial parameters follow a key of its own. Each trial's config is the
+  resolved base config with the trial's overrides. With ``group_dir``, the
+  stacked state is checkpointed there every ``trainer.checkpoint_every_steps``
+  (:class:`Group`), and a rerun of the same trials resumes from it; the folder is
+  removed once every summary is written."""
   t0 = time.perf_counter()
   built = build(sweeps.apply(base, trials[0]))
-  task = built.task
-  if task.make_step is not None or task.init_carry is not None:
-    raise ValueError(f"{task.name}: the vmap backend trains the default optax step without "
-                     "a carried state; use the local backend.")
+  task, tc = built.task, built.config.trainer
   configs = [sweeps.apply(built.config, t) for t in trials]
   _check_same_batches(build, task, [sweeps.apply(base, t) for t in trials])
-  one = ml_collections.ConfigDict(configs[0].to_dict())
-  one.optimizer.lr = 1.0
-  tc, n_steps = one.trainer, one.trainer.num_steps
-  tx, schedule = optim.make_optimizer(one.optimizer, n_steps)
-  state, keys = _initial_state(task, tx, configs)
-  group = Group(group_dir, configs, workdirs, tc) if group_dir else None
+  tx, schedule = optim.make_optimizer(built.config.optimizer, tc.num_steps)
+  state, keys, hp = _initial_state(build, built, base, trials, configs)
+  rungs = halving.steps(getattr(task.train_batch, "steps_per_epoch", 1), tc.num_steps) if halving else ()
+  group = Group(group_dir, configs, workdirs, tc, rungs) if group_dir else None
   try:
-    state, start = group.restore(state) if group else (state, 0)
-    loop = _Loop(task, tc, workdirs, start, group)
-    for c, w in zip(configs, workdirs):
-      save_config(c, w)
-    state = loop.run(_chunk_fn(make_train_step(task.loss_fn, tx, schedule)), state, keys,
-                     start, max_chunk)
-    summaries = _finish(task, configs, workdirs, loop, jax.device_get(state),
-                        time.perf_counter() - t0)
+    active, start = list(range(len(trials))), 0
+    if group:
+      state, active, start = group.restore(state)
+    loop = _Loop(task, tc, workdirs, configs, active, start, group, halving, rungs)
+    for i in active:
+      save_config(configs[i], workdirs[i])
+    step = task_step(task, tx, schedule)
+    state = loop.run(_chunk_fn(step), state, _take(keys, active), _take(hp, active),
+                     max_chunk)
+    wall = time.perf_counter() - t0
+    loop.finish(jax.device_get(state), "completed", wall)
   finally:
     if group:
       group.close()
   if group:
     group.remove()
-  return summaries
+  return [files.read_json(os.path.join(w, "summary.json")) for w in workdirs]
 
 
-def _initial_state(task, tx, configs) -> tuple[TrainState, jax.Array]:
-  """Every trial's fresh state and step key (``init_state``'s), stacked."""
-  states, step_keys = [], []
-  for c in configs:
-    init_key, step_key = jax.random.split(jax.random.key(c.seed))  # init_state's keys
-    params = task.init_params(init_key)
-    states.append(TrainState(step=jnp.asarray(0, jnp.int32), params=params,
-                             opt_state=tx.init(params),
-                             hparams={"lr": jnp.float32(c.optimizer.lr)}))
+def _initial_state(build, built: Built, base, trials, configs):
+  """Every trial's fresh state, step key and loss hyperparameters, stacked. A
+  trial varying a key the task neither traces nor gives the optimizer builds its
+  own task (on the shared data) for its initial parameters, which must keep the
+  shapes of the others'."""
+  task = built.task
+  traced = {"seed", *(f"optimizer.{k}" for k in optim.TUNABLE), *task.hparams}
+  own_init = [k for k in tunable.varying(trials) if k not in traced]
+  states, step_keys, hps = [], [], []
+  for t, c in zip(trials, configs):
+    trial_task = build(sweeps.apply(base, t), built.data).task if own_init else task
+    state, _, _, step_key = init_state(trial_task, c)  # its optimizer state holds c's values
+    states.append(state)
     step_keys.append(step_key)
-  return _stack(states), jnp.stack(step_keys)
+    hps.append({k: jnp.float32(v) for k, v in tunable.hparams(c, list(task.hparams)).items()})
+  shapes = [jax.tree.map(lambda x: (x.shape, x.dtype), s) for s in states]
+  if any(s != shapes[0] for s in shapes):
+    raise ConfigError(f"{task.name}: trials varying {', '.join(own_init)} have parameters of "
+                      "different shapes; list the key in the experiment's STRUCTURAL keys.")
+  return _stack(states), jnp.stack(step_keys), _stack(hps) if hps[0] else {}
 
 
 class Group:
   """The stacked state of one vmapped group of trials, checkpointed in one folder
   (``group.json`` says which trials and configs it holds; a different group
-  there is replaced). Saved at the first chunk end at or after each multiple of
-  ``checkpoint_every_steps`` where every log window is closed, so a resumed group
-  writes the records an uninterrupted one writes."""
+  there is replaced; ``active.json`` which trials the state holds at each saved
+  step, as halving shrinks it). Saved at the first chunk end at or after each
+  multiple of ``checkpoint_every_steps`` where every log window is closed, and at
+  each halving rung, so a resumed group writes the records an uninterrupted one
+  writes."""
 
-  def __init__(self, directory: str, configs, workdirs: Sequence[str], tc):
+  def __init__(self, directory: str, configs, workdirs: Sequence[str], tc,
+               rungs: Sequence[int] = ()):
     self.directory = directory
     os.makedirs(directory, exist_ok=True)
     self.lock = files.WorkdirLock(directory)
     self.lock.acquire()
     identity = json.loads(json.dumps(
         {"workdirs": [os.path.abspath(w) for w in workdirs],
-         "configs": [c.to_dict() for c in configs]}, default=str))
+         "configs": [c.to_dict() for c in configs], "rungs": list(rungs)}, default=str))
     path = os.path.join(directory, GROUP_FILE)
     ckpt_dir = os.path.join(directory, "checkpoints")
+    self.active_path = os.path.join(directory, ACTIVE_FILE)
     if files.read_json(path) != identity:
       shutil.rmtree(ckpt_dir, ignore_errors=True)
+      files.atomic_write_json(self.active_path, {})
       files.atomic_write_json(path, identity)
     self.ckpt = checkpoint.Checkpointer(ckpt_dir, tc.checkpoint_every_steps, tc.max_checkpoints)
     every, log, n = tc.checkpoint_every_steps, tc.log_every_steps, tc.num_steps
     self.save_steps = {min(n, -(-s // log) * log) for s in range(every, n, every)} if every else set()
+    self.save_steps |= set(rungs)
 
-  def restore(self, state: TrainState) -> tuple[TrainState, int]:
-    if self.ckpt.latest_step() is None:
-      return state, 0
-    state = self.ckpt.restore(state)
-    return state, int(np.asarray(state.step)[0])
+  def restore(self, state) -> tuple[object, list[int], int]:
+    """``(state, active trials, step)``: the latest checkpoint's, or the fresh state's."""
+    step = self.ckpt.latest_step()
+    if step is None:
+      return state, list(range(jax.tree.leaves(state)[0].shape[0])), 0
+    active = (files.read_json(self.active_path) or {})[str(step)]
+    state = self.ckpt.restore(_take(state, active))
+    return state, active, step
 
-  def maybe_save(self, end: int, state: TrainState) -> None:
+  def maybe_save(self, end: int, state, active: Sequence[int]) -> None:
     if end in self.save_steps:
+      saved = files.read_json(self.active_path) or {}
+      files.atomic_write_json(self.active_path, {**saved, str(end): list(active)})
       self.ckpt.save(end, state)
 
   def close(self) -> None:
@@ -221,49 +286,115 @@ def group_workdirs(directory: str) -> list[str]:
 
 class _Loop:
   """The chunked loop's writers and per-trial records (recovered from
-  ``metrics.jsonl`` when the group resumes at ``start``)."""
+  ``metrics.jsonl`` when the group resumes at ``start``), for the trials still
+  training (``active``: indices into ``workdirs``)."""
 
-  def __init__(self, task, tc, workdirs: Sequence[str], start: int, group: Optional[Group]):
+  def __init__(self, task, tc, workdirs: Sequence[str], configs, active: Sequence[int],
+               start: int, group: Optional[Group], halving: Optional[Halving],
+               rungs: Sequence[int]):
     self.task, self.tc, self.group, self.start = task, tc, group, start
-    self.outs = [writers.MetricWriter(w, start, tc.tensorboard) for w in workdirs]
+    self.workdirs, self.configs, self.active = list(workdirs), list(configs), list(active)
+    self.halving, self.rungs = halving, set(rungs)
+    self.outs = {i: writers.MetricWriter(workdirs[i], start, tc.tensorboard) for i in active}
     n = len(workdirs)
     self.diverged: list[Optional[str]] = [None] * n
     self.last_train, self.last_eval = [{} for _ in range(n)], [{} for _ in range(n)]
     if start:
-      for i, w in enumerate(workdirs):
-        self.diverged[i], self.last_train[i], self.last_eval[i] = _recovered(w)
+      for i in active:
+        self.diverged[i], self.last_train[i], self.last_eval[i] = _recovered(workdirs[i])
     self.records = Records(tc.log_every_steps, tc.num_steps)
     self.evaluate = _Evaluator((lambda p: task_lib.evaluate(task.evaluators, p))
                                if task.evaluators else None)
+    self.t0 = time.perf_counter()
 
-  def run(self, run_chunk, state, keys, start: int, max_chunk: int) -> TrainState:
-    tc, task, n_steps = self.tc, self.task, self.tc.num_steps
+  def run(self, run_chunk, state, keys, hp, max_chunk: int):
+    tc, task, n_steps, start = self.tc, self.task, self.tc.num_steps, self.start
     eval_every = tc.eval_every_steps if task.evaluators else 0
-    extra = self.group.save_steps if self.group else ()
+    extra = (self.group.save_steps if self.group else set()) | self.rungs
     ends = [e for e in chunk_ends(n_steps, tc.log_every_steps, tc.flush_every, eval_every,
                                   max_chunk, extra) if e > start]
     k = max([b - a for a, b in zip([0] + ends, ends)] or [1])
     for end in ends:
-      state, m = run_chunk(state, _stack_batches(task, start, end, k), keys,
+      state, m = run_chunk(state, _stack_batches(task, start, end, k), keys, hp,
                            jnp.int32(end - start))
       m = jax.tree.map(lambda x: x[:end - start], jax.device_get(m))
-      evals = (self.evaluate(state.params, len(self.outs)) if task.evaluators and (
-          end == n_steps or (eval_every and end % eval_every == 0)) else None)
+      evals = (self.evaluate(state.params, len(self.active)) if task.evaluators and (
+          end == n_steps or end in self.rungs or (eval_every and end % eval_every == 0))
+          else None)
       with files.signals_held():  # a chunk's records and its checkpoint: whole or absent
         self._write(start, end, m, evals)
+        if end in self.rungs and self.halving:
+          state, keys, hp = self._halve(end, state, keys, hp)
         if self.group:
-          self.group.maybe_save(end, state)
+          self.group.maybe_save(end, state, self.active)
       start = end
     return state
 
   def _write(self, start: int, end: int, m: dict, evals: Optional[list[dict]]) -> None:
     steps, names, values = self.records.add(start, m)
-    _write_train(self.outs, steps, names, values, self.diverged, self.last_train)
-    for i, v in enumerate(evals or ()):
+    a = self.active
+    _write_train([self.outs[i] for i in a], steps, names, values, _View(self.diverged, a),
+                 _View(self.last_train, a))
+    for i, v in zip(a, evals or ()):
       if self.diverged[i] is None:
         self.outs[i].write(end, "eval", v)
         self.outs[i].flush()
         self.last_eval[i] = v
+
+  def _halve(self, end: int, state, keys, hp):
+    """Stops the trials outside the kept fraction at this rung; returns the
+    survivors' state, keys and hyperparameters."""
+    split, _, name = self.halving.metric.partition("/")
+    last = self.last_eval if split == "eval" else self.last_train
+    scores = [None if self.diverged[i] else last[i].get(name) for i in self.active]
+    keep = self.halving.survivors(scores)
+    stop = [p for p in range(len(self.active)) if p not in keep]
+    if stop:
+      rows = jax.device_get(_take(state, stop))
+      self._summaries([self.active[p] for p in stop], rows, "stopped",
+                      time.perf_counter() - self.t0, stopped_at=end)
+      self.records.keep(keep)
+      self.active = [self.active[p] for p in keep]
+      state, keys, hp = _take(state, keep), _take(keys, keep), _take(hp, keep)
+    return state, keys, hp
+
+  def finish(self, state, status: str, wall: float) -> None:
+    self._summaries(self.active, state, status, wall)
+
+  def _summaries(self, trials: Sequence[int], stacked, status: str, wall: float,
+                 **more) -> None:
+    """Checkpoints (never a diverged state: the single-run rule) and summaries of
+    ``trials``, whose states are the rows of ``stacked``."""
+    rows = [jax.tree.map(lambda x: x[p], stacked) for p in range(len(trials))]
+    ckpts = []
+    for i, row in zip(trials, rows):  # orbax saves asynchronously: start all, then wait
+      if self.diverged[i] is None:
+        ckpts.append(checkpoint.Checkpointer(os.path.join(self.workdirs[i], "checkpoints"), 0, 1))
+        ckpts[-1].save(int(row.step), row)
+    for c in ckpts:
+      c.close()
+    for i, row in zip(trials, rows):
+      self.outs.pop(i).close()
+      steps, bad = int(row.step), self.diverged[i]
+      s = make_summary(
+          self.task, self.configs[i], row.params, status=status if bad is None else "diverged",
+          error=bad, steps=steps, resumed_from=self.start, wall_s=wall,
+          last_train=self.last_train[i], last_eval=self.last_eval[i],
+          checkpoint_step=steps if bad is None else None, vmapped=True, **more)
+      write_summary(self.workdirs[i], s)
+
+
+class _View:
+  """``seq[active[j]]`` as ``view[j]``: per-trial lists seen through the active trials."""
+
+  def __init__(self, seq: list, active: Sequence[int]):
+    self.seq, self.active = seq, active
+
+  def __getitem__(self, j):
+    return self.seq[self.active[j]]
+
+  def __setitem__(self, j, value):
+    self.seq[self.active[j]] = value
 
 
 def _recovered(workdir: str) -> tuple[Optional[str], dict, dict]:
@@ -279,21 +410,22 @@ def _recovered(workdir: str) -> tuple[Optional[str], dict, dict]:
 
 
 def _chunk_fn(step):
-  """``(state, batches_K, keys, n) -> (state, metrics_K)``: the first ``n`` of K steps of
-  every trial in one dispatch. Shorter chunks (the tail, an evaluation in between) pad
-  their batches and skip the padding under ``lax.cond``, so one compilation serves all."""
-  def one(state, batch, key):
-    return step(state, batch, jax.random.fold_in(key, state.step))  # as trainer._Run does
-  every_trial = jax.vmap(one, in_axes=(0, None, 0))
+  """``(state, batches_K, keys, hp, n) -> (state, metrics_K)``: the first ``n`` of K steps
+  of every trial in one dispatch. Shorter chunks (the tail, an evaluation in between)
+  pad their batches and skip the padding under ``lax.cond``, so one compilation serves
+  all (one more per size after a halving rung)."""
+  def one(state, batch, key, hp):
+    return step(state, batch, jax.random.fold_in(key, state.step), hp)  # as trainer._Run does
+  every_trial = jax.vmap(one, in_axes=(0, None, 0, 0))
 
-  def chunk(state, batches, keys, n):
+  def chunk(state, batches, keys, hp, n):
     first = jax.tree.map(lambda x: x[0], batches)
     zeros = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype),
-                         jax.eval_shape(every_trial, state, first, keys)[1])
+                         jax.eval_shape(every_trial, state, first, keys, hp)[1])
 
     def body(s, i_b):
       i, b = i_b
-      return jax.lax.cond(i < n, lambda: every_trial(s, b, keys), lambda: (s, zeros))
+      return jax.lax.cond(i < n, lambda: every_trial(s, b, keys, hp), lambda: (s, zeros))
     k = jax.tree.leaves(batches)[0].shape[0]
     return jax.lax.scan(body, state, (jnp.arange(k), batches))
   return jax.jit(chunk, donate_argnums=0)
@@ -344,29 +476,3 @@ class _Evaluator:
         self._vmapped = None
     return [metrics_lib.to_floats(self.eval_fn(jax.tree.map(lambda x: x[i], params)))
             for i in range(n)]
-
-
-def _finish(task, configs, workdirs, loop: _Loop, state, wall) -> list[dict]:
-  state = state.replace(hparams=None)
-  rows = [jax.tree.map(lambda x: x[i], state) for i in range(len(configs))]
-  diverged = loop.diverged
-  # Orbax saves asynchronously: start every trial's save, then wait for all.
-  ckpts = []
-  for row, w, bad in zip(rows, workdirs, diverged):
-    if bad is None:  # never checkpoint a diverged state (the single-run rule)
-      ckpts.append(checkpoint.Checkpointer(os.path.join(w, "checkpoints"), 0, 1))
-      ckpts[-1].save(int(row.step), row)
-  for c in ckpts:
-    c.close()
-  summaries = []
-  for i, (c, w, out, row) in enumerate(zip(configs, workdirs, loop.outs, rows)):
-    out.close()
-    steps = int(row.step)
-    s = make_summary(
-        task, c, row.params, status="completed" if diverged[i] is None else "diverged",
-        error=diverged[i], steps=steps, resumed_from=loop.start, wall_s=wall,
-        last_train=loop.last_train[i], last_eval=loop.last_eval[i],
-        checkpoint_step=steps if diverged[i] is None else None, vmapped=True)
-    write_summary(w, s)
-    summaries.append(s)
-  return summaries

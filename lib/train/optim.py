@@ -1,9 +1,11 @@
 """Optimizers and learning-rate schedules chosen by config (all optax)."""
 from __future__ import annotations
 
-from typing import Callable
+import inspect
+from typing import Callable, Mapping, Optional
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import optax
 
@@ -66,69 +68,121 @@ def default_config(name: str = "sgd", lr: float = 1e-3, **overrides) -> ml_colle
   return c
 
 
-def make_schedule(cfg: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
-  lr = cfg.lr
-  if cfg.schedule == "constant":
-    sched = optax.constant_schedule(lr)
-  elif cfg.schedule == "linear":
-    sched = optax.linear_schedule(lr, lr * cfg.end_lr_fraction,
-                                  max(total_steps - cfg.warmup_steps, 1))
-  elif cfg.schedule == "cosine":
-    sched = optax.cosine_decay_schedule(lr, max(total_steps - cfg.warmup_steps, 1),
-                                        alpha=cfg.end_lr_fraction)
-  elif cfg.schedule == "step":
-    sched = optax.exponential_decay(lr, transition_steps=cfg.decay_every_steps,
-                                    decay_rate=cfg.decay_rate,
-                                    transition_begin=cfg.decay_start_steps, staircase=True)
-  else:
+# Float fields the optimizer reads as traced values (``optax.inject_hyperparams``):
+# they live in the optimizer state, so trials vmapped together may differ in any of them.
+TUNABLE = ("lr", "momentum", "b1", "b2", "eps", "weight_decay", "decay", "initial_accumulator",
+           "eta_minus", "eta_plus", "min_step", "max_step", "clip_norm", "clip_value",
+           "decay_rate", "end_lr_fraction")
+# Fields that change the optimizer's structure: trials differing in them train apart.
+STRUCTURAL = ("name", "schedule", "nesterov", "warmup", "decay_start", "decay_every",
+              "plateau_factor", "plateau_patience", "plateau_rtol", "plateau_cooldown",
+              "plateau_every")
+
+
+def values(cfg: ml_collections.ConfigDict) -> dict[str, float]:
+  """The config's :data:`TUNABLE` fields, as the optimizer state holds them."""
+  return {k: float(cfg[k]) for k in TUNABLE}
+
+
+def make_schedule(cfg: ml_collections.ConfigDict, total_steps: int) -> Callable:
+  """``schedule(step, hyper=None) -> lr``: the config's schedule; ``hyper`` (traced
+  :data:`TUNABLE` values, e.g. :func:`hyperparams` of a state) replaces its numbers."""
+  if cfg.schedule not in SCHEDULES:
     raise ConfigError(f"optimizer.schedule={cfg.schedule!r}: expected one of {SCHEDULES}.")
-  if cfg.warmup_steps:
-    warm = optax.linear_schedule(0.0, lr, cfg.warmup_steps)
-    sched = optax.join_schedules([warm, sched], [cfg.warmup_steps])
-  return sched
+  base = values(cfg)
+  warmup, kind = cfg.warmup_steps, cfg.schedule
+  span = max(total_steps - warmup, 1)
+  start, every = cfg.decay_start_steps, cfg.decay_every_steps
+
+  def schedule(step, hyper: Optional[Mapping] = None):
+    h = base if hyper is None else hyper
+    lr, end = h["lr"], h["lr"] * h["end_lr_fraction"]
+    t = jnp.asarray(step, jnp.float32) - warmup
+    if kind == "constant":
+      value = lr * jnp.ones_like(t)
+    elif kind == "linear":
+      value = lr + (end - lr) * jnp.clip(t / span, 0.0, 1.0)
+    elif kind == "cosine":
+      cos = 0.5 * (1 + jnp.cos(jnp.pi * jnp.clip(t / span, 0.0, 1.0)))
+      value = end + (lr - end) * cos
+    else:  # step: lr * rate ** floor((t - decay_start) / decay_every), t >= decay_start
+      value = lr * h["decay_rate"] ** jnp.floor(jnp.maximum(t - start, 0.0) / every)
+    if warmup:
+      value = jnp.where(t < 0, lr * (t + warmup) / warmup, value)
+    return value
+  return schedule
 
 
 def make_optimizer(cfg: ml_collections.ConfigDict, total_steps: int
                    ) -> tuple[optax.GradientTransformation, Callable]:
-  """Returns ``(tx, schedule)``; clipping is applied before the update rule."""
+  """Returns ``(tx, schedule)``; clipping is applied before the update rule.
+
+  ``tx`` is ``optax.inject_hyperparams`` over the whole chain: its state holds
+  the :data:`TUNABLE` values (traced: trials vmapped together each hold their own).
+  Clipping and weight decay are always in the chain (0 = off, an exact no-op),
+  so every value of them gives one state structure."""
   if not cfg.lr > 0:
     raise ConfigError(f"optimizer.lr={cfg.lr}: expected a positive learning rate.")
+  if cfg.name not in OPTIMIZERS:
+    raise ConfigError(f"optimizer.name={cfg.name!r}: expected one of {OPTIMIZERS}.")
+  if cfg.name == "rprop" and cfg.schedule != "constant":
+    raise ConfigError("rprop adapts its own step sizes; use optimizer.schedule='constant'.")
   sched = make_schedule(cfg, total_steps)
+
+  def chain(**h):
+    off = lambda v: jnp.where(v > 0, v, jnp.inf)  # 0 = no clipping
+    parts = [optax.clip(off(h["clip_value"])), optax.clip_by_global_norm(off(h["clip_norm"]))]
+    if cfg.name != "adamw":
+      parts.append(optax.add_decayed_weights(h["weight_decay"]))
+    parts.append(_rule(cfg, h, lambda step: sched(step, h)))
+    if cfg.plateau_factor:
+      # Scales the final updates; its ``update`` takes ``value=`` (the loss), which
+      # the trainer always passes (optax.chain forwards it only to who takes it).
+      parts.append(optax.contrib.reduce_on_plateau(
+          factor=cfg.plateau_factor, patience=cfg.plateau_patience, rtol=cfg.plateau_rtol,
+          cooldown=cfg.plateau_cooldown, accumulation_size=cfg.plateau_every_steps))
+    return optax.chain(*parts)
+
+  # inject_hyperparams reads the factory's parameters from its signature.
+  chain.__signature__ = inspect.Signature(
+      [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY) for k in TUNABLE])
+  return optax.inject_hyperparams(chain)(**values(cfg)), sched
+
+
+def _rule(cfg, h, sched) -> optax.GradientTransformation:
   name = cfg.name
   if name == "sgd":
-    tx = optax.sgd(sched)
-  elif name == "momentum":
-    tx = optax.sgd(sched, momentum=cfg.momentum, nesterov=cfg.nesterov)
-  elif name == "rmsprop":
-    tx = optax.rmsprop(sched, decay=cfg.decay, eps=cfg.eps, momentum=None)
-  elif name == "adam":
-    tx = optax.adam(sched, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps)
-  elif name == "adamw":
-    tx = optax.adamw(sched, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=cfg.weight_decay)
-  elif name == "adagrad":
-    tx = optax.adagrad(sched, initial_accumulator_value=cfg.initial_accumulator, eps=cfg.eps)
-  elif name == "rprop":
-    if cfg.schedule != "constant":
-      raise ConfigError("rprop adapts its own step sizes; use optimizer.schedule='constant'.")
-    tx = optax.rprop(cfg.lr, eta_minus=cfg.eta_minus, eta_plus=cfg.eta_plus,
-                     min_step_size=cfg.min_step, max_step_size=cfg.max_step)
-  else:
-    raise ConfigError(f"optimizer.name={name!r}: expected one of {OPTIMIZERS}.")
-  chain = []
-  if cfg.clip_value:
-    chain.append(optax.clip(cfg.clip_value))
-  if cfg.clip_norm:
-    chain.append(optax.clip_by_global_norm(cfg.clip_norm))
-  if cfg.weight_decay and name != "adamw":
-    chain.append(optax.add_decayed_weights(cfg.weight_decay))
-  chain.append(tx)
-  if cfg.plateau_factor:
-    # Scales the final updates; its ``update`` takes ``value=`` (the loss), which
-    # the trainer always passes (optax.chain forwards it only to who takes it).
-    chain.append(optax.contrib.reduce_on_plateau(
-        factor=cfg.plateau_factor, patience=cfg.plateau_patience, rtol=cfg.plateau_rtol,
-        cooldown=cfg.plateau_cooldown, accumulation_size=cfg.plateau_every_steps))
-  return optax.chain(*chain), sched
+    return optax.sgd(sched)
+  if name == "momentum":
+    return optax.sgd(sched, momentum=h["momentum"], nesterov=cfg.nesterov)
+  if name == "rmsprop":
+    return optax.rmsprop(sched, decay=h["decay"], eps=h["eps"], momentum=None)
+  if name == "adam":
+    return optax.adam(sched, b1=h["b1"], b2=h["b2"], eps=h["eps"])
+  if name == "adamw":
+    return optax.adamw(sched, b1=h["b1"], b2=h["b2"], eps=h["eps"], weight_decay=h["weight_decay"])
+  if name == "adagrad":
+    return optax.adagrad(sched, initial_accumulator_value=h["initial_accumulator"], eps=h["eps"])
+  return optax.rprop(h["lr"], eta_minus=h["eta_minus"], eta_plus=h["eta_plus"],
+                     min_step_size=h["min_step"], max_step_size=h["max_step"])
+
+
+def hyperparams(opt_state) -> Optional[dict]:
+  """The :data:`TUNABLE` values an optimizer state holds (traced under jit/vmap);
+  None for a state that holds none (a hand-built one)."""
+  return getattr(opt_state, "hyperparams", None)
+
+
+def lr_at(schedule: Callable, opt_state, step) -> jax.Array:
+  """``schedule`` at ``step`` with the values of ``opt_state`` (a plain
+  ``schedule(step)`` when the state holds none)."""
+  hyper = hyperparams(opt_state)
+  return schedule(step) if hyper is None else schedule(step, hyper)
+
+
+def current_lr(schedule: Callable, opt_state, step) -> jax.Array:
+  """The learning rate of ``step``: :func:`lr_at` times the reduce-on-plateau factor."""
+  return lr_at(schedule, opt_state, step) * lr_scale(opt_state)
 
 
 def lr_scale(opt_state) -> float | jax.Array:

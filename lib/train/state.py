@@ -19,9 +19,6 @@ class TrainState(flax.struct.PyTreeNode):
   params: Params
   opt_state: optax.OptState
   carry: Any = None  # recurrent state carried across steps (Task.init_carry)
-  # Per-run multipliers when runs are vmapped together (lib.sweeps.trial_batch): {'lr': x}
-  # scales the optimizer's updates (every optax rule here is linear in its lr).
-  hparams: Any = None
 
 
 def init_state(task: Task, config: ml_collections.ConfigDict):
@@ -31,7 +28,9 @@ def init_state(task: Task, config: ml_collections.ConfigDict):
   tx, schedule = optim.make_optimizer(config.optimizer, config.trainer.num_steps)
   # Copies: a carry may reuse one buffer twice (LSTM zeros), which donation forbids.
   carry = jax.tree.map(jnp.array, task.init_carry()) if task.init_carry is not None else None
-  state = TrainState(step=jnp.asarray(0, jnp.int32), params=params, opt_state=tx.init(params),
+  # Copies: equal hyperparameters (e.g. two 0.0) may share one constant buffer.
+  opt_state = jax.tree.map(jnp.array, tx.init(params))
+  state = TrainState(step=jnp.asarray(0, jnp.int32), params=params, opt_state=opt_state,
                      carry=carry)
   return state, tx, schedule, step_key
 

@@ -61,7 +61,13 @@ class Task:
       checkpoints), ``loss_fn`` becomes ``(params, batch, rng, carry) ->
       (objective, (metrics, new_carry))``, gradients stop at the carry, and a
       batch with ``reset`` true starts again from ``init_carry()``.
-    make_step: optional ``(tx, schedule) -> train_step(state, batch, rng) ->
+    hparams: the tunable values the loss reads (config key -> this config's
+      value, e.g. ``{'model.dropout': 0.5}``; see :mod:`lib.sweeps.tunable`).
+      When not empty, ``loss_fn`` takes them as a last argument ``hp`` (same
+      keys): Python floats in a single run, traced per-trial scalars when the
+      sweep backend vmaps trials, so the loss must not branch on them in Python
+      (:func:`lib.sweeps.tunable.is_zero` tells a static zero).
+    make_step: optional ``(tx, schedule) -> train_step(state, batch, rng, hp) ->
       (state, metrics)`` replacing the default optax step, for updates that
       are not ``tx`` applied to a dense gradient (word2vec's sparse row SGD).
       The trainer still jits it, folds the step into ``rng``, logs,
@@ -77,6 +83,7 @@ class Task:
   summary_fn: Optional[Callable[[Params], Mapping[str, float]]] = None
   curve_metric: str = "loss"
   init_carry: Optional[Callable[[], Any]] = None
+  hparams: Mapping[str, float] = dataclasses.field(default_factory=dict)
   make_step: Optional[Callable[[optax.GradientTransformation, Callable], Callable]] = None
   rate_unit: tuple[str, float] = ("steps", 1.0)
 

@@ -3,7 +3,7 @@ the step :mod:`lib.train.step`, the run's files :mod:`lib.train.summary`).
 
 An experiment describes itself as a :class:`Task` (pure functions plus a
 step-indexed batch source) and calls :func:`train`. The loop gives it, for
-free: a jitted ``train_step(state, batch, rng)``, optax optimizers from config,
+free: a jitted ``train_step(state, batch, rng, hp)``, optax optimizers from config,
 metrics as JSON lines and TensorBoard events, a progress line with rate and
 ETA, periodic evaluation, orbax checkpoints with automatic resume, a NaN/Inf
 guard, ``config.json`` and ``summary.json`` in the workdir, and a loss-curve PNG.
@@ -30,7 +30,7 @@ from lib.runtime import files, parallel, plotting, writers
 from lib.train import checkpoint, durations, metrics as metrics_lib
 from lib.runtime.progress import Progress
 from lib.train.state import init_state
-from lib.train.step import make_train_step
+from lib.train.step import task_step
 from lib.train.summary import check_same_run, make_summary, save_config, write_summary
 from lib.train.task import Task, evaluate
 
@@ -115,14 +115,11 @@ class _Run:
     self.start_step = self.step = int(self.state.step)
     self.writer = writers.MetricWriter(workdir, self.start_step, self.tc.tensorboard) \
         if self.is_chief else None
-    if task.make_step is not None:
-      train_step = task.make_step(tx, self.schedule)
-    else:
-      train_step = make_train_step(task.loss_fn, tx, self.schedule, task.init_carry)
+    train_step, hp = task_step(task, tx, self.schedule), dict(task.hparams)
     # The step's key is folded in under jit: no extra host dispatch per step.
     self.train_step = jax.jit(
-        lambda state, batch, key: train_step(state, batch, jax.random.fold_in(key, state.step)),
-        donate_argnums=0)
+        lambda state, batch, key: train_step(state, batch, jax.random.fold_in(key, state.step),
+                                             hp), donate_argnums=0)
     self.progress = None
     self.outcome: Optional[tuple[str, Optional[str]]] = None  # set when the run stops early
     self.stops: Optional[StopRequests] = None  # Ctrl-C / SIGTERM, taken between steps

@@ -103,10 +103,35 @@ def test_vmap_backend_equals_separate_runs(tmp_path, monkeypatch):
         alone["extra"]["w_x"], rel=1e-5)
 
 
-def test_vmap_backend_refuses_other_differences(tmp_path, tiny):
-  with pytest.raises(ValueError, match="differ only in"):
-    sweep_lib.sweep(CONFIG, "", str(tmp_path), backend="vmap")
+def test_vmap_backend_refuses_a_key_neither_tunable_nor_structural(tmp_path):
+  from lib.data.errors import ConfigError
+  with pytest.raises(ConfigError, match=r"cannot vary data.eval_samples\. Tunable \(one "
+                     r"program\): seed, optimizer.lr, .*Structural .*model.hidden"):
+    sweep_lib.sweep(CONFIG, "", str(tmp_path), backend="vmap",
+                    grid=["data.eval_samples=10,20"])
+  assert not tmp_path.exists() or not any(tmp_path.iterdir())  # refused before anything ran
+  r = subprocess.run([sys.executable, "-m", "launch.sweep", "--config=" + CONFIG,
+                      f"--out={tmp_path}/cli", "--backend=vmap", "--grid=optimizer.lrr=1,2"],
+                     cwd=sweep_lib.REPO, capture_output=True, text=True)
+  err = r.stderr.strip().splitlines()  # the command line: one line, exit 2
+  assert r.returncode == 2 and len(err) == 1 and "lrr" in err[0] and "valid:" in err[0], err
 
+
+def test_a_structural_key_splits_a_vmap_sweep_into_groups_merged_in_one_summary(tmp_path):
+  from experiments.counting import config as counting_config, experiment
+  from lib.sweeps import space as sweeps
+  grid = ["optimizer.name=rmsprop,adam", "optimizer.lr=0.01,0.03"]
+  common = {"trainer.num_epochs": 40}
+  s = sweep_lib.sweep("experiments/counting/config.py:rmsprop", "", str(tmp_path), backend="vmap",
+                      metric="train/cost", common=common, grid=grid)
+  assert [r["status"] for r in s["rows"]] == ["completed"] * 4
+  assert [r["overrides"] for r in s["rows"]][1:3] == ["optimizer.name=rmsprop,optimizer.lr=0.03",
+                                                      "optimizer.name=adam,optimizer.lr=0.01"]
+  assert not [p for p in os.listdir(tmp_path) if p.startswith("vmap-group")]  # both groups done
+  trial = {"optimizer.name": "adam", "optimizer.lr": 0.03}  # the second group's second trial
+  base = sweeps.apply(counting_config.get_config("rmsprop"), common)
+  alone = experiment.run(sweeps.apply(base, trial), str(tmp_path / "alone"), verbose=False)
+  assert s["rows"][3]["train/cost"] == pytest.approx(alone["final"]["train/cost"], rel=1e-4)
 
 
 def test_ray_backend_runs_a_sweep_on_a_local_instance(tmp_path, monkeypatch):

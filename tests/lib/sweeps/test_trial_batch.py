@@ -9,6 +9,7 @@ from tests.lib import toy
 from lib.runtime import writers
 from lib.sweeps import space as sweeps, trial_batch
 from lib.train import metrics as metrics_lib, trainer
+from lib.train.state import restore_params
 
 pytestmark = pytest.mark.slow  # trains or starts processes: left out of `make test-fast`
 
@@ -117,3 +118,73 @@ def test_a_stopped_group_resumes_from_its_checkpoint_to_the_same_records(tmp_pat
     strip = lambda recs: [{k: v for k, v in x.items() if k != "time"} for x in recs]  # noqa: E731
     assert strip(writers.read_records(w)) == strip(writers.read_records(r))
     assert a["final"] == b["final"] and a["extra"] == b["extra"]
+
+
+LRS = [1e-4, 3e-4, 1e-3, 3e-3]
+HALVING = trial_batch.Halving(rungs=(20, 40), keep=0.5, metric="train/cost", mode="min")
+
+
+def _costs_at(workdir, step):
+  return next(r["cost"] for r in writers.read_records(workdir, "train") if r["step"] == step)
+
+
+def test_halving_stops_the_worst_trials_at_each_rung(tmp_path):
+  base = _config(checkpoint_every_steps=0)
+  trials = [{"optimizer.lr": lr} for lr in LRS]
+  ref = [str(tmp_path / f"ref{i}") for i in range(4)]
+  trial_batch.train(toy.build, base, trials, ref)  # every trial to the end
+  first = sorted(range(4), key=lambda i: _costs_at(ref[i], 20))[:2]
+  second = min(first, key=lambda i: _costs_at(ref[i], 40))
+  dirs = [str(tmp_path / f"t{i}") for i in range(4)]
+  got = trial_batch.train(toy.build, base, trials, dirs, halving=HALVING)
+  want_status = ["completed" if i == second else "stopped" for i in range(4)]
+  assert [s["status"] for s in got] == want_status
+  for i, s in enumerate(got):
+    stop = 60 if i == second else (40 if i in first else 20)
+    assert s["steps"] == s["checkpoint_step"] == stop and s.get("stopped_at", 60) == stop
+    recs = writers.read_records(dirs[i], "train")
+    assert recs[-1]["step"] == stop
+    for a, b in zip(recs, writers.read_records(ref[i], "train")):  # the same numbers until then
+      assert a["cost"] == pytest.approx(b["cost"], rel=2e-4, abs=1e-6)
+    params, step = restore_params(*built(sweeps.apply(base, trials[i])), dirs[i])
+    assert step == stop
+  # The sweep's summary and curves say where each trial stopped.
+  from launch import sweep as sweep_lib
+  plan = [sweep_lib.Trial(i, t, d) for i, (t, d) in enumerate(zip(trials, dirs))]
+  s = sweep_lib.summarize(str(tmp_path), plan, "train/cost")
+  assert [(r["status"], r["steps"]) for r in s["rows"]] == [
+      (want_status[i], 60 if i == second else (40 if i in first else 20)) for i in range(4)]
+  assert s["best"]["trial"] == f"t{second}"
+  assert (tmp_path / "curves.png").stat().st_size > 5000
+  assert (tmp_path / "metric_vs_keys.png").stat().st_size > 5000
+  assert len(os.listdir(tmp_path / "hparams")) == 4  # TensorBoard HParams: a run per trial
+
+
+def test_a_killed_halving_group_resumes_to_the_same_outcome(tmp_path):
+  base = _config(checkpoint_every_steps=15)
+  trials = [{"optimizer.lr": lr} for lr in LRS]
+  ref = [str(tmp_path / f"ref{i}") for i in range(4)]
+  want = trial_batch.train(toy.build, base, trials, ref, halving=HALVING,
+                           group_dir=str(tmp_path / "ref-group"))
+
+  def crashing(c, data=None):  # the batches of step 35 on fail once: after rung 20, save 30
+    b = toy.build(c, data)
+    batch = b.task.train_batch
+    def train_batch(step):
+      if step >= 35 and not crashed:
+        crashed.append(step)
+        raise Crash(step)
+      return batch(step)
+    train_batch.steps_per_epoch = batch.steps_per_epoch
+    return dataclasses.replace(b, task=dataclasses.replace(b.task, train_batch=train_batch))
+  crashed = []
+  dirs, group = [str(tmp_path / f"t{i}") for i in range(4)], str(tmp_path / "group")
+  with pytest.raises(Crash):
+    trial_batch.train(crashing, base, trials, dirs, halving=HALVING, group_dir=group)
+  got = trial_batch.train(crashing, base, trials, dirs, halving=HALVING, group_dir=group)
+  assert [s["status"] for s in got] == [s["status"] for s in want]
+  assert sorted(s["resumed_from"] for s in got if s["steps"] > 20) == [30, 30]
+  strip = lambda recs: [{k: v for k, v in x.items() if k != "time"} for x in recs]  # noqa: E731
+  for w, r, a, b in zip(dirs, ref, want, got):
+    assert strip(writers.read_records(w)) == strip(writers.read_records(r))
+    assert a["final"] == b["final"] and a["steps"] == b["steps"]

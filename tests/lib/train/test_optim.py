@@ -23,7 +23,7 @@ def test_every_optimizer_minimises_a_quadratic(name):
 def test_clip_norm_bounds_the_update():
   tx, _ = optim.make_optimizer(optim.default_config("sgd", 1.0, clip_norm=0.5), 10)
   g = jnp.asarray([30.0, 40.0])
-  updates, _ = tx.update(g, tx.init(g))
+  updates, _ = tx.update(g, tx.init(g), g)
   assert float(optax.tree.norm(updates)) == pytest.approx(0.5)
 
 
