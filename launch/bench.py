@@ -23,8 +23,8 @@ BENCHMARKS = {
     "lm_step": "launch.benchmarks.lm_step",
     "varrnn_step": "launch.benchmarks.varrnn_step",
     "word2vec": "launch.benchmarks.word2vec_gensim",
-    "sweep_counting": "launch.benchmarks.sweep_trials:run_counting",
-    "sweep_addition": "launch.benchmarks.sweep_trials:run_addition",
+    **{f"sweep_{n}": f"launch.benchmarks.sweep_trials:run_{n}" for n in (
+        "counting", "addition", "rnnlm", "translation", "varrnn", "word2vec", "halving")},
 }
 
 _PEERS = flags.DEFINE_list("peers", ["torch"], "Peer libraries to time beside rnnlab.")

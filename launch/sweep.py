@@ -22,12 +22,10 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import csv
-import dataclasses
 import importlib
 import itertools
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -40,36 +38,16 @@ from absl import app, flags
 from lib.runtime import cli, files, plotting, writers
 from lib.data.errors import ConfigError
 from lib.sweeps import space as sweeps, trial_batch, tunable
+from launch import trials as trials_lib
+from launch.trials import (FINISHED, REPO, TRIAL_FILE, Trial, command, is_done, main_module,
+                           read_json, set_aside_changed)
 from lib.train.trainer import Preempted, sigterm_as_interrupt
 
-TRIAL_FILE = "trial.json"
 VMAP_GROUP = "vmap-group"  # the vmap backend's checkpoint of its unfinished group
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@dataclasses.dataclass
-class Trial:
-  index: int
-  overrides: dict
-  workdir: str
-  common: dict = dataclasses.field(default_factory=dict)  # --set, shared by every trial
-
-  @property
-  def label(self) -> str:
-    return sweeps.label(self.overrides)
 
 
 def _module_of(config_path: str):
   return cli.config_module(config_path)
-
-
-def main_module(config_path: str) -> str:
-  """``experiments/counting/config.py`` -> ``experiments.counting.main``."""
-  rel = os.path.relpath(os.path.abspath(config_path), REPO)
-  parts = rel.split(os.sep)
-  if len(parts) != 3 or parts[0] != "experiments":
-    raise ValueError(f"--config must be experiments/<name>/config.py[:variant], got {config_path!r}.")
-  return f"experiments.{parts[1]}.main"
 
 
 def parse_sets(items: Sequence[str]) -> dict:
@@ -140,57 +118,6 @@ def plan(config_spec: str, sweep_name: str, out: str, common: Optional[dict] = N
           for i, t in enumerate(trials)]
 
 
-read_json = files.read_json
-
-
-FINISHED = ("completed", "stopped")  # stopped: cut by successive halving, not to be rerun
-
-
-def is_done(trial: Trial) -> bool:
-  s = read_json(os.path.join(trial.workdir, "summary.json"))
-  return bool(s) and s.get("status") in FINISHED
-
-
-def _record(trial: Trial, **fields) -> dict:
-  path = os.path.join(trial.workdir, TRIAL_FILE)
-  rec = read_json(path) or {"index": trial.index, **_identity(trial), "attempts": 0}
-  rec.update(fields)
-  os.makedirs(trial.workdir, exist_ok=True)
-  files.atomic_write(path, json.dumps(rec, indent=2, default=str))
-  return rec
-
-
-def _identity(trial: Trial) -> dict:
-  """What makes a trial the trial it is, as ``trial.json`` stores it."""
-  return json.loads(json.dumps({"overrides": trial.overrides, "set": trial.common}, default=str))
-
-
-def set_aside_changed(trials: Sequence[Trial]) -> list[str]:
-  """Moves the folder of each trial whose overrides or ``--set`` values changed since
-  it ran to ``<folder>.replaced-<n>`` (kept, never deleted), so the trial runs anew
-  instead of being reported with the old values. Returns the folders moved."""
-  moved = []
-  for t in trials:
-    rec = read_json(os.path.join(t.workdir, TRIAL_FILE))
-    if rec is None or {k: rec.get(k, {}) for k in ("overrides", "set")} == _identity(t):
-      continue
-    n = 1
-    while os.path.exists(f"{t.workdir}.replaced-{n}"):
-      n += 1
-    os.replace(t.workdir, f"{t.workdir}.replaced-{n}")
-    moved.append(f"{t.workdir}.replaced-{n}")
-    print(f"{os.path.basename(t.workdir)}: its overrides or --set values changed; the old run "
-          f"is kept in {moved[-1]} and the trial runs again.", file=sys.stderr)
-  return moved
-
-
-def command(config_spec: str, trial: Trial) -> list[str]:
-  """The trial's ``python -m experiments.<name>.main ...`` command line."""
-  flags_ = [f"--config.{k}={v}" for k, v in {**trial.common, **trial.overrides}.items()]
-  return [sys.executable, "-m", main_module(config_spec.partition(":")[0]),
-          f"--config={config_spec}", f"--workdir={trial.workdir}", *flags_]
-
-
 class Children:
   """The trial processes a sweep is running. A SIGTERM or Ctrl-C to the sweep goes
   on to each of them (they save, write an 'interrupted' summary and exit), no new
@@ -249,13 +176,13 @@ def run_local(config_spec: str, trials: Sequence[Trial], parallel: int = 1,
   def one(trial: Trial, gpu: Optional[str]) -> Optional[dict]:
     if children.signal is not None:
       return None  # the sweep was interrupted before this trial started
-    _start(trial)
+    trials_lib.start(trial)
     env = dict(os.environ)
     if gpu is not None:
       env["CUDA_VISIBLE_DEVICES"] = gpu
     res = _run_command(command(config_spec, trial), REPO, env, timeout_s, trial.workdir,
                        children)
-    return _finish(trial, res) if res else None
+    return trials_lib.finish(trial, res) if res else None
 
   with children.forwarding_signals(), concurrent.futures.ThreadPoolExecutor(max(1, parallel)) as pool:
     gpu_cycle = itertools.cycle(free) if free else itertools.repeat(None)
@@ -292,62 +219,18 @@ def _run_command(cmd: list[str], cwd: str, env: dict, timeout_s: Optional[float]
         children.done(p)
   with open(err_path) as f:
     err_text = f.read() + ("\n" + note if note else "")
-  return {"rc": rc, "error": _error_tail(err_text) if rc else None,
+  return {"rc": rc, "error": trials_lib.error_tail(err_text) if rc else None,
           "wall_s": round(time.perf_counter() - t0, 2)}
 
 
-def _start(trial: Trial) -> None:
-  attempts = (read_json(os.path.join(trial.workdir, TRIAL_FILE)) or {}).get("attempts", 0)
-  _record(trial, status="running", attempts=attempts + 1, error=None)
-
-
-def _finish(trial: Trial, res: dict) -> dict:
-  if res["rc"] == 0 and is_done(trial):
-    return _record(trial, status="completed", returncode=0, wall_s=res["wall_s"])
-  s = read_json(os.path.join(trial.workdir, "summary.json")) or {}
-  if res["rc"] in (cli.EXIT_SIGTERM, cli.EXIT_INTERRUPTED) and s.get("status") == "interrupted":
-    return _record(trial, status="interrupted", returncode=res["rc"], wall_s=res["wall_s"],
-                   error=None)
-  return _record(trial, status="failed", returncode=res["rc"], wall_s=res["wall_s"],
-                 error=res["error"] or "exited 0 without a completed summary.json")
-
-
-def run_ray(config_spec: str, trials: Sequence[Trial], address: str = "",
-            cpus_per_trial: float = 1, gpus_per_trial: float = 0,
-            timeout_s: Optional[float] = None, num_cpus: Optional[int] = None) -> dict[int, dict]:
-  """Runs the missing trials as Ray tasks on the cluster at ``address`` (a local
-  Ray instance when empty), ``cpus_per_trial`` / ``gpus_per_trial`` each. Every
-  node must see this repository and the sweep folder at the same paths (a
-  shared file system), as is usual on a SLURM cluster."""
-  import ray
-  todo = [t for t in trials if not is_done(t)]
-  if not todo:
-    return {}
-  started_here = not ray.is_initialized()
-  if started_here:
-    # Workers import this module to run the task: put the repository on their path.
-    path = os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH", "")) if p)
-    ray.init(address=address or None, num_cpus=None if address else num_cpus,
-             include_dashboard=False, log_to_driver=False, configure_logging=False,
-             runtime_env={"env_vars": {"PYTHONPATH": path}})
-  task = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial)(_run_command)
-  for t in todo:
-    _start(t)
-  env = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES",)}
-  futures = {t.index: task.remote(command(config_spec, t), REPO, env, timeout_s, t.workdir)
-             for t in todo}
-  results = {}
-  try:
-    for t in todo:
-      try:
-        res = ray.get(futures[t.index])
-      except Exception as e:  # the task itself died (node lost, ...): record it, go on
-        res = {"rc": -1, "error": f"{type(e).__name__}: {e}", "wall_s": None}
-      results[t.index] = _finish(t, res)
-  finally:
-    if started_here:
-      ray.shutdown()
-  return results
+def run_ray(config_spec: str, trials: Sequence[Trial], metric: str = "train/loss",
+            mode: str = "min", **options) -> dict[int, dict]:
+  """Runs the missing trials as Ray Tune trials (``launch.ray_tune``): ``options`` are
+  its ``scheduler``, ``grace_steps``, ``reduction``, ``address``, ``cpus_per_trial``,
+  ``gpus_per_trial``, ``timeout_s`` and ``num_cpus``."""
+  from launch import ray_tune
+  return ray_tune.run(config_spec, trials, os.path.dirname(trials[0].workdir), metric=metric,
+                      mode=mode, **options)
 
 
 def experiment_module(config_spec: str):
@@ -386,7 +269,7 @@ def _run_group(exp, config_spec: str, todo: Sequence[Trial], group_dir: str,
                halving) -> dict[int, dict]:
   _, base = base_config(config_spec, todo[0].common)
   for t in todo:
-    _start(t)
+    trials_lib.start(t)
   t0 = time.perf_counter()
   try:
     with sigterm_as_interrupt():
@@ -396,22 +279,14 @@ def _run_group(exp, config_spec: str, todo: Sequence[Trial], group_dir: str,
   except KeyboardInterrupt:
     for t in todo:
       if not is_done(t):
-        _record(t, status="interrupted")
+        trials_lib.record(t, status="interrupted")
     raise
   except Exception as e:  # one program: a failure fails every trial in it
-    return {t.index: _record(t, status="failed", error=f"{type(e).__name__}: {e}") for t in todo}
+    return {t.index: trials_lib.record(t, status="failed", error=f"{type(e).__name__}: {e}") for t in todo}
   wall = round(time.perf_counter() - t0, 2)
   # A trial that diverged (NaN/Inf) stopped alone; halving stopped others; the rest completed.
-  return {t.index: _record(t, status=s["status"], error=s["error"], wall_s=wall)
+  return {t.index: trials_lib.record(t, status=s["status"], error=s["error"], wall_s=wall)
           for t, s in zip(todo, summaries)}
-
-
-def _error_tail(stderr: str) -> str:
-  """A failed trial's error: the exception line (``ValueError: ...`` or the CLI's
-  ``error: ...``) when there is one, else the last lines, without INFO chatter."""
-  keep = [l.strip() for l in stderr.splitlines() if l.strip() and not l.startswith(("I1", "W1"))]
-  errors = [l for l in keep if re.match(r"^(error:|[\w.]*(Error|Exception|Interrupt)\b)", l)]
-  return errors[-1] if errors else ("\n".join(keep[-3:]) or "(no error output)")
 
 
 def summarize(out: str, trials: Sequence[Trial], metric: str, mode: str = "min",
@@ -526,7 +401,7 @@ def sweep(config_spec: str, sweep_name: str, out: str, backend: str = "local", p
     elif backend == "vmap":
       run_vmap(config_spec, trials, halver)
     else:
-      run_ray(config_spec, trials, **(ray_options or {}))
+      run_ray(config_spec, trials, metric, mode, **(ray_options or {}))
   except KeyboardInterrupt:  # SIGTERM or Ctrl-C: the trials saved; say where things stand
     summarize(out, trials, metric, mode, curve)
     raise
@@ -540,9 +415,13 @@ def _define_flags() -> None:
   flags.DEFINE_string("sweep", "", "Name passed to the config module's sweep(add, name).")
   flags.DEFINE_string("out", None, "Sweep folder (one subfolder per trial).", required=True)
   flags.DEFINE_enum("backend", "local", ["local", "vmap", "ray"],
-                    "local: one subprocess per trial; vmap: one jitted program for all; "
-                    "ray: Ray tasks on a cluster.")
-  flags.DEFINE_string("ray_address", "", "Ray cluster address (empty: start a local instance).")
+                    "local: one subprocess per trial; vmap: one jitted program per group of "
+                    "trials; ray: Ray Tune trials (a local instance or a cluster).")
+  flags.DEFINE_string("ray_address", "", "Ray cluster address (empty: a local instance on 127.0.0.1).")
+  flags.DEFINE_enum("scheduler", "fifo", ["fifo", "asha", "median"],
+                    "Ray Tune trial scheduler (ray backend), on --metric / --mode, step as time.")
+  flags.DEFINE_integer("grace_steps", 1, "asha / median: steps before a trial may be stopped.")
+  flags.DEFINE_float("reduction", 2.0, "asha: 1/fraction of the trials kept at each rung.")
   flags.DEFINE_float("cpus_per_trial", 1, "Ray resources per trial.")
   flags.DEFINE_float("gpus_per_trial", 0, "Ray resources per trial.")
   flags.DEFINE_integer("parallel", 1, "Trials at a time (local backend).")
@@ -570,7 +449,9 @@ def main(argv):
     s = sweep(F.config, F.sweep, F.out, F.backend, F.parallel, F.gpus, F.metric, F.mode,
               F.curve, parse_sets(F.set), dict(address=F.ray_address,
                                                cpus_per_trial=F.cpus_per_trial,
-                                               gpus_per_trial=F.gpus_per_trial),
+                                               gpus_per_trial=F.gpus_per_trial,
+                                               scheduler=F.scheduler, grace_steps=F.grace_steps,
+                                               reduction=F.reduction),
               F.grid, F.seeds, halving)
   except (ConfigError, KeyError) as e:  # a bad key or value: refused before anything ran
     print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)

@@ -21,6 +21,7 @@ import ml_collections
 from ml_collections import config_flags
 
 from lib.runtime import files, hostmem, logs, parallel
+from lib.runtime.process import EXIT_INTERRUPTED, EXIT_SIGTERM, STOP_WITH_PARENT  # noqa: F401
 from lib.data.errors import ConfigError, DataError
 from lib.train import durations
 from lib.train.checkpoint import StorageError
@@ -111,9 +112,6 @@ def prepare_process() -> None:
     jax.config.config_with_absl()
 
 
-STOP_WITH_PARENT = "RNNLAB_STOP_WITH_PARENT"
-
-
 def stop_with_parent() -> None:
   """A process started with ``RNNLAB_STOP_WITH_PARENT=<parent pid>`` (a sweep's trial)
   gets SIGTERM when that parent dies, even by ``kill -9``, and so saves and stops
@@ -131,10 +129,6 @@ def run(main: Callable[[list[str]], None]) -> None:
   """``app.run`` after :func:`prepare_process`, with clear errors for unknown config keys."""
   prepare_process()
   app.run(main, flags_parser=_parse_flags)
-
-
-EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
-EXIT_SIGTERM = 143      # SIGTERM (128 + SIGTERM): a scheduler's preemption
 
 
 def run_reporting_errors(fn: Callable[[], T]) -> T:

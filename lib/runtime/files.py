@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import socket
+import time
 import tempfile
 import threading
 from typing import Any
@@ -124,6 +125,16 @@ class WorkdirLock:
   def release(self) -> None:
     if self._holder() == self.owner:
       os.remove(self.path)
+
+  def wait_released(self, timeout_s: float) -> bool:
+    """Waits until no live process on this host holds the lock; False on timeout."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+      held = self._holder()
+      if not held or held.get("host") != self.owner["host"] or not _alive(int(held["pid"])):
+        return True
+      time.sleep(0.1)
+    return False
 
   def __enter__(self) -> "WorkdirLock":
     self.acquire()

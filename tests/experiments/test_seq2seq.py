@@ -111,23 +111,6 @@ def _tiny_quick(**over):
       **over})
 
 
-def test_vmapped_trials_equal_separate_runs(tmp_path):
-  from lib.sweeps import space as sweeps, trial_batch
-  from lib.train import trainer
-  base = _tiny_quick(**{"data.shuffle_seed": 0})
-  trials = [{"seed": 0, "optimizer.lr": 1e-3}, {"seed": 1, "optimizer.lr": 3e-3}]
-  together = trial_batch.train(experiment.build, base, trials,
-                               [str(tmp_path / "t0"), str(tmp_path / "t1")])
-  for i, t in enumerate(trials):
-    b = experiment.build(sweeps.apply(base, t))
-    task, c = b.task, b.config
-    alone = trainer.train(task, c, str(tmp_path / f"alone{i}"))
-    assert together[i]["steps"] == alone["steps"] == 10  # 1,350 // 128 per epoch
-    assert together[i]["config"]["trainer"]["num_steps"] == 10  # epochs resolved as alone
-    for k in ("train/loss", "train/char_acc", "eval/loss", "eval/exact"):
-      assert together[i]["final"][k] == pytest.approx(alone["final"][k], rel=1e-4, abs=1e-6), (i, k)
-
-
 def test_vmap_refuses_seeds_whose_minibatch_order_differs(tmp_path):
   from lib.sweeps import trial_batch
   with pytest.raises(ValueError, match="depend on the seed"):

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from launch import sweep as sweep_lib
+from launch import sweep as sweep_lib, trials as trials_lib
 from lib.runtime import cli, writers
 from lib.train.state import restore_params
 
@@ -76,33 +76,6 @@ def test_main_module_of_a_config_path():
     sweep_lib.main_module("lib/optim.py")
 
 
-def test_vmap_backend_equals_separate_runs(tmp_path, monkeypatch):
-  from experiments.counting import config as counting_config, experiment
-  from lib.sweeps import space as sweeps
-
-  def lr_seed(add, name=""):
-    add.grid("optimizer.lr", [1e-3, 3e-3])
-    add.grid("seed", [1, 2])
-  real = sweep_lib._module_of
-  monkeypatch.setattr(sweep_lib, "_module_of",
-                      lambda p: (lambda m: setattr(m, "sweep", lr_seed) or m)(real(p)))
-  s = sweep_lib.sweep("experiments/counting/config.py:rmsprop", "", str(tmp_path / "sweep"),
-                      backend="vmap", metric="train/cost", common={"trainer.num_epochs": 200})
-  assert [r["status"] for r in s["rows"]] == ["completed"] * 4
-  base = sweeps.apply(counting_config.get_config("rmsprop"), {"trainer.num_epochs": 200})
-  for i, trial in enumerate(sweeps.build(lr_seed)):
-    alone = experiment.run(sweeps.apply(base, trial), str(tmp_path / f"alone{i}"), verbose=False)
-    together = json.loads((tmp_path / "sweep" / f"t00{i}" / "summary.json").read_text())
-    for k in ("train/cost", "eval/mse", "eval/long_mse"):
-      assert together["final"][k] == pytest.approx(alone["final"][k], rel=1e-4, abs=1e-6), (i, k)
-    assert together["extra"]["w_x"] == pytest.approx(alone["extra"]["w_x"], rel=1e-5)
-    # The trial's checkpoint restores in the single-run trainer.
-    params, step = restore_params(experiment.build(base).task, experiment.build(sweeps.apply(base, trial)).config,
-                                          str(tmp_path / "sweep" / f"t00{i}"))
-    assert step == 200 and float(params["cell"]["w_x"].reshape(())) == pytest.approx(
-        alone["extra"]["w_x"], rel=1e-5)
-
-
 def test_vmap_backend_refuses_a_key_neither_tunable_nor_structural(tmp_path):
   from lib.data.errors import ConfigError
   with pytest.raises(ConfigError, match=r"cannot vary data.eval_samples\. Tunable \(one "
@@ -134,28 +107,10 @@ def test_a_structural_key_splits_a_vmap_sweep_into_groups_merged_in_one_summary(
   assert s["rows"][3]["train/cost"] == pytest.approx(alone["final"]["train/cost"], rel=1e-4)
 
 
-def test_ray_backend_runs_a_sweep_on_a_local_instance(tmp_path, monkeypatch):
-  import ray  # CI installs it (requirements.txt)
-
-  def two(add, name=""):
-    add.zip({"optimizer.name": ["rprop", "no_such_optimizer"], "seed": [1, 2]})
-  real = sweep_lib._module_of
-  monkeypatch.setattr(sweep_lib, "_module_of",
-                      lambda p: (lambda m: setattr(m, "sweep", two) or m)(real(p)))
-  s = sweep_lib.sweep(CONFIG, "", str(tmp_path), backend="ray", metric="train/cost",
-                      common={"trainer.num_epochs": 30}, ray_options={"num_cpus": 2})
-  assert [r["status"] for r in s["rows"]] == ["completed", "failed"]
-  assert "no_such_optimizer" in s["rows"][1]["error"]
-  assert not ray.is_initialized()  # the instance it started is shut down
-  attempts = [json.loads((tmp_path / f"t00{i}" / "trial.json").read_text())["attempts"]
-              for i in range(2)]
-  assert attempts == [1, 1]  # (reruns skip what is done: the same code as the local backend)
-
-
 def test_a_trial_whose_values_changed_is_set_aside_and_run_again(tmp_path, tiny):
   trials = sweep_lib.plan(CONFIG, "", str(tmp_path), {"optimizer.lr": 1e-3})
   for t in trials:
-    sweep_lib._record(t, status="completed")
+    trials_lib.record(t, status="completed")
     (tmp_path / os.path.basename(t.workdir) / "summary.json").write_text('{"status": "completed"}')
   assert sweep_lib.set_aside_changed(trials) == []  # same values: kept, reported done
   assert all(sweep_lib.is_done(t) for t in trials)
@@ -170,7 +125,7 @@ def test_a_trial_whose_values_changed_is_set_aside_and_run_again(tmp_path, tiny)
 def test_a_mistyped_metric_says_what_the_trials_report(tmp_path, tiny, capsys):
   trials = sweep_lib.plan(CONFIG, "", str(tmp_path))
   for t in trials:
-    sweep_lib._record(t, status="completed")
+    trials_lib.record(t, status="completed")
     (tmp_path / os.path.basename(t.workdir) / "summary.json").write_text(
         json.dumps({"status": "completed", "final": {"train/cost": 0.5}}))
   assert sweep_lib.summarize(str(tmp_path), trials, "train/costt")["best"] is None

@@ -33,7 +33,7 @@ CASES = {
                              "model.hidden": 16, "trainer.num_steps": 8},
                     [{"optimizer.lr": 1e-3, "optimizer.decay": 0.9},
                      {"optimizer.lr": 3e-3, "optimizer.decay": 0.6}]),
-    "varrnn": ("notes", {"data.num": 200, "trainer.num_steps": 12, "trainer.eval_every_steps": 6,
+    "varrnn": ("notes", {"data.num": 100, "trainer.num_steps": 6, "trainer.eval_every_steps": 3,
                          "data.eval_batch_size": 64, "eval.num_samples": 2, "data.eval_draws": 2},
                [{"optimizer.lr": 0.01, "vi.kl_weight": 1.0, "vi.prior_sigma": 1000.0},
                 {"optimizer.lr": 0.03, "vi.kl_weight": 0.1, "vi.prior_sigma": 1.0,
@@ -96,5 +96,5 @@ def test_varrnn_sampling_modes_vmap(mode, tmp_path):
   if mode == "none":
     trials = [{"optimizer.lr": 0.01, "vi.prior_sigma": 1000.0},
               {"optimizer.lr": 0.03, "vi.prior_sigma": 0.5}]
-  _check("varrnn", variant, {**overrides, "vi.sampling": mode, "trainer.num_steps": 6,
-                             "trainer.eval_every_steps": 0}, trials, tmp_path)
+  _check("varrnn", variant, {**overrides, "vi.sampling": mode, "trainer.num_steps": 4,
+                             "trainer.eval_every_steps": 0, "data.num": 100}, trials, tmp_path)
