@@ -51,8 +51,10 @@ SWEEPS = {
                  [f"optimizer.lr={LRS8(0.005, 0.1)}", "model.negatives=2,5,10,15"],
                  "train/loss", "min", True),
 }
-# Halving: the addition sweep to 2 epochs; rungs at half an epoch (keep 1/4) and one epoch.
-HALVING = ("addition", ["--halving=0.5,1", "--halving_unit=epochs", "--halving_keep=0.25"])
+# Halving: the addition sweep run to 4 epochs; rungs at half an epoch and one epoch, a
+# quarter of the trials kept at each (32 -> 8 -> 2).
+HALVING = ("addition", ["--set=trainer.num_epochs=4"],
+           ["--halving=0.5,1", "--halving_unit=epochs", "--halving_keep=0.25"])
 
 
 def _timed(cmd: list[str]) -> float:
@@ -65,20 +67,25 @@ def _timed(cmd: list[str]) -> float:
 
 def _sweep_cmd(name: str, out: str, *extra: str) -> list[str]:
   config, sets, grid, metric, mode, _ = SWEEPS[name]
+  sets = [*sets, *(e.partition("=")[2] for e in extra if e.startswith("--set="))]
+  extra = [e for e in extra if not e.startswith("--set=")]
   return [sys.executable, "-m", "launch.sweep", f"--config={config}", f"--out={out}",
-          f"--metric={metric}", f"--mode={mode}", *[f"--set={s}" for s in sets],
-          *[f"--grid={g}" for g in grid], *extra]
+          f"--metric={metric}", f"--mode={mode}", *([f"--set={','.join(sets)}"] if sets else []),
+          *[f"--grid={g}" for g in grid], *extra]  # one --set: absl keeps a list flag's last
 
 
 def _best(out: str, name: str) -> tuple[str, float]:
+  """The best completed trial of a sweep folder by the sweep's metric: ``(trial, value)``."""
   _, _, _, metric, mode, _ = SWEEPS[name]
-  rows = [json.loads(open(os.path.join(out, d, "summary.json")).read())
-          for d in sorted(os.listdir(out)) if d.startswith("t") and
-          os.path.exists(os.path.join(out, d, "summary.json"))]
-  done = [(d, r["final"][metric]) for d, r in zip(sorted(os.listdir(out)), rows)
-          if r["status"] == "completed" and metric in r["final"]]
-  pick = (min if mode == "min" else max)(done, key=lambda x: x[1])
-  return pick
+  done = []
+  for d in sorted(os.listdir(out)):
+    path = os.path.join(out, d, "summary.json")
+    if d.startswith("t") and os.path.exists(path):
+      with open(path) as f:
+        s = json.load(f)
+      if s["status"] == "completed" and metric in s["final"]:
+        done.append((d, s["final"][metric]))
+  return (min if mode == "min" else max)(done, key=lambda x: x[1])
 
 
 def measure(name: str) -> list[dict]:
@@ -91,8 +98,9 @@ def measure(name: str) -> list[dict]:
     if sampled:  # the 8 trials at the second key's first value: every learning rate
       key, values = sweep_lib.parse_grid(grid[1:])[0]
       trials = [t for t in trials if t.overrides[key] == values[0]]
-      local = [a for a in local if not a.startswith(f"--grid={key}=")] + [
-          f"--set={key}={values[0]}"]
+      local = [a for a in _sweep_cmd(name, f"{tmp}/local", "--backend=local", "--parallel=2",
+                                     f"--set={key}={values[0]}")
+               if not a.startswith(f"--grid={key}=")]
     scale = n / len(trials)
     loop_s = sum(_timed(sweep_lib.command(config, t)) for t in trials) * scale
     local_s = _timed(local) * scale
@@ -111,14 +119,15 @@ def measure(name: str) -> list[dict]:
 
 
 def measure_halving() -> list[dict]:
-  name, flags = HALVING
+  name, common, flags = HALVING
   _, _, _, metric, _, _ = SWEEPS[name]
   with tempfile.TemporaryDirectory() as tmp:
-    full_s = _timed(_sweep_cmd(name, f"{tmp}/full", "--backend=vmap"))
+    full_s = _timed(_sweep_cmd(name, f"{tmp}/full", "--backend=vmap", *common))
     full = _best(f"{tmp}/full", name)
-    half_s = _timed(_sweep_cmd(name, f"{tmp}/halving", "--backend=vmap", *flags))
+    half_s = _timed(_sweep_cmd(name, f"{tmp}/halving", "--backend=vmap", *common, *flags))
     half = _best(f"{tmp}/halving", name)
   gap = abs(half[1] - full[1]) / abs(full[1])
+  name = f"{name} ({' '.join(common)})"
   return [{"sweep": name, "method": "vmap, every trial to the end", "trials": 32,
            "wall_s": round(full_s, 1), "speedup_vs_shell_loop": "", "best":
            f"{full[0]} {metric}={full[1]:.4g}", "note": ""},
