@@ -44,7 +44,7 @@ def finish(c: ml_collections.ConfigDict, variants: Mapping[str, Mapping[str, Any
   return c
 
 
-def _value(config: ml_collections.ConfigDict, key: str):
+def value(config: ml_collections.ConfigDict, key: str):
   node = config
   for part in key.split("."):
     node = node[part]
@@ -62,10 +62,10 @@ def check(config: ml_collections.ConfigDict, *, positive: Sequence[str] = (),
   rules += [(k, lambda v: v >= 0, "a number >= 0") for k in nonnegative]
   rules += [(k, lambda v: 0 <= v < 1, "a fraction in [0, 1)") for k in fractions]
   for key, ok, expected in rules:
-    v = _value(config, key)
+    v = value(config, key)
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not ok(v):
       raise ConfigError(f"{key}={v!r}: expected {expected}.")
   for key, allowed in (choices or {}).items():
-    v = _value(config, key)
+    v = value(config, key)
     if v not in allowed:
       raise ConfigError(f"{key}={v!r}: expected one of {tuple(allowed)}.")

@@ -19,6 +19,13 @@ def _figure(figsize: tuple[float, float], dpi: int = 110) -> Figure:
   return fig
 
 
+def _save(fig: Figure, path: str) -> str:
+  fig.tight_layout()
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fig.savefig(path)
+  return path
+
+
 def plot_curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], path: str, *,
                 title: str = "", xlabel: str = "step", ylabel: str = "loss",
                 logy: bool = False, ends: Optional[Mapping[str, tuple[float, float]]] = None
@@ -39,10 +46,7 @@ def plot_curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], p
   ax.grid(alpha=0.3, which="both")
   if len(series) > 1:
     ax.legend()
-  fig.tight_layout()
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  fig.savefig(path)
-  return path
+  return _save(fig, path)
 
 
 def plot_surface(x: np.ndarray, y: np.ndarray, z_YxX: np.ndarray, path: str, *,
@@ -88,10 +92,7 @@ def plot_panels(panels: Sequence[tuple[str, str, Mapping[str, tuple[Sequence[flo
     axes[-1].legend(fontsize=8)
   if title:
     fig.suptitle(title)
-  fig.tight_layout()
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  fig.savefig(path)
-  return path
+  return _save(fig, path)
 
 
 def plot_scatter_panels(panels: Sequence[tuple[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]]],
@@ -110,7 +111,4 @@ def plot_scatter_panels(panels: Sequence[tuple[str, Mapping[str, tuple[Sequence[
     ax.grid(alpha=0.3)
     if len(series) > 1:
       ax.legend()
-  fig.tight_layout()
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  fig.savefig(path)
-  return path
+  return _save(fig, path)

@@ -13,12 +13,12 @@
 """
 from __future__ import annotations
 
-import itertools
 from typing import Any, Mapping, Sequence
 
 import ml_collections
 
 from lib.data.errors import ConfigError
+from lib.runtime import configs
 from lib.train import durations, optim
 
 COMMON_TUNABLE = ("seed",) + tuple(f"optimizer.{k}" for k in optim.TUNABLE)
@@ -68,25 +68,7 @@ def groups(experiment, trials: Sequence[Mapping[str, Any]]) -> list[list[int]]:
   return list(out.values())
 
 
-def value(config: ml_collections.ConfigDict, key: str):
-  node = config
-  for part in key.split("."):
-    node = node[part]
-  return node
-
-
 def hparams(config: ml_collections.ConfigDict, names: Sequence[str]) -> dict[str, float]:
   """``{key: float value}`` of ``names`` in ``config``: a task's ``hparams``."""
-  return {k: float(value(config, k)) for k in names}
+  return {k: float(configs.value(config, k)) for k in names}
 
-
-def is_zero(x) -> bool:
-  """True for a Python or NumPy number equal to 0 (a single run's switched-off
-  term, skipped statically); False for a traced value, which may be anything."""
-  return isinstance(x, (int, float)) and x == 0
-
-
-def product(axes: Mapping[str, Sequence[Any]]) -> list[dict]:
-  """Every combination of the axes' values, the first axis slowest."""
-  names = list(axes)
-  return [dict(zip(names, combo)) for combo in itertools.product(*axes.values())]

@@ -65,8 +65,8 @@ class Task:
       value, e.g. ``{'model.dropout': 0.5}``; see :mod:`lib.sweeps.tunable`).
       When not empty, ``loss_fn`` takes them as a last argument ``hp`` (same
       keys): Python floats in a single run, traced per-trial scalars when the
-      sweep backend vmaps trials, so the loss must not branch on them in Python
-      (:func:`lib.sweeps.tunable.is_zero` tells a static zero).
+      sweep backend vmaps trials, so the loss branches in Python only on a
+      Python number (a single run's 0 may skip a term; a traced value never does).
     make_step: optional ``(tx, schedule) -> train_step(state, batch, rng, hp) ->
       (state, metrics)`` replacing the default optax step, for updates that
       are not ``tx`` applied to a dense gradient (word2vec's sparse row SGD).

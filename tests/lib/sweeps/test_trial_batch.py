@@ -91,22 +91,31 @@ class Crash(RuntimeError):
   pass
 
 
+def _crash_once_from(first: int):
+  """``(build, crashed)``: the toy's build whose batches of step ``first`` on fail once."""
+  crashed = []
+
+  def build(c, data=None):
+    b = toy.build(c, data)
+    batch = b.task.train_batch
+
+    def train_batch(step):
+      if step >= first and not crashed:
+        crashed.append(step)
+        raise Crash(step)
+      return batch(step)
+    train_batch.steps_per_epoch = batch.steps_per_epoch
+    return dataclasses.replace(b, task=dataclasses.replace(b.task, train_batch=train_batch))
+  return build, crashed
+
+
 def test_a_stopped_group_resumes_from_its_checkpoint_to_the_same_records(tmp_path):
   base = _config(log_every_steps=2, eval_every_steps=25, checkpoint_every_steps=15)
   trials = [{"seed": 1, "optimizer.lr": 1e-3}, {"seed": 5, "optimizer.lr": 3e-3}]
   ref = [str(tmp_path / f"ref{i}") for i in range(2)]
   want = trial_batch.train(toy.build, base, trials, ref, max_chunk=7)
 
-  def crashing(c):  # the batches of step 40 on fail once: the group stops there
-    b = toy.build(c)
-    batch = b.task.train_batch
-    def train_batch(step):
-      if step >= 40 and not crashed:
-        crashed.append(step)
-        raise Crash(step)
-      return batch(step)
-    return dataclasses.replace(b, task=dataclasses.replace(b.task, train_batch=train_batch))
-  crashed = []
+  crashing, _ = _crash_once_from(40)  # the group stops at step 40, once
   dirs, group = [str(tmp_path / f"t{i}") for i in range(2)], str(tmp_path / "group")
   with pytest.raises(Crash):
     trial_batch.train(crashing, base, trials, dirs, max_chunk=7, group_dir=group)
@@ -167,17 +176,7 @@ def test_a_killed_halving_group_resumes_to_the_same_outcome(tmp_path):
   want = trial_batch.train(toy.build, base, trials, ref, halving=HALVING,
                            group_dir=str(tmp_path / "ref-group"))
 
-  def crashing(c, data=None):  # the batches of step 35 on fail once: after rung 20, save 30
-    b = toy.build(c, data)
-    batch = b.task.train_batch
-    def train_batch(step):
-      if step >= 35 and not crashed:
-        crashed.append(step)
-        raise Crash(step)
-      return batch(step)
-    train_batch.steps_per_epoch = batch.steps_per_epoch
-    return dataclasses.replace(b, task=dataclasses.replace(b.task, train_batch=train_batch))
-  crashed = []
+  crashing, _ = _crash_once_from(35)  # after rung 20 and the save at 30
   dirs, group = [str(tmp_path / f"t{i}") for i in range(4)], str(tmp_path / "group")
   with pytest.raises(Crash):
     trial_batch.train(crashing, base, trials, dirs, halving=HALVING, group_dir=group)
