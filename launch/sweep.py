@@ -249,7 +249,8 @@ def check_vmap(config_spec: str, trials: Sequence[Trial]) -> list[list[Trial]]:
 
 
 def run_vmap(config_spec: str, trials: Sequence[Trial],
-             halving: Optional["trial_batch.Halving"] = None) -> dict[int, dict]:
+             halving: Optional["trial_batch.Halving"] = None,
+             trials_per_block: int = 0) -> dict[int, dict]:
   """Trains the trials that are not finished, one jitted program per group of equal
   structural values (``lib.sweeps.trial_batch``), one group after another, built
   with the experiment's ``build(config)``."""
@@ -261,12 +262,12 @@ def run_vmap(config_spec: str, trials: Sequence[Trial],
     unfinished = set(trial_batch.group_workdirs(group_dir))  # a killed group: resume it whole
     todo = [t for t in group if not is_done(t) or os.path.abspath(t.workdir) in unfinished]
     if todo:
-      results.update(_run_group(exp, config_spec, todo, group_dir, halving))
+      results.update(_run_group(exp, config_spec, todo, group_dir, halving, trials_per_block))
   return results
 
 
 def _run_group(exp, config_spec: str, todo: Sequence[Trial], group_dir: str,
-               halving) -> dict[int, dict]:
+               halving, trials_per_block: int) -> dict[int, dict]:
   _, base = base_config(config_spec, todo[0].common)
   for t in todo:
     trials_lib.start(t)
@@ -275,7 +276,7 @@ def _run_group(exp, config_spec: str, todo: Sequence[Trial], group_dir: str,
     with sigterm_as_interrupt():
       summaries = trial_batch.train(exp.build, base, [t.overrides for t in todo],
                                     [t.workdir for t in todo], group_dir=group_dir,
-                                    halving=halving)
+                                    halving=halving, trials_per_block=trials_per_block)
   except KeyboardInterrupt:
     for t in todo:
       if not is_done(t):
@@ -372,11 +373,12 @@ def sweep(config_spec: str, sweep_name: str, out: str, backend: str = "local", p
           gpus: Sequence[str] = (), metric: str = "train/loss", mode: str = "min",
           curve: str = "loss", common: Optional[dict] = None,
           ray_options: Optional[dict] = None, grid: Sequence[str] = (), seeds: int = 0,
-          halving: Optional[dict] = None) -> dict:
+          halving: Optional[dict] = None, trials_per_block: int = 0) -> dict:
   """Plans, runs what is missing, summarizes. Returns the summary.
 
   ``halving`` (vmap backend): ``{'rungs': (...), 'unit': 'epochs'|'steps', 'keep': f}``
-  ranked by ``metric`` / ``mode``."""
+  ranked by ``metric`` / ``mode``; ``trials_per_block`` (vmap backend): see
+  :func:`lib.sweeps.trial_batch.train`."""
   if backend not in ("local", "vmap", "ray"):
     raise ValueError(f"Unknown backend {backend!r}; expected 'local', 'vmap' or 'ray'.")
   trials = plan(config_spec, sweep_name, out, common, grid, seeds)
@@ -393,13 +395,14 @@ def sweep(config_spec: str, sweep_name: str, out: str, backend: str = "local", p
   files.atomic_write(os.path.join(out, "sweep.json"), json.dumps(
       {"config": config_spec, "sweep": sweep_name, "grid": list(grid), "seeds": seeds,
        "backend": backend, "set": common or {}, "halving": halving or None,
+       "trials_per_block": trials_per_block,
        "trials": [{"dir": t.workdir, "overrides": t.overrides} for t in trials]},
       indent=2, default=str))
   try:
     if backend == "local":
       run_local(config_spec, trials, parallel, gpus)
     elif backend == "vmap":
-      run_vmap(config_spec, trials, halver)
+      run_vmap(config_spec, trials, halver, trials_per_block)
     else:
       run_ray(config_spec, trials, metric, mode, **(ray_options or {}))
   except KeyboardInterrupt:  # SIGTERM or Ctrl-C: the trials saved; say where things stand
@@ -435,6 +438,8 @@ def _define_flags() -> None:
   flags.DEFINE_integer("seeds", 0, "Multiply the trials by this many seeds (the config's seed on).")
   flags.DEFINE_list("halving", [], "Successive-halving rungs (vmap backend), e.g. 2,4: at each, "
                     "only the best --halving_keep of the trials by --metric go on.")
+  flags.DEFINE_integer("trials_per_block", 0, "vmap backend: trials stepped together, the "
+                       "blocks one after another in the same program (0: all in one vmap).")
   flags.DEFINE_enum("halving_unit", "epochs", ["epochs", "steps"], "Unit of --halving.")
   flags.DEFINE_float("halving_keep", 0.5, "Fraction of the trials kept at each rung.")
 
@@ -452,7 +457,7 @@ def main(argv):
                                                gpus_per_trial=F.gpus_per_trial,
                                                scheduler=F.scheduler, grace_steps=F.grace_steps,
                                                reduction=F.reduction),
-              F.grid, F.seeds, halving)
+              F.grid, F.seeds, halving, F.trials_per_block)
   except (ConfigError, KeyError) as e:  # a bad key or value: refused before anything ran
     print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
     sys.exit(2)

@@ -163,7 +163,8 @@ class Records:
 
 def train(build: Callable[..., Built], base: ml_collections.ConfigDict,
           trials: Sequence[dict], workdirs: Sequence[str], max_chunk: int = 200,
-          group_dir: Optional[str] = None, halving: Optional[Halving] = None) -> list[dict]:
+          group_dir: Optional[str] = None, halving: Optional[Halving] = None,
+          trials_per_block: int = 0) -> list[dict]:
   """Trains every trial in one program; returns each trial's summary.
 
   ``build`` is the experiment's ``build(config, data=None) -> Built``; it runs
@@ -172,7 +173,8 @@ def train(build: Callable[..., Built], base: ml_collections.ConfigDict,
   resolved base config with the trial's overrides. With ``group_dir``, the
   stacked state is checkpointed there every ``trainer.checkpoint_every_steps``
   (:class:`Group`), and a rerun of the same trials resumes from it; the folder is
-  removed once every summary is written."""
+  removed once every summary is written. ``trials_per_block`` (0: all) steps the
+  trials that many at a time inside the same program (:func:`_chunk_fn`)."""
   t0 = time.perf_counter()
   built = build(sweeps.apply(base, trials[0]))
   task, tc = built.task, built.config.trainer
@@ -190,7 +192,7 @@ def train(build: Callable[..., Built], base: ml_collections.ConfigDict,
     for i in active:
       save_config(configs[i], workdirs[i])
     step = task_step(task, tx, schedule)
-    state = loop.run(_chunk_fn(step), state, _take(keys, active), _take(hp, active),
+    state = loop.run(_chunk_fn(step, trials_per_block), state, _take(keys, active), _take(hp, active),
                      max_chunk)
     wall = time.perf_counter() - t0
     loop.finish(jax.device_get(state), "completed", wall)
@@ -409,14 +411,22 @@ def _recovered(workdir: str) -> tuple[Optional[str], dict, dict]:
   return diverged, last["train"], last["eval"]
 
 
-def _chunk_fn(step):
+def _chunk_fn(step, trials_per_block: int = 0):
   """``(state, batches_K, keys, hp, n) -> (state, metrics_K)``: the first ``n`` of K steps
   of every trial in one dispatch. Shorter chunks (the tail, an evaluation in between)
   pad their batches and skip the padding under ``lax.cond``, so one compilation serves
-  all (one more per size after a halving rung)."""
+  all (one more per size after a halving rung). Each step is one ``vmap`` over the
+  trials, or with ``trials_per_block`` a ``lax.map`` over blocks of that many: faster
+  where a single trial's step is already bound by memory traffic rather than by
+  dispatch (the variational RNN's per-example weights)."""
   def one(state, batch, key, hp):
     return step(state, batch, jax.random.fold_in(key, state.step), hp)  # as trainer._Run does
-  every_trial = jax.vmap(one, in_axes=(0, None, 0, 0))
+
+  def every_trial(state, batch, keys, hp):
+    if not trials_per_block:
+      return jax.vmap(one, in_axes=(0, None, 0, 0))(state, batch, keys, hp)
+    return jax.lax.map(lambda a: one(a[0], batch, a[1], a[2]), (state, keys, hp),
+                       batch_size=trials_per_block)
 
   def chunk(state, batches, keys, hp, n):
     first = jax.tree.map(lambda x: x[0], batches)
