@@ -54,6 +54,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       cell="lstm", embed_dim=0, hidden=256, shared_embedding=False, reverse_input=False,
       peeky=False, attention="none", attention_dim=0, bidirectional=False, unroll=1))
   c.optimizer = optim.default_config("rmsprop", 1e-3, decay=0.9, eps=1e-7)
+  c.decoding = ml_collections.ConfigDict(dict(
+      beam=1,                 # 1: greedy; k > 1: beam search of width k (batched, jitted)
+      length_penalty=0.0,     # beam: rank by log-prob / length ** this (0: the plain sum)
+  ))
   c.num_samples = 10
   c.trainer = trainer.default_config(num_epochs=20, eval_every_epochs=1, log_every_epochs=1,
                                      checkpoint_every_epochs=1, flush_every=50)

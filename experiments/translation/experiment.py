@@ -61,7 +61,7 @@ def chrf(outputs: list[str], labels: list[str]) -> dict[str, float]:
 # Values that would make a run meaningless, refused before anything starts.
 CONFIG_RULES = dict(
     positive=("data.num", "data.batch_size", "data.eval_batch_size", "model.hidden",
-              "model.unroll"),
+              "model.unroll", "decoding.beam"),
     nonnegative=("data.valid", "data.max_pairs", "model.embed_dim", "model.attention_dim"))
 
 
@@ -70,7 +70,7 @@ CONFIG_RULES = dict(
 STRUCTURAL = ("model.cell", "model.embed_dim", "model.hidden", "model.shared_embedding",
               "model.reverse_input", "model.peeky", "model.attention", "model.attention_dim",
               "model.bidirectional", "model.unroll", "data.max_pairs", "data.num",
-              "data.batch_size", "data.split_seed")
+              "data.batch_size", "data.split_seed", "decoding.beam", "decoding.length_penalty")
 
 
 def build(config: ml_collections.ConfigDict, data: Dataset | None = None) -> Built:
@@ -81,7 +81,9 @@ def build(config: ml_collections.ConfigDict, data: Dataset | None = None) -> Bui
                           **config.model.to_dict())
   evaluator = seq2seq_train.Evaluator(model, ds.valid, ds.src_vocab, ds.tgt_vocab, start=START,
                                       end=END, fixed_width=False,
-                                      batch_size=config.data.eval_batch_size, text_metrics=chrf)
+                                      batch_size=config.data.eval_batch_size, text_metrics=chrf,
+                                      beam=config.decoding.beam,
+                                      length_penalty=config.decoding.length_penalty)
   task = seq2seq_train.teacher_forcing_task(
       f"translation/{config.variant}", model, ds.train, batch_size=config.data.batch_size,
       seed=config.seed, fixed_width=False, evaluators=(evaluator,))
@@ -99,6 +101,29 @@ def plot(workdir: str, steps_per_epoch: int, title: str) -> str:
        ("per-character accuracy (teacher forcing)", "accuracy", pick("char_acc")),
        ("validation chrF (greedy decoding)", "chrF", {"eval": c["eval/chrf"]})],
       os.path.join(workdir, "curves.png"), title=title)
+
+
+def attention_figure(model: seq2seq.Seq2Seq, params, ds: Dataset, path: str, n: int = 4) -> str:
+  """Heatmaps of the attention of the model's own greedy translation of the first
+  ``n`` validation sentences over their source characters."""
+  v = {k: x[:n] for k, x in ds.valid.items()}
+  end_id = ds.tgt_vocab.id(END)
+  toks, lens = model.greedy(params, v["src"], v["src_len"], max_len=v["tgt_out"].shape[1],
+                            start_id=ds.tgt_vocab.id(START), end_id=end_id,
+                            pad_id=ds.tgt_vocab.id(pairs.PAD))
+  toks, lens = np.asarray(toks), np.asarray(lens)
+  tgt_in = np.concatenate([np.full((len(toks), 1), ds.tgt_vocab.id(START)), toks[:, :-1]], 1)
+  w = np.asarray(model.attention_weights(params, {"src": v["src"], "src_len": v["src_len"],
+                                                  "tgt_in": tgt_in}))
+  show = lambda ch: {" ": "␣", END: "⏎"}.get(ch, ch)  # noqa: E731
+  panels = []
+  for i in range(len(toks)):
+    src = [ds.src_vocab.tokens[t] for t in v["src"][i][:v["src_len"][i]]]
+    out = [ds.tgt_vocab.tokens[t] for t in toks[i][:lens[i]]]
+    panels.append((f"{''.join(src)} -> {''.join(out).rstrip(END)}",
+                   w[i, :lens[i], :len(src)], [show(c) for c in src], [show(c) for c in out]))
+  return plotting.plot_heatmaps(panels, path, xlabel="source character",
+                                ylabel="output character")
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, *, data: Dataset | None = None,
@@ -119,7 +144,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, data: Dataset | None
   if verbose:
     print(msg, flush=True)
   summary = trainer.train(task, config, workdir)
-  final, decoded = task.evaluators[0].evaluate(restore_params(task, config, workdir)[0])
+  params = restore_params(task, config, workdir)[0]
+  final, decoded = task.evaluators[0].evaluate(params)
   idx = list(range(min(config.num_samples, len(decoded.inputs))))
   samples = seq2seq_train.format_samples(decoded, idx, as_lists=False)
   with open(os.path.join(workdir, "samples.txt"), "w", encoding="utf-8") as f:
@@ -127,10 +153,13 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, data: Dataset | None
   ds.src_vocab.save(os.path.join(workdir, "src_vocab.json"))
   ds.tgt_vocab.save(os.path.join(workdir, "tgt_vocab.json"))
   figure = plot(workdir, spe, f"translation/{config.variant}: {config.data.path or 'numbers'}")
+  heatmap = (attention_figure(model, params, ds, os.path.join(workdir, "attention.png"))
+             if config.model.attention != "none" else None)
   report = {"variant": config.variant, "data": config.data.path or "generated numbers",
             "params": n_params, "epochs": epochs, "validation": len(ds.valid["src"]),
             "skipped_lines": ds.skipped, **final, "wall_time_s": summary["wall_time_s"],
-            "status": summary["status"], "figure": figure}
+            "status": summary["status"], "figure": figure,
+            "attention_figure": heatmap, "beam": config.decoding.beam}
   with open(os.path.join(workdir, "report.json"), "w") as f:
     json.dump(report, f, indent=2)
   if verbose:

@@ -56,16 +56,19 @@ class Evaluator:
   """Held-out metrics of a model, computed in fixed-size jitted batches.
 
   ``run(params)`` yields ``loss`` / ``char_acc`` (teacher forcing, per real
-  symbol), ``exact`` (greedy decode equals the whole answer, end symbol
-  included) and ``greedy_char_acc`` (greedy symbols right per real target
-  symbol), plus whatever ``text_metrics(outputs, labels)`` adds;
+  symbol), ``exact`` (the decode equals the whole answer, end symbol
+  included) and ``greedy_char_acc`` (decoded symbols right per real target
+  symbol), plus whatever ``text_metrics(outputs, labels)`` adds. Decoding is
+  greedy, or with ``beam > 1`` :meth:`lib.nn.seq2seq.Seq2Seq.beam_search` (the
+  metric names stay);
   :meth:`evaluate` returns those metrics and the :class:`Decoded` strings.
   """
 
   def __init__(self, model: seq2seq.Seq2Seq, arrays: Mapping[str, np.ndarray],
                src_vocab: Vocab, tgt_vocab: Vocab, *,
                start: str, end: Optional[str], fixed_width: bool, batch_size: int = 1000,
-               text_metrics: Optional[Callable[[list[str], list[str]], dict]] = None):
+               text_metrics: Optional[Callable[[list[str], list[str]], dict]] = None,
+               beam: int = 1, length_penalty: float = 0.0):
     self.model, self.src_vocab, self.tgt_vocab = model, src_vocab, tgt_vocab
     self.end_id = tgt_vocab.id(end) if end is not None else None
     self.text_metrics = text_metrics
@@ -80,7 +83,12 @@ class Evaluator:
     pad_id = tgt_vocab.id(pairs_lib.PAD) if pairs_lib.PAD in tgt_vocab else 0
     decode_kw = dict(max_len=arrays["tgt_out"].shape[1], start_id=tgt_vocab.id(start),
                      end_id=self.end_id, pad_id=pad_id)
-    self._run = jax.jit(lambda p, b: _eval_batch(model, p, b, decode_kw))
+    if beam > 1:
+      decode = lambda p, b: model.beam_search(  # noqa: E731
+          p, b["src"], b.get("src_len"), beam=beam, length_penalty=length_penalty, **decode_kw)[0]
+    else:
+      decode = lambda p, b: model.greedy(p, b["src"], b.get("src_len"), **decode_kw)[0]  # noqa: E731
+    self._run = jax.jit(lambda p, b: _eval_batch(model, p, b, decode))
 
   def run(self, params):
     yield from self.evaluate(params)[0].items()
@@ -111,13 +119,13 @@ class Evaluator:
     return Decoded(inputs, outputs, labels, correct)
 
 
-def _eval_batch(model, params, b, decode_kw):
+def _eval_batch(model, params, b, decode):
   w = b["weight"]
   m = b["tgt_mask"] * w[:, None]
   logits = model.apply(params, b)
   nll = -jnp.take_along_axis(jax.nn.log_softmax(logits), b["tgt_out"][..., None], -1)[..., 0]
   tf_ok = jnp.argmax(logits, -1) == b["tgt_out"]
-  toks, _ = model.greedy(params, b["src"], b.get("src_len"), **decode_kw)
+  toks = decode(params, b)
   g_ok = toks == b["tgt_out"]
   exact = jnp.all(g_ok | (b["tgt_mask"] == 0), axis=1)
   sums = {"nll": (nll * m).sum(), "symbols": m.sum(), "tf_correct": (tf_ok * m).sum(),

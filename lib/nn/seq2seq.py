@@ -19,8 +19,8 @@ Scratch 2" (chapters 7-8) by flags:
 
 The teacher-forced decoder and greedy decoding share :meth:`Seq2Seq.readout`
 and the cell's ``step``, so training and inference compute the same function;
-:meth:`greedy` is one ``lax.scan`` over a fixed maximum length that freezes
-each sequence after its end symbol.
+:meth:`greedy` and :meth:`beam_search` are each one ``lax.scan`` over a fixed
+maximum length that freezes each sequence after its end symbol.
 """
 from __future__ import annotations
 
@@ -187,6 +187,18 @@ class Seq2Seq:
     enc = self.encode(params, batch["src"], batch.get("src_len"))
     return self.decode(params, enc, batch["tgt_in"])
 
+  def attention_weights(self, params: Params, batch: dict) -> jax.Array:
+    """``BxTxS`` attention of each teacher-forced decoder step over the source
+    (``batch`` as for :meth:`apply`; needs ``attention``)."""
+    if self.attention == "none":
+      raise ConfigError("attention_weights needs a model with attention.")
+    enc = self.encode(params, batch["src"], batch.get("src_len"))
+    xp = self._decoder_inputs(params, enc, batch["tgt_in"])
+    _, h = recurrence.unroll(self.dec_cell(), params["decoder"], xp, initial_carry=enc.carry,
+                             unroll=self.unroll, projected=True)
+    return attention_lib.attend(self.attention, params["attention"], h, enc.memory_BxSxK,
+                                enc.mask_BxS)[1]
+
   def greedy(self, params: Params, src_BxS: jax.Array, src_len_B: Optional[jax.Array] = None, *,
              max_len: int, start_id: int, end_id: Optional[int] = None, pad_id: int = 0
              ) -> tuple[jax.Array, jax.Array]:
@@ -214,6 +226,58 @@ class Seq2Seq:
     # Length: steps before the first 'done' plus the end symbol itself.
     lengths = jnp.sum(~done_LxB, axis=0) + jnp.any(done_LxB, axis=0)
     return toks_LxB.T, lengths.astype(jnp.int32)
+
+
+  def beam_search(self, params: Params, src_BxS: jax.Array,
+                  src_len_B: Optional[jax.Array] = None, *, beam: int, max_len: int,
+                  start_id: int, end_id: Optional[int] = None, pad_id: int = 0,
+                  length_penalty: float = 0.0) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Beam search as one scan: ``(tokens_BxL, lengths_B, log_prob_B)`` of each
+    source's best hypothesis (``log_prob``: the sum over its symbols, end included).
+
+    ``beam`` hypotheses per source are kept: each step extends every one by every
+    symbol and keeps the best ``beam`` of the ``beam x V`` (``lax.top_k``). A
+    hypothesis that produced ``end_id`` is finished: it extends only by ``pad_id``,
+    at no cost, and competes on its score. The best is the highest
+    ``log_prob / length ** length_penalty`` (0: the plain sum). ``beam=1`` is :meth:`greedy`.
+    """
+    B, K, V = src_BxS.shape[0], beam, self.tgt_vocab
+    enc = jax.tree.map(lambda x: jnp.repeat(x, K, axis=0), self.encode(params, src_BxS, src_len_B))
+    cell = self.dec_cell()
+    finished = jnp.full((V,), -jnp.inf).at[pad_id].set(0.0)
+
+    def body(state, t):
+      carry, tok_BK, score_BxK, done_BxK, toks_BxKxL = state
+      carry, h = cell.step(params["decoder"], carry, self._decoder_inputs(params, enc, tok_BK))
+      logp = jax.nn.log_softmax(self.readout(params, enc, h[:, None])[:, 0], -1).reshape(B, K, V)
+      logp = jnp.where(done_BxK[..., None], finished, logp)
+      score_BxK, idx = jax.lax.top_k((score_BxK[..., None] + logp).reshape(B, K * V), K)
+      parent, tok = idx // V, (idx % V).astype(jnp.int32)
+      carry = jax.tree.map(lambda x: x[(jnp.arange(B)[:, None] * K + parent).reshape(-1)], carry)
+      toks_BxKxL = jnp.take_along_axis(toks_BxKxL, parent[..., None], 1).at[:, :, t].set(tok)
+      done_BxK = jnp.take_along_axis(done_BxK, parent, 1)
+      if end_id is not None:
+        done_BxK = done_BxK | (tok == end_id)
+      return (carry, tok.reshape(-1), score_BxK, done_BxK, toks_BxKxL), None
+
+    first = jnp.where(jnp.arange(K) == 0, 0.0, -jnp.inf)  # one live hypothesis to start
+    init = (enc.carry, jnp.full((B * K,), start_id, jnp.int32), jnp.tile(first, (B, 1)),
+            jnp.zeros((B, K), bool), jnp.full((B, K, max_len), pad_id, jnp.int32))
+    (_, _, score_BxK, _, toks_BxKxL), _ = jax.lax.scan(body, init, jnp.arange(max_len))
+    lengths_BxK = _lengths(toks_BxKxL, end_id)
+    rank = score_BxK / lengths_BxK.astype(score_BxK.dtype) ** length_penalty
+    best = jnp.argmax(rank, axis=1)
+    pick = lambda x: jnp.take_along_axis(x, best.reshape((B,) + (1,) * (x.ndim - 1)), 1)[:, 0]  # noqa: E731
+    return pick(toks_BxKxL), pick(lengths_BxK), pick(score_BxK)
+
+
+def _lengths(tokens_xL: jax.Array, end_id: Optional[int]) -> jax.Array:
+  """Symbols up to and including the first ``end_id`` (all ``L`` without one)."""
+  L = tokens_xL.shape[-1]
+  if end_id is None:
+    return jnp.full(tokens_xL.shape[:-1], L, jnp.int32)
+  is_end = tokens_xL == end_id
+  return jnp.where(is_end.any(-1), jnp.argmax(is_end, -1) + 1, L).astype(jnp.int32)
 
 
 def token_loss(logits_BxTxV: jax.Array, targets_BxT: jax.Array,

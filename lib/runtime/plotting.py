@@ -6,6 +6,7 @@ nothing here touches pyplot's global state or the process's backend.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Mapping, Optional, Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -92,7 +93,9 @@ def plot_panels(panels: Sequence[tuple[str, str, Mapping[str, tuple[Sequence[flo
     axes[-1].legend(fontsize=8)
   if title:
     fig.suptitle(title)
-  return _save(fig, path)
+  with warnings.catch_warnings():  # a script the font lacks (CJK) draws as boxes: say it once
+    warnings.filterwarnings("ignore", message=r"Glyph .* missing from font")
+    return _save(fig, path)
 
 
 def plot_scatter_panels(panels: Sequence[tuple[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]]],
@@ -111,4 +114,41 @@ def plot_scatter_panels(panels: Sequence[tuple[str, Mapping[str, tuple[Sequence[
     ax.grid(alpha=0.3)
     if len(series) > 1:
       ax.legend()
+  return _save(fig, path)
+
+
+def plot_heatmaps(panels: Sequence[tuple[str, np.ndarray, Sequence[str], Sequence[str]]],
+                  path: str, *, title: str = "", xlabel: str = "", ylabel: str = "") -> str:
+  """One heatmap per ``(title, matrix_RxC, column_labels, row_labels)`` panel, stacked
+  (attention weights: rows the output symbols, columns the input symbols)."""
+  fig = _figure((max(4.0, 0.22 * max(m.shape[1] for _, m, _, _ in panels) + 2.0),
+                 sum(0.22 * m.shape[0] + 1.2 for _, m, _, _ in panels)))
+  axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+  for ax, (name, m, cols, rows) in zip(axes, panels):
+    im = ax.imshow(m, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
+    ax.set_xticks(range(len(cols)), list(cols), fontsize=7)
+    ax.set_yticks(range(len(rows)), list(rows), fontsize=7)
+    ax.set(title=name, xlabel=xlabel, ylabel=ylabel)
+    fig.colorbar(im, ax=ax, fraction=0.03)
+  if title:
+    fig.suptitle(title)
+  with warnings.catch_warnings():  # a script the font lacks (CJK) draws as boxes: say it once
+    warnings.filterwarnings("ignore", message=r"Glyph .* missing from font")
+    return _save(fig, path)
+
+
+def plot_reliability(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], path: str, *,
+                     title: str = "") -> str:
+  """Reliability diagram: accuracy against mean confidence per bin, one line per model,
+  beside the diagonal of perfect calibration."""
+  fig = _figure((5.5, 5.0))
+  ax = fig.subplots()
+  ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+  for name, (conf, acc) in curves.items():
+    conf, acc = np.asarray(conf, float), np.asarray(acc, float)
+    keep = np.isfinite(conf) & np.isfinite(acc)
+    ax.plot(conf[keep], acc[keep], "o-", ms=3, label=name)
+  ax.set(title=title, xlabel="confidence (top-class probability)", ylabel="accuracy",
+         xlim=(0, 1), ylim=(0, 1))
+  ax.legend(loc="upper left", fontsize=8)
   return _save(fig, path)

@@ -52,6 +52,19 @@ def test_smoke_embedded_default(variant, tmp_path):
   evals = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()
            if '"eval"' in l]
   assert len(evals) == 2 and all({"loss", "char_acc", "chrf", "exact"} <= set(e) for e in evals)
+  heatmap = tmp_path / "attention.png"
+  assert heatmap.exists() == (variant == "attention")
+  if heatmap.exists():
+    assert r["attention_figure"] == str(heatmap) and heatmap.stat().st_size > 10_000
+
+
+def test_beam_search_evaluation_decodes_and_scores(tmp_path):
+  c = _tiny("attention")
+  c.decoding.beam = 3
+  greedy = experiment.run(_tiny("attention"), str(tmp_path / "greedy"), verbose=False)["report"]
+  beam = experiment.run(c, str(tmp_path / "beam"), verbose=False)["report"]
+  assert beam["beam"] == 3 and 0.0 <= beam["chrf"] <= 100.0
+  assert beam["loss"] == pytest.approx(greedy["loss"], rel=1e-6)  # the same trained model
 
 
 def test_anki_file_by_path_with_malformed_lines(tmp_path):

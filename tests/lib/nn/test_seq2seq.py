@@ -1,4 +1,5 @@
-"""Seq2seq model: variants change what they should; greedy decoding equals a step-by-step decode."""
+"""Seq2seq model: variants change what they should; greedy decoding equals a step-by-step
+decode; beam search of width 1 is greedy and a wide beam finds the exhaustive optimum."""
 import itertools
 
 import jax
@@ -202,3 +203,68 @@ def test_variants_learn_to_copy_a_short_sequence():
     _, losses = jax.jit(lambda p, opt: jax.lax.scan(step, (p, opt), None, length=50))(p, opt)
     first, loss = float(losses[0]), float(losses[-1])
     assert loss < 0.3 * first, (name, first, loss)
+
+
+def _peaked(m, key, end_bias=0.0):
+  """Random parameters scaled up (outputs that depend on the input), END's bias set."""
+  p = jax.tree.map(lambda x: x * 3.0, m.init(jax.random.key(key)))
+  p["out"]["b"] = p["out"]["b"].at[END].set(end_bias)
+  return p
+
+
+@pytest.mark.parametrize("name", ["baseline", "additive", "bidirectional", "gru"])
+def test_beam_of_one_is_greedy(name):
+  m = _model(**VARIANTS[name])
+  b = _batch(m, key=2)
+  kw = dict(max_len=6, start_id=START, end_id=END, pad_id=PAD)
+  greedy = jax.jit(lambda p: m.greedy(p, b["src"], b["src_len"], **kw))
+  for bias in np.linspace(-3.0, 3.0, 25):  # the first END bias with rows ending apart
+    p = _peaked(m, 7, end_bias=bias)
+    toks, lens = greedy(p)
+    if len(set(np.asarray(lens).tolist())) >= 2:
+      break
+  btoks, blens, _ = jax.jit(lambda p: m.beam_search(p, b["src"], b["src_len"], beam=1, **kw))(p)
+  np.testing.assert_array_equal(btoks, toks)
+  np.testing.assert_array_equal(blens, lens)
+  assert len(set(np.asarray(lens).tolist())) >= 2  # rows stopped at different steps
+
+
+def _exhaustive_best(m, p, src, src_len, L, end_id):
+  """Every symbol string of length ``L`` scored by teacher forcing (after ``end_id`` only
+  PAD, at no cost): ``(tokens_BxL, log_prob_B)`` of each row's best."""
+  seqs = np.array(list(itertools.product(range(m.tgt_vocab), repeat=L)), np.int32)  # N x L
+  after_end = np.zeros(seqs.shape, bool)
+  for t in range(1, L):
+    after_end[:, t] = after_end[:, t - 1] | (seqs[:, t - 1] == end_id)
+  valid = ~(after_end & (seqs != PAD)).any(1)
+  N = len(seqs)
+  tgt_in = jnp.asarray(np.concatenate([np.full((N, 1), START), seqs[:, :-1]], 1))
+  best_tok, best_lp = [], []
+  for i in range(src.shape[0]):
+    enc = m.encode(p, jnp.repeat(src[i:i + 1], N, 0), jnp.repeat(src_len[i:i + 1], N, 0))
+    logp = np.asarray(jax.nn.log_softmax(m.decode(p, enc, tgt_in), -1))
+    lp = np.where(after_end, 0.0, np.take_along_axis(logp, seqs[..., None], -1)[..., 0]).sum(1)
+    lp[~valid] = -np.inf
+    best_tok.append(seqs[np.argmax(lp)])
+    best_lp.append(lp.max())
+  return np.stack(best_tok), np.array(best_lp)
+
+
+@pytest.mark.parametrize("end_id", [END, None])
+def test_a_wide_beam_finds_the_best_scoring_hypothesis(end_id):
+  # 5 symbols, 3 steps: a beam of 25 keeps every 2-symbol prefix, so its result
+  # is the exhaustive optimum over all 125 strings; greedy misses it in some rows.
+  m = seq2seq.Seq2Seq(src_vocab=V_SRC, tgt_vocab=5, embed_dim=6, hidden=8, attention="dot")
+  b = _batch(m, key=1)
+  p = _peaked(m, 11, end_bias=0.0)
+  kw = dict(max_len=3, start_id=START, end_id=end_id, pad_id=PAD)
+  want_tok, want_lp = _exhaustive_best(m, p, b["src"], b["src_len"], 3, end_id)
+  toks, lens, lp = m.beam_search(p, b["src"], b["src_len"], beam=25, **kw)
+  np.testing.assert_array_equal(toks, want_tok)
+  np.testing.assert_allclose(lp, want_lp, rtol=1e-5)
+  ends = [t.index(end_id) + 1 if end_id in t else 3 for t in want_tok.tolist()]
+  assert np.asarray(lens).tolist() == ends
+  g_toks, _ = m.greedy(p, b["src"], b["src_len"], **kw)
+  assert (np.asarray(g_toks) != want_tok).any()  # the case needs the search
+  _, _, lp2 = m.beam_search(p, b["src"], b["src_len"], beam=2, **kw)
+  assert (np.asarray(lp2) <= want_lp + 1e-5).all()
