@@ -61,8 +61,9 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   c = configs.start("varrnn", variant or "notes", VARIANTS)
   c.seed = 0
   c.data = ml_collections.ConfigDict(dict(
-      format="generated",   # generated | pairs (A<TAB>B<TAB>label) | stsb
-      path="",              # the training file (or the only file: split test_fraction off its end)
+      format="generated",   # generated | pairs (A<TAB>B<TAB>label) | stsb | sick
+      path="",              # the training file (or the only file: split test_fraction off its
+                            # end; sick: TRAIN + TRIAL rows train, TEST rows test)
       test_path="",         # a separate test file (STS-B: sts-dev.csv or sts-test.csv)
       vectors="",           # word2vec/GloVe text file for model.embeddings='fixed'
       num=6000,             # generated pairs
@@ -81,6 +82,7 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
       input_dim=50,         # word-vector size (taken from the vectors when they are given)
       hidden=50,
       encoder="rnn",        # rnn | bow
+      features="concat",    # concat (the notes: [h_A, h_B]) | match (+ |h_A - h_B|, h_A * h_B)
       embeddings="fixed",   # fixed (word vectors as inputs, the notes) | learned
       init="zeros",         # the notes' zero means; or an initializer name
       unroll=1,

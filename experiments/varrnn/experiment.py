@@ -42,7 +42,7 @@ def make_model(config, ds: inputs.Dataset) -> PairRNN:
   fixed = m.embeddings == "fixed"
   return PairRNN(input_dim=ds.vectors.shape[1] if fixed else m.input_dim, hidden=m.hidden,
                  num_classes=ds.num_classes, vocab_size=0 if fixed else len(ds.vocab),
-                 encoder=m.encoder, init=m.init, unroll=m.unroll)
+                 encoder=m.encoder, init=m.init, unroll=m.unroll, features=m.features)
 
 
 def make_prior(v, sigma=None) -> vi.Prior:
@@ -187,7 +187,8 @@ CONFIG_RULES = dict(
               "eval.num_samples", "eval.ece_bins"),
     nonnegative=("data.max_len", "vi.kl_anneal_epochs", "vi.kl_weight"),
     fractions=("data.test_fraction",),
-    choices={"data.format": ("generated", "pairs", "stsb"), "model.encoder": ("rnn", "bow"),
+    choices={"data.format": ("generated", "pairs", "stsb", "sick"),
+             "model.encoder": ("rnn", "bow"), "model.features": ("concat", "match"),
              "model.embeddings": ("fixed", "learned"),
              "vi.sampling": ("example", "minibatch", "flipout", "none"),
              "vi.sigma": ("shared", "group", "weight"), "vi.prior": ("gaussian", "mixture"),
@@ -199,9 +200,9 @@ CONFIG_RULES = dict(
 # as traced values; the initial log sigma sets each trial's own initial parameters.
 LOSS_TUNABLE = ("vi.kl_weight", "vi.prior_sigma")
 TUNABLE = LOSS_TUNABLE + ("vi.log_sigma_init",)
-STRUCTURAL = ("model.hidden", "model.encoder", "model.embeddings", "model.init",
-              "model.unroll", "vi.sampling", "vi.sigma", "vi.prior", "vi.kl", "vi.kl_samples",
-              "data.batch_size", "eval.predictor")
+STRUCTURAL = ("model.hidden", "model.encoder", "model.features", "model.embeddings",
+              "model.init", "model.unroll", "vi.sampling", "vi.sigma", "vi.prior", "vi.kl",
+              "vi.kl_samples", "data.batch_size", "eval.predictor")
 
 
 def build(config: ml_collections.ConfigDict, data: inputs.Dataset | None = None) -> Built:

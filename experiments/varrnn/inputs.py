@@ -109,8 +109,8 @@ def load(d: ml_collections.ConfigDict, embeddings: str, embed_dim: int) -> Datas
     if not d.path:
       raise DataError(f"data.format={d.format!r} needs data.path (a {d.format} file).")
     train = sentence_pairs.read(d.path, d.format, d.num_classes)
-    if d.test_path:
-      test = sentence_pairs.read(d.test_path, d.format, d.num_classes)
+    if d.test_path or d.format in sentence_pairs.SPLIT_IN_FILE:
+      test = sentence_pairs.read(d.test_path or d.path, d.format, d.num_classes, part="test")
     else:
       train, test = _split(train, d.test_fraction)
     source = d.path + (f" + {d.test_path}" if d.test_path else "")

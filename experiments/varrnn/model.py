@@ -11,7 +11,10 @@ Parameters ``{'w_x', 'w_rec', 'b', 'h0', 'w_out', 'b_out'[, 'embed']}``. Matrice
 are read through :func:`lib.nn.variational.matmul` / :func:`lookup`, so the same
 function serves the posterior mean, one sample per example or per minibatch,
 and flipout. ``encoder='bow'`` replaces the recurrence by ``tanh(mean_t(x_t) W + b)``
-(the bag-of-words control: it cannot see word order).
+(the bag-of-words control: it cannot see word order). ``features='match'`` feeds
+the softmax layer ``[h_A, h_B, |h_A - h_B|, h_A * h_B]`` (the matching features of
+sentence-pair models since Mueller & Thyagarajan 2016 / InferSent) instead of the
+notes' ``[h_A, h_B]``.
 """
 from __future__ import annotations
 
@@ -32,6 +35,9 @@ def lookup(ids_T: jax.Array, table: vi.Weight) -> jax.Array:
   return table[ids_T]
 
 
+FEATURES = {"concat": 2, "match": 4}  # features -> multiples of the hidden size
+
+
 @dataclasses.dataclass(frozen=True)
 class PairRNN:
   input_dim: int = 50
@@ -41,10 +47,14 @@ class PairRNN:
   encoder: str = "rnn"       # rnn | bow
   init: str = "zeros"        # the notes initialise every mean at zero; or an initializer name
   unroll: int = 1
+  features: str = "concat"   # concat (the notes: [h_A, h_B]) | match (+ |h_A - h_B|, h_A * h_B)
 
   def init_params(self, key: jax.Array) -> dict:
     D, H, C = self.input_dim, self.hidden, self.num_classes
-    shapes = {"w_x": (D, H), "w_rec": (H, H), "b": (H,), "h0": (H,), "w_out": (2 * H, C),
+    if self.features not in FEATURES:
+      raise ValueError(f"Unknown features {self.features!r}; expected one of {FEATURES}.")
+    shapes = {"w_x": (D, H), "w_rec": (H, H), "b": (H,), "h0": (H,),
+              "w_out": (FEATURES[self.features] * H, C),
               "b_out": (C,)}
     if self.encoder == "bow":
       del shapes["w_rec"], shapes["h0"]
@@ -82,8 +92,9 @@ class PairRNN:
     ids_2xT = jnp.stack([inputs["ids1"], inputs["ids2"]])
     m_2xT = jnp.stack([inputs["mask1"], inputs["mask2"]])
     x_2xTxD = jax.vmap(lookup, in_axes=(0, None))(ids_2xT, table)
-    h_2xH = jax.vmap(self.encode, in_axes=(None, 0, 0))(p, x_2xTxD, m_2xT)
-    return vi.matmul(h_2xH.reshape(-1), p["w_out"]) + p["b_out"]
+    h_a, h_b = jax.vmap(self.encode, in_axes=(None, 0, 0))(p, x_2xTxD, m_2xT)
+    feats = [h_a, h_b] + ([jnp.abs(h_a - h_b), h_a * h_b] if self.features == "match" else [])
+    return vi.matmul(jnp.concatenate(feats), p["w_out"]) + p["b_out"]
 
 
 def kl_notes(post: dict, prior: vi.Gaussian) -> jax.Array:

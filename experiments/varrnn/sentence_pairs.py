@@ -70,16 +70,21 @@ def _lines(path: str):
       yield lineno, (line.lstrip("\ufeff") if lineno == 1 else line)
 
 
-def _read_rows(path: str, what: str, pick, num_classes: int, lower: bool) -> Pairs:
+def _read_rows(path: str, what: str, pick, num_classes: int, lower: bool,
+               label=_parse_label) -> Pairs:
   """The shared loop: ``pick(fields, where) -> (sentence A, sentence B, label field)``
-  checks a row's layout; blank lines are skipped."""
+  checks a row's layout (``None``: a row to leave out); ``label(field, where,
+  num_classes)`` makes the class. Blank lines are skipped."""
   a, b, y = [], [], []
   for lineno, line in _lines(path):
     if not line.strip():
       continue
     where = f"{path}:{lineno}"
-    sa, sb, label = pick(line.split("\t"), where)
-    y.append(_parse_label(label, where, num_classes))
+    row = pick(line.split("\t"), where)
+    if row is None:
+      continue
+    sa, sb, field = row
+    y.append(label(field, where, num_classes))
     a.append(tokenize(sa, lower))
     b.append(tokenize(sb, lower))
   if not y:
@@ -116,13 +121,59 @@ def read_stsb(path: str, num_classes: int = 6, lower: bool = True) -> Pairs:
   return _read_rows(path, "STS-B rows", _pick_stsb, num_classes, lower)
 
 
-READERS = {"pairs": read_pairs_tsv, "stsb": read_stsb}
+SICK_A, SICK_B, SICK_SCORE, SICK_SET = 1, 2, 4, 11  # 0-based columns
+SICK_SETS = ("TRAIN", "TRIAL", "TEST")
 
 
-def read(path: str, fmt: str, num_classes: int = 6) -> Pairs:
+def sick_class(field: str, where: str, num_classes: int = 6) -> int:
+  """A SICK relatedness score (1-5) as one of ``num_classes`` classes (module docstring)."""
+  try:
+    score = float(field)
+  except ValueError:
+    raise DataError(f"{where}: the relatedness score {field!r} (column 5) is not a number.") from None
+  if not 1.0 <= score <= 5.0:
+    raise DataError(f"{where}: relatedness score {field!r} (column 5) outside 1..5.")
+  # rounded to 9 places first, so 1.4 maps to 0.5 (not 0.4999...) and then rounds up
+  return score_to_class(round((score - 1.0) * (num_classes - 1) / 4.0, 9), num_classes)
+
+
+def read_sick(path: str, num_classes: int = 6, lower: bool = True,
+              sets: Sequence[str] = ("TRAIN",)) -> Pairs:
+  """The rows of a SICK file whose SemEval set is in ``sets`` (module docstring)."""
+  unknown = set(sets) - set(SICK_SETS)
+  if unknown:
+    raise ValueError(f"Unknown SICK sets {sorted(unknown)}; expected some of {SICK_SETS}.")
+
+  def pick(fields: list[str], where: str):
+    if fields[0] == "pair_ID":  # the header row
+      return None
+    if len(fields) != 12:
+      raise DataError(f"{where}: expected 12 tab-separated SICK columns (pair_ID, sentence_A, "
+                      f"sentence_B, entailment_label, relatedness_score, ..., SemEval_set), "
+                      f"got {len(fields)}.")
+    if fields[SICK_SET] not in SICK_SETS:
+      raise DataError(f"{where}: SemEval set {fields[SICK_SET]!r} (column 12) is not one of "
+                      f"{', '.join(SICK_SETS)}.")
+    if not fields[SICK_A].strip() or not fields[SICK_B].strip():
+      raise DataError(f"{where}: empty sentence in column 2 or 3.")
+    sick_class(fields[SICK_SCORE], where, num_classes)  # every row checked, whichever part
+    if fields[SICK_SET] not in sets:
+      return None
+    return fields[SICK_A], fields[SICK_B], fields[SICK_SCORE]
+  return _read_rows(path, f"SICK rows of {'/'.join(sets)}", pick, num_classes, lower, sick_class)
+
+
+READERS = {"pairs": read_pairs_tsv, "stsb": read_stsb, "sick": read_sick}
+# Formats whose one file holds the test split too: the reader's keyword for each part.
+SPLIT_IN_FILE = {"sick": {"train": dict(sets=("TRAIN", "TRIAL")), "test": dict(sets=("TEST",))}}
+
+
+def read(path: str, fmt: str, num_classes: int = 6, part: str = "train") -> Pairs:
+  """The pairs of a file; for a format in :data:`SPLIT_IN_FILE`, the rows of ``part``
+  (``train`` or ``test``)."""
   if fmt not in READERS:
     raise ValueError(f"Unknown pair format {fmt!r}; expected one of {sorted(READERS)}.")
-  return READERS[fmt](path, num_classes)
+  return READERS[fmt](path, num_classes, **SPLIT_IN_FILE.get(fmt, {}).get(part, {}))
 
 
 def encode(token_lists: Sequence[Sequence[str]], vocab: Vocab,

@@ -67,6 +67,21 @@ def expected_calibration_error(probs_NxC: np.ndarray, y: np.ndarray, num_bins: i
   return float(gap.sum() / max(len(conf), 1))
 
 
+def reliability(probs_NxC: np.ndarray, y: np.ndarray, num_bins: int = 15
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """The reliability diagram's bins (those :func:`expected_calibration_error` sums over):
+  ``(mean confidence, accuracy, count)`` per equal-width bin of the top-class
+  probability; empty bins are ``nan`` with count 0."""
+  probs_NxC = np.asarray(probs_NxC, np.float64)
+  conf = probs_NxC.max(axis=1)
+  correct = (probs_NxC.argmax(axis=1) == np.asarray(y)).astype(np.float64)
+  bins = np.minimum((conf * num_bins).astype(np.int64), num_bins - 1)
+  n = np.bincount(bins, minlength=num_bins).astype(np.float64)
+  with np.errstate(invalid="ignore", divide="ignore"):
+    return (np.bincount(bins, conf, num_bins) / n, np.bincount(bins, correct, num_bins) / n,
+            n.astype(np.int64))
+
+
 def nll(probs_NxC: np.ndarray, y: np.ndarray, floor: Optional[float] = 1e-12) -> float:
   """Mean negative log-likelihood of the labels."""
   p = np.asarray(probs_NxC, np.float64)[np.arange(len(y)), np.asarray(y)]

@@ -166,6 +166,29 @@ def test_stsb_files_end_to_end(tmp_path):
     experiment.build(c3)
 
 
+def test_sick_file_end_to_end_with_matching_features(tmp_path):
+  rng = np.random.default_rng(1)
+  words = "a man woman is playing guitar dog cat runs eats the on grass".split()
+  sent = lambda: " ".join(rng.choice(words, rng.integers(3, 8))).capitalize()  # noqa: E731
+  rows = ["pair_ID\tsentence_A\tsentence_B\tentailment_label\trelatedness_score\t"
+          "entailment_AB\tentailment_BA\tsentence_A_original\tsentence_B_original\t"
+          "sentence_A_dataset\tsentence_B_dataset\tSemEval_set"]
+  for i in range(90):
+    a, b, part = sent(), sent(), ("TRAIN", "TRIAL", "TEST")[i % 3]
+    rows.append("\t".join([str(i), a, b, "NEUTRAL", f"{rng.uniform(1, 5):.1f}", "x", "y", a, b,
+                           "FLICKR", "FLICKR", part]))
+  (tmp_path / "SICK.txt").write_bytes(("\r\n".join(rows) + "\r\n").encode())
+  word_vectors.write(str(tmp_path / "vectors.txt"), words, rng.standard_normal((len(words), 8)))
+  c = _small("flipout", epochs=2, format="sick", path=str(tmp_path / "SICK.txt"),
+             vectors=str(tmp_path / "vectors.txt"), batch_size=10)
+  c.model.features = "match"
+  b = experiment.build(c)
+  assert len(b.data.train["y"]) == 60 and len(b.data.test["y"]) == 30  # TRAIN + TRIAL / TEST
+  assert b.task.init_params(jax.random.key(0))["mean"]["w_out"].shape == (4 * c.model.hidden, 6)
+  r = experiment.run(c, str(tmp_path / "run"), verbose=False)["report"]
+  assert r["status"] == "completed" and np.isfinite(r["f1_bal"])
+
+
 def test_configs_are_locked_and_variants_checked():
   c = config_lib.get_config("notes")
   assert (c.vi.sampling, c.vi.sigma, c.vi.prior_sigma, c.data.batch_size) == ("example", "shared", 1000.0, 25)

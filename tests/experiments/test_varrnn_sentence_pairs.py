@@ -53,6 +53,52 @@ def test_pairs_tsv_reader(tmp_path):
     sentence_pairs.read_pairs_tsv(str(path))
 
 
+SICK_HEADER = ("pair_ID\tsentence_A\tsentence_B\tentailment_label\trelatedness_score\t"
+               "entailment_AB\tentailment_BA\tsentence_A_original\tsentence_B_original\t"
+               "sentence_A_dataset\tsentence_B_dataset\tSemEval_set")
+
+
+def _sick_row(i, a, b, score, semeval):
+  return "\t".join([str(i), a, b, "NEUTRAL", score, "A_neutral_B", "B_neutral_A", a, b,
+                    "FLICKR", "FLICKR", semeval])
+
+
+SICK = "\r\n".join([SICK_HEADER,
+                     _sick_row(1, "A dog runs.", "A dog is running.", "4.6", "TRAIN"),
+                     _sick_row(2, "A man cooks.", "A woman sings.", "1.0", "TEST"),
+                     _sick_row(3, "Kids play.", "Children are playing.", "3", "TRIAL"),
+                     _sick_row(4, "A cat sleeps.", "A cat is awake.", "1.4", "TRAIN"),
+                     _sick_row(5, "Two men talk.", "Men are talking.", "5", "TEST")]) + "\r\n"
+
+
+def test_sick_reader_keeps_the_sets_asked_for_and_maps_scores(tmp_path):
+  path = tmp_path / "SICK.txt"
+  path.write_bytes(SICK.encode())
+  train = sentence_pairs.read(str(path), "sick", part="train")  # TRAIN and TRIAL rows
+  test = sentence_pairs.read(str(path), "sick", part="test")
+  np.testing.assert_array_equal(train.y, [5, 3, 1])  # 4.6 -> 4.5 -> 5; 3 -> 2.5 -> 3; 1.4 -> 1
+  np.testing.assert_array_equal(test.y, [0, 5])
+  assert train.b[1] == ["children", "are", "playing", "."]  # no '\r' left on any field
+  assert len(sentence_pairs.read_sick(str(path), sets=("TRIAL",))) == 1
+  assert [sentence_pairs.sick_class(str(s), "x") for s in (1, 1.4, 2, 3, 4, 4.6, 5)] == \
+      [0, 1, 1, 3, 4, 5, 5]
+
+
+@pytest.mark.parametrize("row, expect", [
+    (_sick_row(6, "a", "b", "4", "TRAIN").rsplit("\t", 1)[0], "expected 12 tab-separated SICK"),
+    (_sick_row(6, "a", "b", "high", "TRAIN"), "relatedness score 'high' \\(column 5\\) is not"),
+    (_sick_row(6, "a", "b", "0.5", "TRAIN"), "outside 1..5"),
+    (_sick_row(6, "a", "b", "2", "DEV"), "SemEval set 'DEV' \\(column 12\\)"),
+    (_sick_row(6, " ", "b", "2", "TEST"), "empty sentence"),
+])
+def test_sick_reader_names_the_malformed_row(tmp_path, row, expect):
+  path = tmp_path / "SICK.txt"
+  path.write_bytes((SICK + row + "\r\n" + _sick_row(7, "c", "d", "3", "TEST")).encode())
+  with pytest.raises(DataError, match=expect) as e:
+    sentence_pairs.read(str(path), "sick", part="test")
+  assert f"{path}:7:" in str(e.value)
+
+
 def test_score_to_class_and_encode():
   assert [sentence_pairs.score_to_class(s) for s in (0.0, 0.49, 0.5, 2.5, 4.6, 5.0)] == [0, 0, 1, 3, 5, 5]
   vocab = Vocab(["a", "b", "<unk>"], unk="<unk>")

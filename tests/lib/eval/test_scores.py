@@ -56,3 +56,15 @@ def test_expected_calibration_error():
   y2 = np.asarray([1] * 5 + [1] * 5)
   assert scores.expected_calibration_error(mixed, y2) == pytest.approx(0.5 * 0.05 + 0.5 * 0.55)
   assert scores.nll(calibrated, y) == pytest.approx(-(4 * np.log(0.4) + 6 * np.log(0.6)) / 10)
+
+
+def test_reliability_bins_are_what_ece_sums():
+  mixed = np.vstack([np.tile([0.05, 0.95], (5, 1)), np.tile([0.55, 0.45], (5, 1))])
+  y = np.asarray([1] * 5 + [1] * 5)
+  conf, acc, n = scores.reliability(mixed, y, num_bins=10)
+  assert n.tolist() == [0] * 5 + [5] + [0] * 3 + [5]
+  assert conf[5] == pytest.approx(0.55) and acc[5] == 0.0
+  assert conf[9] == pytest.approx(0.95) and acc[9] == 1.0
+  assert np.isnan(conf[0]) and np.isnan(acc[0])
+  ece = np.nansum(n / n.sum() * np.abs(acc - conf))
+  assert ece == pytest.approx(scores.expected_calibration_error(mixed, y, 10))
