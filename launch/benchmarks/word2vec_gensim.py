@@ -1,4 +1,9 @@
-"""word2vec on PTB train: rnnlab against gensim (2 workers), same corpus and settings.
+"""word2vec: rnnlab against gensim (2 workers), same corpus and settings.
+
+Corpora: PTB train (``python -m launch.bench word2vec``) or the largest English
+text at hand, ``experiments.word2vec.english_corpus`` (PTB train, the English side of
+Tatoeba eng-fra, SICK's training sentences, the Lee news prose: 1.9M words;
+``python -m launch.bench word2vec_english``).
 
 Settings (gensim's defaults for skip-gram): dim 100, window 5,
 5 negatives, sample 1e-4, min_count 5, 5 epochs, lr 0.025 -> 1e-4.
@@ -27,7 +32,7 @@ import jax
 from jax.experimental.compilation_cache import compilation_cache
 import numpy as np
 
-from experiments.word2vec import config as config_lib, experiment
+from experiments.word2vec import config as config_lib, english_corpus, experiment
 from lib.eval import word_eval
 from lib.train import trainer
 from lib.train.state import init_state
@@ -37,9 +42,9 @@ DATA = os.environ.get("RNNLAB_DATA", os.path.join(os.path.dirname(__file__), "..
 COLUMNS = ("system", "train_s", "words_per_s", "vs_gensim", "analogy_acc", "questions", "note")
 
 
-def _config():
+def _config(corpus: str):
   c = config_lib.get_config("gensim")
-  c.data.corpus = os.path.join(DATA, "ptb", "ptb.train.txt")
+  c.data.corpus = corpus
   c.data.analogies = os.path.join(DATA, "analogy", "questions-words.txt")
   c.trainer.checkpoint_every_steps = 0
   return c
@@ -88,10 +93,25 @@ def _warm_times(config, data, repeats: int) -> list[float]:
 
 
 def run(peers=("gensim",), repeats: int = 3) -> list[dict]:
-  config = _config()
-  if not os.path.isfile(config.data.corpus):
-    raise FileNotFoundError(f"PTB train not found at {config.data.corpus}; set RNNLAB_DATA to "
+  corpus = os.path.join(DATA, "ptb", "ptb.train.txt")
+  if not os.path.isfile(corpus):
+    raise FileNotFoundError(f"PTB train not found at {corpus}; set RNNLAB_DATA to "
                             "the folder holding ptb/ and analogy/.")
+  return compare(corpus, peers, repeats)
+
+
+def run_english(peers=("gensim",), repeats: int = 3) -> list[dict]:
+  with tempfile.TemporaryDirectory() as tmp:
+    words = english_corpus.build(DATA, tmp)
+    rows = compare(tmp, peers, repeats)
+  rows[0]["note"] = (rows[0].get("note", "") + "; corpus " +
+                     ", ".join(f"{k} {v:,}" for k, v in words.items()) + " words")
+  return rows
+
+
+def compare(corpus: str, peers=("gensim",), repeats: int = 3) -> list[dict]:
+  """The table's rows for one corpus (a file or a folder of files, ``lines`` format)."""
+  config = _config(corpus)
   data = experiment.Data(config)
   words = 5 * data.raw_words
   sentences = experiment.read_sentences(config.data)
