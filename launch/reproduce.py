@@ -2,9 +2,12 @@
 
   python -m launch.reproduce --quick --out=runs/reproduce [--only=counting]
 
-Writes ``<out>/report.md`` (results beside the figures the notes or the
-literature report, plus the plots) and ``<out>/results.json`` (one record per
-result: experiment, variant, metric, value, reference), and prints the table.
+Writes ``<out>/report.md`` (a one-screen summary per experiment, then every result
+beside the figure the notes or the literature report and its verdict, then the
+plots) and ``<out>/results.json`` (one record per result: experiment, variant,
+metric, value, reference, source, check and verdict), and prints the table. Each
+experiment's module gives ``SEED`` (the system it reproduces) and a ``check`` on
+every record (:mod:`launch.verdicts`).
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import time
 
 from absl import app, flags
 
-from launch import registry
+from launch import registry, verdicts
 from lib.runtime import cli
 
 _OUT = flags.DEFINE_string("out", "runs/reproduce", "Output folder.")
@@ -32,10 +35,29 @@ def _fmt(v) -> str:
 
 
 def markdown_table(records: list[dict]) -> str:
-  rows = ["| experiment | variant | metric | rnnlab | reference | source |",
-          "|---|---|---|---|---|---|"]
-  rows += [f"| {r['experiment']} | {r['variant']} | {r['metric']} | {_fmt(r['value'])} | "
-           f"{_fmt(r['reference'])} | {r['source'] or '—'} |" for r in records]
+  rows = ["| experiment | variant | metric | rnnlab | reference | source | verdict |",
+          "|---|---|---|---|---|---|---|"]
+  for r in records:
+    label, text = verdicts.verdict(r)
+    rows.append(f"| {r['experiment']} | {r['variant']} | {r['metric']} | {_fmt(r['value'])} | "
+                f"{_fmt(r['reference'])} | {r['source'] or '—'} | **{label}**: {text} |")
+  return "\n".join(rows)
+
+
+def summary_table(records: list[dict], seeds: dict[str, str], timings: dict[str, float]) -> str:
+  """One row per experiment: the system it reproduces, its headline result (the first
+  record that has a reference, else the first), the verdicts, the run time."""
+  rows = ["| experiment | reproduces | headline | verdicts | time |", "|---|---|---|---|---|"]
+  for name, seed in seeds.items():
+    rs = [r for r in records if r["experiment"] == name]
+    if not rs:
+      continue
+    head = next((r for r in rs if r["reference"] is not None), rs[0])
+    label = verdicts.verdict(head)[0]
+    got = ", ".join(f"{n} {k}" for k, n in verdicts.counts(rs).items())
+    ref = "" if head["reference"] is None else f" (reference {_fmt(head['reference'])})"
+    rows.append(f"| {name} | {seed} | {head['variant']}, {head['metric']}: "
+                f"{_fmt(head['value'])}{ref}: {label} | {got} | {timings[name]:.0f} s |")
   return "\n".join(rows)
 
 
@@ -44,21 +66,23 @@ def run(out: str, quick: bool, only: list[str]) -> list[dict]:
   if unknown:
     raise app.UsageError(f"Unknown experiments {sorted(unknown)}; registered: {sorted(registry.EXPERIMENTS)}")
   os.makedirs(out, exist_ok=True)
-  records, figures, timings = [], [], {}
+  records, figures, timings, seeds = [], [], {}, {}
   for name, module in registry.EXPERIMENTS.items():
     if only and name not in only:
       continue
     t0 = time.perf_counter()
-    result = importlib.import_module(module).reproduce(os.path.join(out, name), quick)
-    timings[name] = time.perf_counter() - t0
+    mod = importlib.import_module(module)
+    result = mod.reproduce(os.path.join(out, name), quick)
+    timings[name], seeds[name] = time.perf_counter() - t0, mod.SEED
     records += result["records"]
     figures += result["figures"]
+  table = markdown_table(records)  # raises on a record without a usable check
   with open(os.path.join(out, "results.json"), "w") as f:
-    json.dump(records, f, indent=2)
-  table = markdown_table(records)
+    json.dump([{**r, "verdict": verdicts.verdict(r)[0]} for r in records], f, indent=2)
   cmd = f"python -m launch.reproduce {'--quick ' if quick else ''}--out={out}"
   lines = ["# rnnlab: reproduction report", "", f"Command: `{cmd}`", "",
-           "Run time: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()), "", table, ""]
+           summary_table(records, seeds, timings), "",
+           f"Run time: {sum(timings.values()):.0f} s in all.", "", "## Every result", "", table, ""]
   lines += [f"![{os.path.basename(p)}]({os.path.relpath(p, out)})" for p in figures]
   with open(os.path.join(out, "report.md"), "w") as f:
     f.write("\n".join(lines) + "\n")

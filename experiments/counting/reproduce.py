@@ -13,6 +13,9 @@ import numpy as np
 from experiments.counting import config as config_lib, experiment
 from lib.runtime import plotting, writers
 
+SEED = ("notes 003: Theano linear RNN counting ones (GD, RMSProp, Rprop); notes 002: "
+        "Keras SimpleRNN / LSTM / GRU on the same task")
+
 NOTES = "notes 003 (Theano, 2001 epochs)"
 PETER = "Peter's notes (Rprop, 500 it.)"
 # (variant, metric) -> (reference value, source)
@@ -24,9 +27,36 @@ REFERENCES = {
 }
 
 
+# How each result is judged (launch.verdicts): the notes' weights to 0.01, their costs as
+# bounds; the results the notes give no figure for are shown with what they say.
+WITHIN = {"kind": "within", "tol": 0.01}
+CHECKS = {
+    ("gd", "cost"): {"kind": "within", "tol": 0.1, "relative": True},
+    ("rmsprop", "cost"): {"kind": "at_most", "bound": 0.0068},
+    "test mse": {"kind": "shown", "what": "held-out error on fresh 10-step sequences "
+                 "(the notes give no figure)"},
+    "test mse, 50 steps": {"kind": "shown", "what": "extrapolation to 50-step sequences after "
+                           "training on 10: only w_x = w_rec = 1 counts that far (Rprop, "
+                           "RMSProp); bounded cells saturate, as expected"},
+    "train mse": {"kind": "shown", "what": "the Keras cells fit the training sequences "
+                  "(notes 002 shows the curves only: cells.png)"},
+    "cost": {"kind": "shown", "what": "Rprop's final cost (Peter's notes give the weights only)"},
+    "seeds": {"kind": "shown", "what": "GD from 32 random starts (the notes show one)"},
+}
+
+
+def _check(variant: str, metric: str, ref) -> dict:
+  if (variant, metric) in CHECKS:
+    return CHECKS[variant, metric]
+  if ref is not None:
+    return WITHIN
+  return CHECKS["seeds" if metric.startswith("seeds") else metric]
+
+
 def _record(variant, metric, value, ref=(None, "")):
   return {"experiment": "counting", "variant": variant, "metric": metric,
-          "value": float(value), "reference": ref[0], "source": ref[1]}
+          "value": float(value), "reference": ref[0], "source": ref[1],
+          "check": _check(variant, metric, ref[0])}
 
 
 def reproduce(out_dir: str, quick: bool = True) -> dict:

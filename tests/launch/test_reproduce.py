@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from launch import registry, reproduce
+from launch import registry, reproduce, verdicts
 
 pytestmark = pytest.mark.slow  # trains or starts processes: left out of `make test-fast`
 
@@ -18,10 +18,16 @@ def out(tmp_path_factory):
 def test_writes_report_results_and_plots(out):
   records = json.loads((out / "results.json").read_text())
   assert {r["experiment"] for r in records} == {"counting"}
-  assert all(set(r) == {"experiment", "variant", "metric", "value", "reference", "source"}
-             for r in records)
+  assert all(set(r) == {"experiment", "variant", "metric", "value", "reference", "source",
+                        "check", "verdict"} for r in records)
+  assert all(r["verdict"] in verdicts.LABELS for r in records)
   report = (out / "report.md").read_text()
   assert "| counting | rmsprop | w_x |" in report and "0.9995" in report
+  assert "**reproduced**: within ±0.01 of 0.9995" in report
+  summary = report.split("## Every result")[0]
+  assert "| counting | notes 003" in summary  # the one-screen summary names the seed
+  table = [l for l in report.split("## Every result")[1].splitlines() if l.startswith("| counting")]
+  assert len(table) == len(records) and all("| **" in l for l in table)  # a verdict on every row
   for png in ("optimizers.png", "cells.png", "cost_surface.png"):
     assert (out / "counting" / png).stat().st_size > 10_000
     assert f"counting/{png}" in report
@@ -35,10 +41,11 @@ def test_results_meet_the_notes(out):
   assert rec["gd", "cost"] < 0.1
 
 
-def test_every_registered_module_has_reproduce():
+def test_every_registered_module_has_reproduce_and_a_seed():
   import importlib
   for module in registry.EXPERIMENTS.values():
-    assert callable(importlib.import_module(module).reproduce)
+    mod = importlib.import_module(module)
+    assert callable(mod.reproduce) and mod.SEED.startswith("notes 00")
 
 
 def test_unknown_experiment_is_rejected(tmp_path):
