@@ -13,8 +13,7 @@ import numpy as np
 from experiments.counting import config as config_lib, experiment
 from lib.runtime import plotting, writers
 
-SEED = ("notes 003: Theano linear RNN counting ones (GD, RMSProp, Rprop); notes 002: "
-        "Keras SimpleRNN / LSTM / GRU on the same task")
+SEED = "notes 003: Theano linear RNN counting ones (GD, RMSProp, Rprop); Keras cells"
 
 NOTES = "notes 003 (Theano, 2001 epochs)"
 PETER = "Peter's notes (Rprop, 500 it.)"

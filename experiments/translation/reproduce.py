@@ -30,7 +30,7 @@ def reproduce(out_dir: str, quick: bool = True) -> dict:
     for metric, key in (("validation chrF", "chrf"), ("validation exact match", "exact"),
                         ("validation per-character accuracy (greedy)", "greedy_char_acc")):
       records.append({"experiment": "translation", "variant": f"numbers/{variant}",
-                      "metric": f"{metric} after {c.trainer.num_epochs} epochs", "value": r[key],
+                      "metric": f"{metric} after {c.trainer.num_epochs:g} epochs", "value": r[key],
                       "reference": None, "source": "", "check": check})
     figures.append(r["figure"])
   return {"records": records, "figures": figures}

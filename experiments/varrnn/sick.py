@@ -12,7 +12,7 @@ word2vec's on the English corpus. Each setting is a config variant plus override
 (:data:`SETTINGS`) and trains in ``<out>/<setting>``; re-running skips finished
 runs. Writes ``<out>/comparison.md`` (balanced macro-F1, accuracy, ECE, NLL per
 predictor), ``comparison.png`` and ``reliability.png`` (each setting's headline
-predictor on the test set).
+predictor on the test set, bins of at least :data:`MIN_BIN` pairs).
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import json
 import os
 
 from absl import app, flags
+import numpy as np
 
 from experiments.varrnn import compare, config as config_lib, experiment, inputs
 from lib.eval import scores
@@ -40,6 +41,9 @@ SETTINGS = {
                                        "vi.kl_weight": 1e-3}),
     "map_match_adam": ("map", {"model.features": "match", "optimizer": {"name": "adam", "lr": 1e-3}}),
 }
+
+
+MIN_BIN = 20  # reliability.png leaves out bins of fewer test pairs
 
 
 def config_for(setting: str, sick: str, vectors: str, common: dict):
@@ -88,8 +92,9 @@ def _reliability(config, workdir: str, dataset, predictor: str):
   built = experiment.build(config, dataset)
   post = restore_params(built.task, built.config, workdir)[0]
   probs = built.task.evaluators[0].predict(post, dataset.test)[predictor]
-  conf, acc, _ = scores.reliability(probs, dataset.test["y"], config.eval.ece_bins)
-  return conf, acc
+  conf, acc, n = scores.reliability(probs, dataset.test["y"], config.eval.ece_bins)
+  few = n < MIN_BIN  # a bin of a handful of pairs is noise, not calibration
+  return np.where(few, np.nan, conf), np.where(few, np.nan, acc)
 
 
 if __name__ == "__main__":
@@ -101,11 +106,8 @@ if __name__ == "__main__":
   _SET = flags.DEFINE_list("set", [], "key=value overrides for every setting.")
 
   def main(argv):
-    if len(argv) > 1:
-      raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    unknown = set(_SETTINGS.value) - set(SETTINGS)
-    if unknown:
-      raise app.UsageError(f"Unknown settings {sorted(unknown)}; expected some of {list(SETTINGS)}.")
+    cli.no_extra_args(argv)
+    settings = cli.known("settings", _SETTINGS.value, SETTINGS)
     common = {}
     for item in _SET.value:
       k, _, v = item.partition("=")
@@ -113,7 +115,7 @@ if __name__ == "__main__":
         common[k] = json.loads(v)
       except ValueError:
         common[k] = v
-    study(_OUT.value, _SICK.value, _VECTORS.value, _SETTINGS.value, common)
+    study(_OUT.value, _SICK.value, _VECTORS.value, settings, common)
 
   cli.prepare_process()
   app.run(main)

@@ -37,6 +37,14 @@ def no_extra_args(argv: Sequence[str]) -> None:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
 
 
+def known(what: str, names: Sequence[str], valid: Sequence[str]) -> list[str]:
+  """``names`` if each is one of ``valid``, else a usage error listing them."""
+  unknown = sorted(set(names) - set(valid))
+  if unknown:
+    raise app.UsageError(f"Unknown {what} {unknown}; expected some of {list(valid)}.")
+  return list(names)
+
+
 def config_module(path: str):
   """Executes a config file (``experiments/<name>/config.py``) as a module."""
   module_spec = importlib.util.spec_from_file_location("_rnnlab_config", path)

@@ -1,0 +1,88 @@
+"""Character translation on Tatoeba English-French, setting beside setting.
+
+  python -m experiments.translation.eng_fra --path=../shared/data/eng_fra/fra.txt \\
+      --out=runs/translation/eng_fra [--settings=notes,attention] [--epochs=100] [--beam=5]
+
+Settings (:data:`SETTINGS`): ``notes`` is the notes' and Keras' ``lstm_seq2seq``
+(the first 10,000 pairs, one-hot LSTM 256, RMSprop 1e-3, batch 64, the last 20%
+for validation, unshuffled); ``attention`` adds a bidirectional encoder with
+additive attention and a shuffled validation split. Each trains in
+``<out>/<setting>`` (re-running resumes or skips), is evaluated greedily and with
+beam search of width ``--beam`` on the validation pairs, and writes its curves
+(and, with attention, ``attention.png``). ``<out>/comparison.md`` holds the table.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from absl import app, flags
+
+from experiments.translation import config as config_lib, experiment
+from lib.runtime import cli
+from lib.sweeps import space as sweeps
+from lib.train.state import restore_params
+
+SETTINGS = {
+    "notes": ("lstm", {"data.max_pairs": 10_000}),
+    "attention": ("attention", {"data.max_pairs": 10_000, "data.split_seed": 0}),
+}
+
+
+def evaluate_beam(config, workdir: str, beam: int, data) -> dict:
+  """The trained parameters of ``workdir`` decoded with beam search of width ``beam``."""
+  c = sweeps.apply(config, {"decoding.beam": beam})
+  built = experiment.build(c, data)
+  params = restore_params(built.task, built.config, workdir)[0]
+  return built.task.evaluators[0].evaluate(params)[0]
+
+
+def study(out: str, path: str, settings: list[str], epochs: int, beam: int,
+          verbose: bool = True) -> list[dict]:
+  rows = []
+  for s in settings:
+    variant, overrides = SETTINGS[s]
+    c = sweeps.apply(config_lib.get_config(variant),
+                     {"data.path": path, "trainer.num_epochs": epochs, **overrides})
+    workdir = os.path.join(out, s)
+    data = experiment.load(c.data)
+    rep = experiment.run(c, workdir, data=data, verbose=verbose)["report"]
+    beamed = evaluate_beam(c, workdir, beam, data)
+    rows.append({"setting": s, "epochs": rep["epochs"], "chrf_greedy": rep["chrf"],
+                 f"chrf_beam{beam}": beamed["chrf"], "exact_greedy": rep["exact"],
+                 f"exact_beam{beam}": beamed["exact"], "valid_loss": rep["loss"],
+                 "train_s": rep["wall_time_s"], "figure": rep["figure"],
+                 "attention_figure": rep["attention_figure"]})
+  with open(os.path.join(out, "comparison.json"), "w") as f:
+    json.dump(rows, f, indent=2)
+  with open(os.path.join(out, "comparison.md"), "w") as f:
+    f.write(markdown(rows, beam) + "\n")
+  if verbose:
+    print(markdown(rows, beam))
+  return rows
+
+
+def markdown(rows: list[dict], beam: int) -> str:
+  out = [f"| setting | epochs | chrF greedy | chrF beam {beam} | exact greedy | exact beam {beam} "
+         "| validation loss | train s |", "|---|---|---|---|---|---|---|---|"]
+  for r in rows:
+    out.append(f"| {r['setting']} | {r['epochs']:g} | {r['chrf_greedy']:.1f} | "
+               f"{r[f'chrf_beam{beam}']:.1f} | {r['exact_greedy']:.3f} | "
+               f"{r[f'exact_beam{beam}']:.3f} | {r['valid_loss']:.3f} | {r['train_s']:.0f} |")
+  return "\n".join(out)
+
+
+if __name__ == "__main__":
+  _OUT = flags.DEFINE_string("out", "runs/translation/eng_fra", "Output folder.")
+  _PATH = flags.DEFINE_string("path", "../shared/data/eng_fra/fra.txt", "The pairs file.")
+  _SETTINGS = flags.DEFINE_list("settings", list(SETTINGS), f"Of {list(SETTINGS)}.")
+  _EPOCHS = flags.DEFINE_integer("epochs", 100, "Epochs per setting (Keras: 100).")
+  _BEAM = flags.DEFINE_integer("beam", 5, "Beam width of the second evaluation.")
+
+  def main(argv):
+    cli.no_extra_args(argv)
+    settings = cli.known("settings", _SETTINGS.value, SETTINGS)
+    study(_OUT.value, _PATH.value, settings, _EPOCHS.value, _BEAM.value)
+
+  cli.prepare_process()
+  app.run(main)
