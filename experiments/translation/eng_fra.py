@@ -8,7 +8,9 @@ Settings (:data:`SETTINGS`): ``notes`` is the notes' and Keras' ``lstm_seq2seq``
 for validation, unshuffled); ``attention`` adds a bidirectional encoder with
 additive attention and a shuffled validation split. Each trains in
 ``<out>/<setting>`` (re-running resumes or skips), is evaluated greedily and with
-beam search of width ``--beam`` on the validation pairs, and writes its curves
+beam search of width ``--beam`` on the validation pairs, greedily on 500 of its
+training pairs (``train_samples.txt``: the notes' decodes of seen sentences), and
+writes its curves
 (and, with attention, ``attention.png``). ``<out>/comparison.md`` holds the table.
 """
 from __future__ import annotations
@@ -19,6 +21,7 @@ import os
 from absl import app, flags
 
 from experiments.translation import config as config_lib, experiment
+from lib.eval import decoding as seq2seq_train
 from lib.runtime import cli
 from lib.sweeps import space as sweeps
 from lib.train.state import restore_params
@@ -37,6 +40,22 @@ def evaluate_beam(config, workdir: str, beam: int, data) -> dict:
   return built.task.evaluators[0].evaluate(params)[0]
 
 
+def train_decodes(config, workdir: str, data, n: int = 500) -> dict:
+  """Greedy decodes of the first ``n`` training pairs (seen sentences: the notes' check
+  that the model fits them); writes ``train_samples.txt`` (10 of them)."""
+  built = experiment.build(config, data)
+  params = restore_params(built.task, built.config, workdir)[0]
+  n = min(n, len(data.train["src"]))
+  seen = {k: v[:n] for k, v in data.train.items()}
+  ev = seq2seq_train.Evaluator(built.model, seen, data.src_vocab, data.tgt_vocab,
+                               start=experiment.START, end=experiment.END, fixed_width=False,
+                               batch_size=n, text_metrics=experiment.chrf)
+  metrics, decoded = ev.evaluate(params)
+  with open(os.path.join(workdir, "train_samples.txt"), "w", encoding="utf-8") as f:
+    f.write(seq2seq_train.format_samples(decoded, range(0, n, max(n // 10, 1)), as_lists=False) + "\n")
+  return metrics
+
+
 def study(out: str, path: str, settings: list[str], epochs: int, beam: int,
           verbose: bool = True) -> list[dict]:
   rows = []
@@ -48,12 +67,19 @@ def study(out: str, path: str, settings: list[str], epochs: int, beam: int,
     data = experiment.load(c.data)
     rep = experiment.run(c, workdir, data=data, verbose=verbose)["report"]
     beamed = evaluate_beam(c, workdir, beam, data)
+    seen = train_decodes(c, workdir, data)
     rows.append({"setting": s, "epochs": rep["epochs"], "chrf_greedy": rep["chrf"],
                  f"chrf_beam{beam}": beamed["chrf"], "exact_greedy": rep["exact"],
                  f"exact_beam{beam}": beamed["exact"], "valid_loss": rep["loss"],
+                 "train_chrf": seen["chrf"], "train_exact": seen["exact"],
                  "train_s": rep["wall_time_s"], "figure": rep["figure"],
                  "attention_figure": rep["attention_figure"]})
-  with open(os.path.join(out, "comparison.json"), "w") as f:
+  path = os.path.join(out, "comparison.json")  # settings run before (other epochs) stay
+  if os.path.exists(path):
+    with open(path) as f:
+      done = [r for r in json.load(f) if r["setting"] not in settings]
+    rows = [r for r in done if f"chrf_beam{beam}" in r] + rows
+  with open(path, "w") as f:
     json.dump(rows, f, indent=2)
   with open(os.path.join(out, "comparison.md"), "w") as f:
     f.write(markdown(rows, beam) + "\n")
@@ -64,11 +90,13 @@ def study(out: str, path: str, settings: list[str], epochs: int, beam: int,
 
 def markdown(rows: list[dict], beam: int) -> str:
   out = [f"| setting | epochs | chrF greedy | chrF beam {beam} | exact greedy | exact beam {beam} "
-         "| validation loss | train s |", "|---|---|---|---|---|---|---|---|"]
+         "| validation loss | seen pairs: chrF / exact | train s |",
+         "|---|---|---|---|---|---|---|---|---|"]
   for r in rows:
     out.append(f"| {r['setting']} | {r['epochs']:g} | {r['chrf_greedy']:.1f} | "
                f"{r[f'chrf_beam{beam}']:.1f} | {r['exact_greedy']:.3f} | "
-               f"{r[f'exact_beam{beam}']:.3f} | {r['valid_loss']:.3f} | {r['train_s']:.0f} |")
+               f"{r[f'exact_beam{beam}']:.3f} | {r['valid_loss']:.3f} | "
+               f"{r['train_chrf']:.1f} / {r['train_exact']:.3f} | {r['train_s']:.0f} |")
   return "\n".join(out)
 
 

@@ -91,3 +91,21 @@ def test_chrf_is_sacrebleus_corpus_score():
   assert experiment.chrf(hyp, ref)["chrf"] == pytest.approx(
       sacrebleu.corpus_chrf(hyp, [ref]).score)
   assert experiment.chrf(ref, ref)["chrf"] == pytest.approx(100.0)
+
+
+def test_eng_fra_study_writes_greedy_beam_and_seen_pair_scores(tmp_path):
+  from experiments.translation import eng_fra
+  lines = [f"{s}\t{t}" for s, t in numbers.number_pairs(60, 5)]
+  (tmp_path / "fra.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+  eng_fra.SETTINGS["tiny"] = ("attention", {"model.hidden": 8, "data.batch_size": 16,
+                                            "data.eval_batch_size": 12})
+  try:
+    rows = eng_fra.study(str(tmp_path / "out"), str(tmp_path / "fra.txt"), ["tiny"], epochs=1,
+                         beam=3, verbose=False)
+  finally:
+    del eng_fra.SETTINGS["tiny"]
+  r = rows[0]
+  assert {"chrf_greedy", "chrf_beam3", "train_chrf", "train_exact"} <= set(r)
+  assert (tmp_path / "out" / "tiny" / "attention.png").exists()
+  assert "Input sentence:" in (tmp_path / "out" / "tiny" / "train_samples.txt").read_text("utf-8")
+  assert "| tiny | 1 |" in (tmp_path / "out" / "comparison.md").read_text()
