@@ -74,8 +74,9 @@ def plot_surface(x: np.ndarray, y: np.ndarray, z_YxX: np.ndarray, path: str, *,
 def plot_panels(panels: Sequence[tuple[str, str, Mapping[str, tuple[Sequence[float], Sequence[float]]]]],
                 path: str, *, xlabel: str = "epoch", title: str = "",
                 logy: Sequence[bool] = ()) -> str:
-  """Side-by-side panels ``(title, ylabel, series)`` sharing a legend, in one PNG
-  (e.g. the variants' loss and accuracy curves, as notes 002 compare them)."""
+  """Side-by-side panels ``(title, ylabel, series)`` in one PNG (e.g. the variants' loss
+  and accuracy curves, as notes 002 compare them). Panels with the same curves share
+  one legend (on the last of them); a panel with other curves gets its own."""
   fig = _figure((5.2 * len(panels), 4.2))
   axes = fig.subplots(1, len(panels))
   axes = np.atleast_1d(axes)
@@ -90,7 +91,10 @@ def plot_panels(panels: Sequence[tuple[str, str, Mapping[str, tuple[Sequence[flo
     ax.set(title=sub, xlabel=xlabel, ylabel=ylabel)
     ax.grid(alpha=0.3, which="both")
   if any(len(s) > 1 for _, _, s in panels):
-    axes[-1].legend(fontsize=8)
+    for i, (_, _, series) in enumerate(panels):
+      later = [list(s) for _, _, s in panels[i + 1:]]
+      if series and list(series) not in later:
+        axes[i].legend(fontsize=8)
   if title:
     fig.suptitle(title)
   with warnings.catch_warnings():  # a script the font lacks (CJK) draws as boxes: say it once
