@@ -42,8 +42,8 @@ def test_word2vec_train_loop_on_a_tiny_corpus(tmp_path, monkeypatch):
   rng = np.random.default_rng(0)
   corpus.write_text("\n".join(" ".join(f"w{i}" for i in rng.integers(0, 50, 9)) for _ in range(300)))
   monkeypatch.setattr(word2vec_gensim, "DATA", str(tmp_path / "nowhere"))
-  c = word2vec_gensim._config()
-  c.data.update(dict(corpus=str(corpus), analogies="", min_count=1))
+  c = word2vec_gensim._config(str(corpus))
+  c.data.update(dict(analogies="", min_count=1))
   c.train.minibatch, c.trainer.num_epochs = 256, 1
   seconds, vectors = word2vec_gensim.train_rnnlab(c, experiment.Data(c))
   assert seconds > 0 and vectors.shape == (50, 100) and np.isfinite(vectors).all()

@@ -240,9 +240,9 @@ def _exhaustive_best(m, p, src, src_len, L, end_id):
   N = len(seqs)
   tgt_in = jnp.asarray(np.concatenate([np.full((N, 1), START), seqs[:, :-1]], 1))
   best_tok, best_lp = [], []
+  logp_of = jax.jit(lambda s, n: jax.nn.log_softmax(m.decode(p, m.encode(p, s, n), tgt_in), -1))
   for i in range(src.shape[0]):
-    enc = m.encode(p, jnp.repeat(src[i:i + 1], N, 0), jnp.repeat(src_len[i:i + 1], N, 0))
-    logp = np.asarray(jax.nn.log_softmax(m.decode(p, enc, tgt_in), -1))
+    logp = np.asarray(logp_of(jnp.repeat(src[i:i + 1], N, 0), jnp.repeat(src_len[i:i + 1], N, 0)))
     lp = np.where(after_end, 0.0, np.take_along_axis(logp, seqs[..., None], -1)[..., 0]).sum(1)
     lp[~valid] = -np.inf
     best_tok.append(seqs[np.argmax(lp)])
