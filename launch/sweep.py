@@ -36,6 +36,7 @@ from typing import Optional, Sequence
 from absl import app, flags
 
 from lib.runtime import cli, files, plotting, writers
+from lib.runtime.cli import parse_sets
 from lib.data.errors import ConfigError
 from lib.sweeps import space as sweeps, trial_batch, tunable
 from launch import trials as trials_lib
@@ -48,22 +49,6 @@ VMAP_GROUP = "vmap-group"  # the vmap backend's checkpoint of its unfinished gro
 
 def _module_of(config_path: str):
   return cli.config_module(config_path)
-
-
-def parse_sets(items: Sequence[str]) -> dict:
-  """``['trainer.num_epochs=200', 'optimizer.name=adam']`` -> overrides shared by every trial
-  (values parsed as Python literals where they are, else kept as strings)."""
-  import ast
-  out = {}
-  for item in items:
-    key, sep, value = item.partition("=")
-    if not sep:
-      raise ValueError(f"--set takes key=value, got {item!r}.")
-    try:
-      out[key] = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-      out[key] = value
-  return out
 
 
 def base_config(config_spec: str, common: Optional[dict] = None):

@@ -108,14 +108,7 @@ if __name__ == "__main__":
   def main(argv):
     cli.no_extra_args(argv)
     settings = cli.known("settings", _SETTINGS.value, SETTINGS)
-    common = {}
-    for item in _SET.value:
-      k, _, v = item.partition("=")
-      try:
-        common[k] = json.loads(v)
-      except ValueError:
-        common[k] = v
-    study(_OUT.value, _SICK.value, _VECTORS.value, settings, common)
+    study(_OUT.value, _SICK.value, _VECTORS.value, settings, cli.parse_sets(_SET.value))
 
   cli.prepare_process()
   app.run(main)

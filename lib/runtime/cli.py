@@ -8,6 +8,7 @@ diverged run or bad input exits 1 with its message, no traceback.
 """
 from __future__ import annotations
 
+import ast
 import ctypes
 import importlib.util
 import os
@@ -43,6 +44,21 @@ def known(what: str, names: Sequence[str], valid: Sequence[str]) -> list[str]:
   if unknown:
     raise app.UsageError(f"Unknown {what} {unknown}; expected some of {list(valid)}.")
   return list(names)
+
+
+def parse_sets(items: Sequence[str]) -> dict:
+  """``['trainer.num_epochs=200', 'optimizer.name=adam']`` -> overrides shared by every trial
+  (values parsed as Python literals where they are, else kept as strings)."""
+  out = {}
+  for item in items:
+    key, sep, value = item.partition("=")
+    if not sep:
+      raise ValueError(f"--set takes key=value, got {item!r}.")
+    try:
+      out[key] = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+      out[key] = value
+  return out
 
 
 def config_module(path: str):
