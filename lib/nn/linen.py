@@ -29,7 +29,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from lib.nn import recurrence
+from lib.nn import recurrence, variational
 from lib.nn.cells import Cell as _Cell
 
 
@@ -49,10 +49,12 @@ def flip_sequences(y_BxTxH: jax.Array, seq_lengths_B: Optional[jax.Array]) -> ja
 
 
 def cell_params(module: nn.Module, cell: _Cell, in_dim: int) -> dict[str, jax.Array]:
-  """Declares ``cell``'s parameters on ``module`` (one Flax param per leaf)."""
+  """Declares ``cell``'s parameters on ``module`` (one Flax param per leaf).
+
+  A flipout view (:mod:`lib.nn.flax_variational`) becomes this example's matrix."""
   shapes = jax.eval_shape(lambda k: cell.init(k, in_dim), jax.random.key(0))
-  return {name: module.param(name, lambda k, n=name: cell.init(k, in_dim)[n])
-          for name in shapes}
+  init = lambda name: lambda k: cell.init(k, in_dim)[name]
+  return {name: variational.materialize(module.param(name, init(name))) for name in shapes}
 
 
 def flax_unroll(cell: _Cell, params, inputs, *, initial_carry=None, seq_lengths=None, time_major=False,

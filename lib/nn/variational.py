@@ -119,6 +119,14 @@ def matmul(x: jax.Array, w: Weight) -> jax.Array:
   return x @ w
 
 
+def materialize(w: Weight) -> jax.Array:
+  """A plain matrix for one example's :class:`Flipout` view,
+  ``M + (sigma E) o (s r^T)``; a plain matrix as given."""
+  if isinstance(w, Flipout):
+    return w.mean + w.delta * (w.sign_in[:, None] * w.sign_out[None, :])
+  return w
+
+
 def flipout_weights(post: dict, key: jax.Array, n: int) -> tuple[Tree, Tree]:
   """``(weights, vmap axes)`` for ``n`` examples: matrices as :class:`Flipout` views,
   other leaves sampled per example."""
