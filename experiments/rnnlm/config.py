@@ -77,10 +77,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = configs.start("rnnlm", arg or "notes", VARIANTS)
   c.seed = 10                     # the notes' np.random.seed(10)
   c.data = ml_collections.ConfigDict(dict(
-      source="embedded",          # embedded | csv | ptb
+      source="embedded",          # embedded | csv | ptb | tfds
       path="",                    # csv file, or the folder with ptb.{train,valid,test}.txt
       column="body",              # csv column holding the text
       skip_bad_records=False,     # csv: drop a truncated/malformed record instead of failing
+      tfds="",                    # tfds: a prepared text dataset (lm1b; WORKSPACE.md, 'TFDS')
+      tfds_dir="",                # its data_dir ('' = ~/tensorflow_datasets)
+      tfds_split="train",         # read as csv records are; valid_fraction held out of it
+      tfds_field="text",
       vocab_size=2000,            # V-1 most frequent words + unknown (0 = every word)
       mode="sentences",           # sentences (padded, notes 001) | stream (PTB windows)
       batch_size=1,

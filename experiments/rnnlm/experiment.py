@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from lib.data import corpora, sequences, text
+from lib.data import corpora, sequences, text, tfds_source
 from lib.data.vocab import Vocab
 from lib.eval import generation
 from lib.nn import lm
@@ -50,9 +50,14 @@ def load_corpus(d: ml_collections.ConfigDict) -> Corpus:
       raise ValueError("data.source='ptb' needs --config.data.path=<folder with ptb.*.txt>.")
     token_splits = {s: corpora.read_ptb(p) for s, p in corpora.ptb_paths(d.path).items()}
     unk = PTB_UNK
-  elif d.source in ("embedded", "csv"):
+  elif d.source in ("embedded", "csv", "tfds"):
     if d.source == "embedded":
       docs = [corpora.embedded_text()]
+    elif d.source == "tfds":
+      if not d.tfds:
+        raise ValueError("data.source='tfds' needs --config.data.tfds=<name> (e.g. lm1b).")
+      docs = [r[0] for r in tfds_source.read_fields(d.tfds, d.tfds_split, [d.tfds_field],
+                                                    d.tfds_dir)]
     else:
       if not d.path:
         raise ValueError("data.source='csv' needs --config.data.path=<file.csv>.")
@@ -61,7 +66,7 @@ def load_corpus(d: ml_collections.ConfigDict) -> Corpus:
     token_splits = _split(sents, d.valid_fraction, d.split_seed)
     unk = text.UNKNOWN
   else:
-    raise ValueError(f"Unknown data.source {d.source!r}; expected embedded, csv or ptb.")
+    raise ValueError(f"Unknown data.source {d.source!r}; expected embedded, csv, ptb or tfds.")
 
   size = d.vocab_size or None
   if d.mode == "stream":
@@ -89,7 +94,7 @@ CONFIG_RULES = dict(
               "model.unroll"),
     nonnegative=("data.vocab_size", "model.truncate"),
     fractions=("model.dropout", "data.valid_fraction"),
-    choices={"data.source": ("embedded", "csv", "ptb"), "data.mode": ("sentences", "stream"),
+    choices={"data.source": ("embedded", "csv", "ptb", "tfds"), "data.mode": ("sentences", "stream"),
              "loss_normalize": ("sequences", "tokens")})
 
 

@@ -41,6 +41,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.seed = 0
   c.data = ml_collections.ConfigDict(dict(
       path="",                # an Anki/Tatoeba file: source<TAB>target[<TAB>attribution]
+      tfds="",                # a prepared TFDS translation dataset instead (WORKSPACE.md, 'TFDS')
+      tfds_dir="",            # its data_dir ('' = ~/tensorflow_datasets)
+      tfds_split="train",     # the split read; data.valid is held out of it
+      tfds_fields="en,fr",    # source language field, target language field
       max_pairs=0,            # read at most this many pairs (0 = all; the notes: 5,000)
       skip_bad_lines=False,   # malformed lines: error naming the line, or skip and count
       num=10_000,             # generated pairs (embedded default)

@@ -12,7 +12,7 @@ import numpy as np
 import sacrebleu
 
 from experiments.translation import numbers
-from lib.data import char_pairs as pairs
+from lib.data import char_pairs as pairs, tfds_source
 from lib.eval import decoding as seq2seq_train
 from lib.data.vocab import Vocab
 from lib.nn import seq2seq
@@ -34,16 +34,20 @@ class Dataset:
 
 
 def load(d: ml_collections.ConfigDict) -> Dataset:
-  """Pairs from an Anki file (or generated); vocabularies from the training split only."""
+  """Pairs from an Anki file, a TFDS dataset, or generated; vocabularies from the
+  training split only."""
   skipped = 0
-  if d.path:
+  if d.tfds:
+    fields = tfds_source.parse_names(d.tfds_fields, 2, "data.tfds_fields")
+    pp = tfds_source.read_fields(d.tfds, d.tfds_split, fields, d.tfds_dir, d.max_pairs)
+  elif d.path:
     f = pairs.read_pair_file(d.path, skip_bad_lines=d.skip_bad_lines, max_pairs=d.max_pairs or None)
     pp, skipped = f.pairs, len(f.skipped)
   else:
     pp = numbers.number_pairs(d.num, d.gen_seed)
   train_idx, valid_idx = pairs.split_indices(len(pp), d.valid,
                                              None if d.split_seed < 0 else d.split_seed,
-                                             d.path or "the generated pairs")
+                                             d.tfds or d.path or "the generated pairs")
   train_pairs = [pp[i] for i in train_idx]
   src_vocab = pairs.char_vocab([s for s, _ in train_pairs], specials=(pairs.PAD, pairs.UNK))
   tgt_vocab = pairs.char_vocab([t for _, t in train_pairs],
@@ -152,10 +156,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, data: Dataset | None
     f.write(samples + "\n")
   ds.src_vocab.save(os.path.join(workdir, "src_vocab.json"))
   ds.tgt_vocab.save(os.path.join(workdir, "tgt_vocab.json"))
-  figure = plot(workdir, spe, f"translation/{config.variant}: {config.data.path or 'numbers'}")
+  source = (f"tfds {config.data.tfds}" if config.data.tfds else config.data.path) or "generated numbers"
+  figure = plot(workdir, spe, f"translation/{config.variant}: {source}")
   heatmap = (attention_figure(model, params, ds, os.path.join(workdir, "attention.png"))
              if config.model.attention != "none" else None)
-  report = {"variant": config.variant, "data": config.data.path or "generated numbers",
+  report = {"variant": config.variant, "data": source,
             "params": n_params, "epochs": epochs, "validation": len(ds.valid["src"]),
             "skipped_lines": ds.skipped, **final, "wall_time_s": summary["wall_time_s"],
             "status": summary["status"], "figure": figure,

@@ -68,6 +68,10 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
                             # end; sick: TRAIN + TRIAL rows train, TEST rows test)
       test_path="",         # a separate test file (STS-B: sts-dev.csv or sts-test.csv)
       vectors="",           # word2vec/GloVe text file for model.embeddings='fixed'
+      tfds="",              # a prepared TFDS dataset instead of files (glue/stsb; WORKSPACE.md)
+      tfds_dir="",          # its data_dir ('' = ~/tensorflow_datasets)
+      tfds_splits="train,validation",          # train, test (glue/stsb's test has no labels)
+      tfds_fields="sentence1,sentence2,label",  # sentence A, sentence B, score or class
       num=6000,             # generated pairs
       gen_seed=0,
       min_len=6,            # generated sentence lengths (markers included)

@@ -24,7 +24,7 @@ import ml_collections
 import numpy as np
 
 from experiments.varrnn import sentence_pairs
-from lib.data import word_vectors
+from lib.data import tfds_source, word_vectors
 from lib.data.errors import DataError
 from lib.data.vocab import Vocab
 
@@ -101,7 +101,14 @@ def load(d: ml_collections.ConfigDict, embeddings: str, embed_dim: int) -> Datas
   ``embeddings``: ``fixed`` (vectors are inputs: from ``d.vectors``, or a random
   table for the generated task) or ``learned`` (the model owns a table).
   """
-  if d.format == "generated":
+  if d.tfds:
+    train_split, test_split = tfds_source.parse_names(d.tfds_splits, 2, "data.tfds_splits")
+    fields = tfds_source.parse_names(d.tfds_fields, 3, "data.tfds_fields")
+    read = lambda split: sentence_pairs.read_tfds(d.tfds, split, fields, d.tfds_dir,  # noqa: E731
+                                                  d.num_classes)
+    train, test = read(train_split), read(test_split)
+    source = f"tfds {d.tfds} ({train_split} / {test_split})"
+  elif d.format == "generated":
     pairs = first_marker_pairs(d.num, d.gen_seed, d.min_len, d.max_len or 20)
     train, test = _split(pairs, d.test_fraction)
     source = f"generated 'which came first' pairs ({d.num})"

@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from lib.data import text
+from lib.data import text, tfds_source
 from lib.data.errors import DataError
 from lib.data.vocab import Vocab
 
@@ -161,6 +161,18 @@ def read_sick(path: str, num_classes: int = 6, lower: bool = True,
       return None
     return fields[SICK_A], fields[SICK_B], fields[SICK_SCORE]
   return _read_rows(path, f"SICK rows of {'/'.join(sets)}", pick, num_classes, lower, sick_class)
+
+
+def read_tfds(name: str, split: str, fields: Sequence[str], data_dir: str = "",
+              num_classes: int = 6, lower: bool = True) -> Pairs:
+  """The pairs of a prepared TFDS dataset's split (``glue/stsb``: ``sentence1``,
+  ``sentence2``, ``label`` 0-5), scores to classes by :func:`score_to_class`;
+  a label outside ``0..C-1`` (GLUE hides test labels as -1) is named by record."""
+  rows = tfds_source.read_fields(name, split, fields, data_dir)
+  src = tfds_source.where(name, split, data_dir)
+  y = [_parse_label(str(r[2]), f"{src} record {i}", num_classes) for i, r in enumerate(rows)]
+  return Pairs([tokenize(r[0], lower) for r in rows], [tokenize(r[1], lower) for r in rows],
+               np.asarray(y, np.int32))
 
 
 READERS = {"pairs": read_pairs_tsv, "stsb": read_stsb, "sick": read_sick}

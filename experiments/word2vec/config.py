@@ -57,6 +57,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.seed = 1
   c.data = ml_collections.ConfigDict(dict(
       corpus="",            # '' = embedded; a file or a directory of files
+      tfds="",              # a prepared TFDS text dataset instead (lm1b; WORKSPACE.md, 'TFDS')
+      tfds_dir="",          # its data_dir ('' = ~/tensorflow_datasets)
+      tfds_split="train",
+      tfds_field="text",    # each record's text, read in data.format
       format="lines",       # 'lines': one sentence a line, tokens split on spaces (PTB,
                             #   w2v_corpus); 'text': raw prose, lib.data.text's tokenizer
       lower=True,

@@ -10,7 +10,7 @@ import numpy as np
 
 from experiments.word2vec import skipgram
 from lib.data.errors import ConfigError, DataError
-from lib.data import batching as data_lib, corpora, text, word_vectors
+from lib.data import batching as data_lib, corpora, text, tfds_source, word_vectors
 from lib.eval import word_eval
 from lib.nn import word2vec
 from lib.runtime import configs
@@ -23,16 +23,21 @@ VECTORS_FILE = "vectors.txt"
 
 
 def read_sentences(d: ml_collections.ConfigDict) -> list[list[str]]:
-  """Token lists: ``d.corpus`` (a file, or every file of a directory) or the embedded prose."""
-  if not d.corpus:
+  """Token lists: ``d.corpus`` (a file, or every file of a directory), a TFDS text
+  dataset (``d.tfds``; each record read as a file would be) or the embedded prose."""
+  if d.tfds:
+    bodies = [r[0] for r in tfds_source.read_fields(d.tfds, d.tfds_split, [d.tfds_field],
+                                                    d.tfds_dir)]
+  elif not d.corpus:
     return text.tokenize_sentences(corpora.embedded_text(), lower=d.lower)
-  paths = ([os.path.join(d.corpus, f) for f in sorted(os.listdir(d.corpus))]
-           if os.path.isdir(d.corpus) else [d.corpus])
-  if not paths or not all(os.path.isfile(p) for p in paths):
-    raise FileNotFoundError(f"No corpus file at {d.corpus!r} (a text file or a directory of them).")
+  else:
+    paths = ([os.path.join(d.corpus, f) for f in sorted(os.listdir(d.corpus))]
+             if os.path.isdir(d.corpus) else [d.corpus])
+    if not paths or not all(os.path.isfile(p) for p in paths):
+      raise FileNotFoundError(f"No corpus file at {d.corpus!r} (a text file or a directory of them).")
+    bodies = [corpora.read_utf8(p) for p in paths]
   out = []
-  for p in paths:
-    body = corpora.read_utf8(p)
+  for body in bodies:
     if d.format == "lines":
       out.extend(l.lower().split() if d.lower else l.split() for l in body.splitlines())
     elif d.format == "text":
@@ -41,7 +46,7 @@ def read_sentences(d: ml_collections.ConfigDict) -> list[list[str]]:
       raise ValueError(f"data.format must be 'lines' or 'text', got {d.format!r}.")
   out = [s for s in out if s]
   if not out:
-    raise DataError(f"{d.corpus}: no words.")
+    raise DataError(f"{d.corpus or d.tfds}: no words.")
   return out
 
 

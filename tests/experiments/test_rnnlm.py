@@ -15,6 +15,7 @@ from lib.data.errors import DataError
 from lib.nn import lm
 from lib.data import text
 from lib.data.vocab import Vocab
+from tests.lib.data import tfds_builders
 from lib.train import checkpoint, optim, trainer
 from lib.train.state import restore_params
 
@@ -130,3 +131,17 @@ def test_notes_run_end_to_end(tmp_path):
   assert Vocab.load(os.path.join(workdir, "vocab.json")).tokens == b.data.vocab.tokens
   with open(os.path.join(workdir, "lm_report.json")) as f:
     assert json.load(f)["samples"] == samples
+
+
+def test_a_tfds_text_dataset_reads_as_the_embedded_corpus(tmp_path):
+  from lib.data import corpora
+  name = tfds_builders.text(tmp_path, {"train": [corpora.embedded_text()]})
+  c = config_lib.get_config("notes")
+  c.data.update(source="tfds", tfds=name, tfds_dir=str(tmp_path))
+  ours, embedded = experiment.load_corpus(c.data), experiment.load_corpus(
+      config_lib.get_config("notes").data)
+  assert ours.vocab.tokens == embedded.vocab.tokens
+  for split in embedded.splits:
+    assert len(ours.splits[split]) == len(embedded.splits[split]) > 0
+    for a, b in zip(ours.splits[split], embedded.splits[split]):
+      np.testing.assert_array_equal(a, b)

@@ -5,7 +5,8 @@ import pytest
 import sacrebleu
 
 from experiments.translation import config as config_lib, numbers, experiment
-from lib.data import char_pairs as pairs
+from lib.data import batching, char_pairs as pairs
+from tests.lib.data import tfds_builders
 from lib.data.errors import DataError
 
 pytestmark = pytest.mark.slow  # trains or starts processes: left out of `make test-fast`
@@ -101,3 +102,35 @@ def test_eng_fra_study_writes_greedy_beam_and_seen_pair_scores(tmp_path):
   assert (tmp_path / "out" / "tiny" / "attention.png").exists()
   assert "Input sentence:" in (tmp_path / "out" / "tiny" / "train_samples.txt").read_text("utf-8")
   assert "| tiny | 1 |" in (tmp_path / "out" / "comparison.md").read_text()
+
+
+def test_tfds_translation_pairs_end_to_end_and_resumable(tmp_path, monkeypatch):
+  pp = numbers.number_pairs(240, 7)
+  name = tfds_builders.translation(tmp_path / "tfds", {"train": pp}, languages=("en", "ja"))
+  c = _tiny(tfds=name, tfds_dir=str(tmp_path / "tfds"), tfds_fields="en,ja", max_pairs=200)
+  ds = experiment.load(c.data)
+  assert len(ds.train["src"]) == 160 and len(ds.valid["src"]) == 40  # max_pairs, then valid=0.2
+  assert set(ds.tgt_vocab.tokens) <= set("".join(t for _, t in pp)) | set(ds.tgt_vocab.tokens[:4])
+  c.trainer.checkpoint_every_epochs, c.trainer.checkpoint_every_steps = None, 3
+  full = experiment.run(c, str(tmp_path / "full"), verbose=False)
+  assert full["report"]["data"] == f"tfds {name}" and full["report"]["status"] == "completed"
+
+  real = batching.EpochBatches.__call__
+
+  def stop_at_7(self, step):
+    if step == 7:
+      raise KeyboardInterrupt("simulated stop")
+    return real(self, step)
+
+  monkeypatch.setattr(batching.EpochBatches, "__call__", stop_at_7)
+  with pytest.raises(KeyboardInterrupt):
+    experiment.run(c, str(tmp_path / "cut"), verbose=False)
+  monkeypatch.setattr(batching.EpochBatches, "__call__", real)
+  resumed = experiment.run(c, str(tmp_path / "cut"), verbose=False)
+  assert resumed["resumed_from"] == 7
+  # The validation metrics are functions of the final parameters: equal after the resume.
+  # (train/* are running means over the logging window, which restarts at a resume.)
+  valid = lambda s: {k: v for k, v in s["final"].items() if k.startswith("eval/")}  # noqa: E731
+  assert valid(resumed) == valid(full) and "eval/chrf" in valid(full)
+  with pytest.raises(DataError, match=r"no field\(s\) \['fr'\]; its fields: \['en', 'ja'\]"):
+    experiment.load(_tiny(tfds=name, tfds_dir=str(tmp_path / "tfds")).data)

@@ -12,7 +12,8 @@ from experiments.varrnn.model import kl_notes
 from experiments.varrnn import compare, config as config_lib, inputs, experiment
 from experiments.varrnn.model import PairRNN
 from experiments.varrnn import sentence_pairs
-from lib.data import word_vectors
+from lib.data import batching, word_vectors
+from tests.lib.data import tfds_builders
 from lib.nn import variational as vi
 from lib.data.errors import DataError
 
@@ -212,3 +213,34 @@ def test_notes_kl_counts_the_sigma_terms_once():
   assert diff == pytest.approx(9 * per_weight_sigma_terms, rel=1e-4)
   with pytest.raises(ValueError, match="shared log_sigma"):
     kl_notes(vi.init_posterior({"w": jnp.ones((3,))}, 0.0, "weight"), vi.Gaussian(1.0))
+
+
+def test_tfds_sentence_pairs_end_to_end_and_resumable(tmp_path, monkeypatch):
+  rng = np.random.default_rng(2)
+  words = "a man woman is playing guitar dog cat runs eats the on grass".split()
+  sent = lambda: " ".join(rng.choice(words, rng.integers(3, 8)))  # noqa: E731
+  train = [(sent(), sent(), rng.uniform(0, 5)) for _ in range(96)]
+  valid = [(sent(), sent(), s) for s in (0, 1, 2.4, 2.6, 4, 5) * 3]
+  name = tfds_builders.sentence_pairs(tmp_path / "tfds", {"train": train, "validation": valid})
+  c = _small("map", epochs=3, tfds=name, tfds_dir=str(tmp_path / "tfds"), batch_size=16)
+  c.model.embeddings = "learned"
+  c.trainer.checkpoint_every_epochs, c.trainer.checkpoint_every_steps = None, 4
+  full = experiment.run(c, str(tmp_path / "full"), verbose=False)
+  assert full["report"]["status"] == "completed" and full["report"]["test_pairs"] == 18
+  np.testing.assert_array_equal(np.bincount(experiment.build(c).data.test["y"], minlength=6),
+                                [3, 3, 3, 3, 3, 3])  # 2.4 -> 2, 2.6 -> 3: the score-to-class rule
+
+  real = batching.EpochBatches.__call__
+
+  def stop_at_9(self, step):
+    if step == 9:
+      raise KeyboardInterrupt("simulated stop")
+    return real(self, step)
+
+  monkeypatch.setattr(batching.EpochBatches, "__call__", stop_at_9)
+  with pytest.raises(KeyboardInterrupt):
+    experiment.run(c, str(tmp_path / "cut"), verbose=False)
+  monkeypatch.setattr(batching.EpochBatches, "__call__", real)
+  resumed = experiment.run(c, str(tmp_path / "cut"), verbose=False)
+  assert resumed["resumed_from"] == 9
+  assert resumed["final"] == full["final"] and "train/loss" in full["final"]

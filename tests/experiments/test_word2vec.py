@@ -11,6 +11,7 @@ from experiments.word2vec import config as config_lib, experiment
 from experiments.word2vec import skipgram
 from lib.data.errors import DataError
 from lib.data import word_vectors
+from tests.lib.data import tfds_builders
 
 pytestmark = pytest.mark.slow  # trains or starts processes: left out of `make test-fast`
 
@@ -148,3 +149,14 @@ def test_main_prints_throughput_and_neighbours(tmp_path):
   assert r.returncode == 0, r.stderr[-2000:]
   assert "words/s" in r.stdout and "function:" in r.stdout
   assert "words/s" in r.stderr  # the progress line's rate is in words
+
+
+def test_a_tfds_text_dataset_is_read_as_its_files_would_be(tmp_path, corpus):
+  lines = (corpus / "train.txt").read_text().splitlines()
+  name = tfds_builders.text(tmp_path, {"train": ["\n".join(lines[:400]), "\n".join(lines[400:])]})
+  c = small(tfds=name, tfds_dir=str(tmp_path))
+  from_tfds = experiment.read_sentences(c.data)
+  from_file = experiment.read_sentences(small(corpus=str(corpus / "train.txt")).data)
+  assert sorted(map(tuple, from_tfds)) == sorted(map(tuple, from_file))  # records in TFDS' order
+  c.trainer.num_epochs = 1
+  assert experiment.run(c, str(tmp_path / "run"), verbose=False)["status"] == "completed"
