@@ -6,7 +6,9 @@
 The trials come from the config module's ``sweep(add, name)`` (``lib.sweeps.space``).
 Each trial runs as ``python -m experiments.<name>.main --config=... --workdir=<out>/tNNN
 --config.<key>=<value> ...``, ``--parallel`` at a time; with GPUs listed in
-``--gpus`` (default: none) each trial sees one of them (``CUDA_VISIBLE_DEVICES``).
+``--gpus`` (default: none) each running trial leases one of its own
+(``CUDA_VISIBLE_DEVICES``; ``--trials_per_gpu`` to share, each with its part of the
+memory: :mod:`launch.device_pool`).
 ``--backend=vmap`` trains trials that differ only in ``seed`` and
 ``optimizer.lr`` together, in one jitted ``vmap`` (``lib.sweeps.trial_batch``),
 checkpointing the group in ``<out>/vmap-group`` until every trial is written.
@@ -23,7 +25,6 @@ import concurrent.futures
 import contextlib
 import csv
 import importlib
-import itertools
 import json
 import os
 import signal
@@ -39,7 +40,7 @@ from lib.runtime import cli, files, plotting, writers
 from lib.runtime.cli import parse_sets
 from lib.data.errors import ConfigError
 from lib.sweeps import space as sweeps, trial_batch, tunable
-from launch import trials as trials_lib
+from launch import device_pool, trials as trials_lib
 from launch.trials import (FINISHED, REPO, TRIAL_FILE, Trial, command, is_done, main_module,
                            read_json, set_aside_changed)
 from lib.train.trainer import Preempted, sigterm_as_interrupt
@@ -151,27 +152,27 @@ class Children:
 
 
 def run_local(config_spec: str, trials: Sequence[Trial], parallel: int = 1,
-              gpus: Sequence[str] = (), timeout_s: Optional[float] = None) -> dict[int, dict]:
-  """Runs the trials that are not completed as subprocesses; returns their records."""
+              gpus: Sequence[str] = (), timeout_s: Optional[float] = None,
+              trials_per_gpu: int = 1) -> dict[int, dict]:
+  """Runs the trials that are not completed as subprocesses, ``parallel`` at a time,
+  each on a GPU leased from ``gpus`` while it runs (:mod:`launch.device_pool`);
+  returns their records."""
   todo = [t for t in trials if not is_done(t)]
-  free = list(gpus)
+  devices = device_pool.DevicePool(gpus, trials_per_gpu)
   results: dict[int, dict] = {}
   children = Children()
 
-  def one(trial: Trial, gpu: Optional[str]) -> Optional[dict]:
-    if children.signal is not None:
-      return None  # the sweep was interrupted before this trial started
-    trials_lib.start(trial)
-    env = dict(os.environ)
-    if gpu is not None:
-      env["CUDA_VISIBLE_DEVICES"] = gpu
-    res = _run_command(command(config_spec, trial), REPO, env, timeout_s, trial.workdir,
-                       children)
+  def one(trial: Trial) -> Optional[dict]:
+    with devices.lease() as device_env:
+      if children.signal is not None:
+        return None  # the sweep was interrupted before this trial started
+      trials_lib.start(trial)
+      res = _run_command(command(config_spec, trial), REPO, {**os.environ, **device_env},
+                         timeout_s, trial.workdir, children)
     return trials_lib.finish(trial, res) if res else None
 
   with children.forwarding_signals(), concurrent.futures.ThreadPoolExecutor(max(1, parallel)) as pool:
-    gpu_cycle = itertools.cycle(free) if free else itertools.repeat(None)
-    futures = {pool.submit(one, t, next(gpu_cycle)): t for t in todo}
+    futures = {pool.submit(one, t): t for t in todo}
     for fut in concurrent.futures.as_completed(futures):
       if fut.result() is not None:
         results[futures[fut].index] = fut.result()
@@ -358,7 +359,8 @@ def sweep(config_spec: str, sweep_name: str, out: str, backend: str = "local", p
           gpus: Sequence[str] = (), metric: str = "train/loss", mode: str = "min",
           curve: str = "loss", common: Optional[dict] = None,
           ray_options: Optional[dict] = None, grid: Sequence[str] = (), seeds: int = 0,
-          halving: Optional[dict] = None, trials_per_block: int = 0) -> dict:
+          halving: Optional[dict] = None, trials_per_block: int = 0,
+          trials_per_gpu: int = 1) -> dict:
   """Plans, runs what is missing, summarizes. Returns the summary.
 
   ``halving`` (vmap backend): ``{'rungs': (...), 'unit': 'epochs'|'steps', 'keep': f}``
@@ -385,7 +387,7 @@ def sweep(config_spec: str, sweep_name: str, out: str, backend: str = "local", p
       indent=2, default=str))
   try:
     if backend == "local":
-      run_local(config_spec, trials, parallel, gpus)
+      run_local(config_spec, trials, parallel, gpus, trials_per_gpu=trials_per_gpu)
     elif backend == "vmap":
       run_vmap(config_spec, trials, halver, trials_per_block)
     else:
@@ -413,7 +415,9 @@ def _define_flags() -> None:
   flags.DEFINE_float("cpus_per_trial", 1, "Ray resources per trial.")
   flags.DEFINE_float("gpus_per_trial", 0, "Ray resources per trial.")
   flags.DEFINE_integer("parallel", 1, "Trials at a time (local backend).")
-  flags.DEFINE_list("gpus", [], "GPU ids handed out one per trial (local backend).")
+  flags.DEFINE_list("gpus", [], "GPU ids; each running trial leases one (local backend).")
+  flags.DEFINE_integer("trials_per_gpu", 1, "Running trials that may share one of --gpus, "
+                       "each with 0.9/n of its memory (local backend).")
   flags.DEFINE_string("metric", "train/loss", "Summary metric that picks the best trial.")
   flags.DEFINE_enum("mode", "min", ["min", "max"], "Best = min or max of --metric.")
   flags.DEFINE_string("curve", "loss", "Train metric drawn in curves.png.")
@@ -442,7 +446,7 @@ def main(argv):
                                                gpus_per_trial=F.gpus_per_trial,
                                                scheduler=F.scheduler, grace_steps=F.grace_steps,
                                                reduction=F.reduction),
-              F.grid, F.seeds, halving, F.trials_per_block)
+              F.grid, F.seeds, halving, F.trials_per_block, F.trials_per_gpu)
   except (ConfigError, KeyError) as e:  # a bad key or value: refused before anything ran
     print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
     sys.exit(2)

@@ -15,7 +15,7 @@ import os
 import re
 import signal
 import sys
-from typing import Callable, Mapping, Sequence, TypeVar
+from typing import Callable, Mapping, Optional, Sequence, TypeVar
 
 from absl import app, flags
 import ml_collections
@@ -127,13 +127,33 @@ def prepare_process() -> None:
   (:func:`lib.runtime.hostmem.reuse_freed_memory`: XLA:CPU steps stop
   page-faulting), libraries' INFO logs are dropped (:mod:`lib.runtime.logs`),
   and JAX's config options become absl flags (``--jax_debug_nans=True``); a run
-  started by a sweep stops with it (:func:`stop_with_parent`)."""
+  started by a sweep stops with it (:func:`stop_with_parent`). ``--host_malloc``
+  (``auto``: only where JAX runs on the CPU, ``reuse``, ``system``) is read from
+  the raw command line here, before flags are parsed and JAX starts."""
   stop_with_parent()
-  hostmem.reuse_freed_memory()
+  if "host_malloc" not in flags.FLAGS:
+    flags.DEFINE_enum("host_malloc", None, hostmem.MODES,
+                      "Host allocator tuning (lib.runtime.hostmem); default "
+                      "$RNNLAB_HOST_MALLOC or auto: only where JAX runs on the CPU.")
+  try:
+    hostmem.reuse_freed_memory(mode=raw_flag("host_malloc", sys.argv))
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
   logs.quiet_libraries()
   import jax
   if not getattr(jax.config, "use_absl", False):
     jax.config.config_with_absl()
+
+
+def raw_flag(name: str, argv: list[str]) -> Optional[str]:
+  """``--name=value`` or ``--name value`` from an unparsed command line, else None."""
+  for i, arg in enumerate(argv[1:], 1):
+    if arg.startswith(f"--{name}="):
+      return arg.split("=", 1)[1]
+    if arg == f"--{name}" and i + 1 < len(argv):
+      return argv[i + 1]
+  return None
 
 
 def stop_with_parent() -> None:

@@ -18,15 +18,22 @@ from.
 
 It must run before JAX starts its thread pools (before the first JAX
 computation); experiment mains (``cli.run``), ``launch.sweep``,
-``launch.reproduce`` and ``launch.bench`` call it first. Set
-``RNNLAB_HOST_MALLOC=system`` to keep glibc's defaults. Elsewhere than glibc
-(macOS, musl) it does nothing.
+``launch.reproduce`` and ``launch.bench`` call it first. It was measured on
+XLA:CPU only, so by default (``auto``) it applies only where JAX will run on
+the CPU: ``JAX_PLATFORMS`` names only ``cpu``, or no accelerator plugin
+(``jax_plugins`` entry points, ``libtpu``) is installed or visible. The mode
+``RNNLAB_HOST_MALLOC`` (or an entry point's ``--host_malloc``) is ``auto``,
+``reuse`` (force it, e.g. for a GPU job's host-side work) or ``system``
+(glibc's defaults). Elsewhere than glibc (macOS, musl) it does nothing.
 """
 from __future__ import annotations
 
 import ctypes
+import importlib.metadata
+import importlib.util
 import os
 import platform
+from typing import Mapping, Optional, Sequence
 
 # mallopt(3) parameters, from glibc's malloc.h.
 _M_TRIM_THRESHOLD = -1
@@ -34,19 +41,49 @@ _M_MMAP_MAX = -4
 _M_ARENA_MAX = -8
 
 _ENV = "RNNLAB_HOST_MALLOC"
+MODES = ("auto", "reuse", "system")
 _applied = False
 
 
-def reuse_freed_memory(trim_threshold: int = 1 << 30) -> bool:
+def accelerator_plugins() -> list[str]:
+  """The JAX accelerator plugins installed (found without importing JAX or them)."""
+  names = [ep.name for ep in importlib.metadata.entry_points(group="jax_plugins")]
+  if importlib.util.find_spec("libtpu") is not None:
+    names.append("libtpu")
+  return names
+
+
+def should_reuse(mode: str, environ: Mapping[str, str], plugins: Sequence[str]) -> bool:
+  """Whether ``mode`` applies the settings, given the environment and the plugins.
+
+  ``auto``: only when JAX will run on the CPU (``JAX_PLATFORMS`` names only
+  ``cpu``; or, unset, no plugin, or only CUDA plugins with no device visible).
+  """
+  if mode not in MODES:
+    raise ValueError(f"{_ENV}/--host_malloc={mode!r}: expected one of {MODES}.")
+  if mode != "auto":
+    return mode == "reuse"
+  platforms = [p.strip() for p in environ.get("JAX_PLATFORMS", "").split(",") if p.strip()]
+  if platforms:
+    return all(p == "cpu" for p in platforms)
+  no_cuda_device = environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1")
+  return all(no_cuda_device and "cuda" in p for p in plugins)
+
+
+def reuse_freed_memory(trim_threshold: int = 1 << 30, mode: Optional[str] = None) -> bool:
   """Sets glibc's allocator to reuse freed memory (see the module docstring).
 
-  Returns whether the settings are in force (``False`` off glibc, or with
-  ``RNNLAB_HOST_MALLOC=system``). Calling it again is harmless.
+  ``mode``: ``auto`` / ``reuse`` / ``system``; ``None`` reads ``RNNLAB_HOST_MALLOC``
+  (default ``auto``). Returns whether the settings are in force. Calling it again is
+  harmless.
   """
   global _applied
   if _applied:
     return True
-  if os.environ.get(_ENV, "reuse") == "system" or platform.libc_ver()[0] != "glibc":
+  mode = mode or os.environ.get(_ENV, "auto")
+  if not should_reuse(mode, os.environ, accelerator_plugins() if mode == "auto" else ()):
+    return False
+  if platform.libc_ver()[0] != "glibc":
     return False
   try:
     libc = ctypes.CDLL("libc.so.6")

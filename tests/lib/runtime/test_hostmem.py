@@ -59,3 +59,31 @@ def test_is_a_no_op_when_opted_out(monkeypatch):
   monkeypatch.setenv("RNNLAB_HOST_MALLOC", "system")
   if not hostmem.active():  # the test process itself was not set
     assert hostmem.reuse_freed_memory() is False and not hostmem.active()
+
+
+@pytest.mark.parametrize("mode, env, plugins, expected", [
+    ("auto", {}, [], True),                                    # CPU-only JAX
+    ("auto", {}, ["cuda"], False),                             # a GPU plugin, devices visible
+    ("auto", {"CUDA_VISIBLE_DEVICES": ""}, ["cuda"], True),    # ... but none visible
+    ("auto", {}, ["libtpu"], False),
+    ("auto", {"JAX_PLATFORMS": "cpu"}, ["cuda"], True),        # JAX told to use the CPU
+    ("auto", {"JAX_PLATFORMS": "cuda,cpu"}, [], False),
+    ("reuse", {"JAX_PLATFORMS": "tpu"}, ["libtpu"], True),     # forced
+    ("system", {}, [], False),
+])
+def test_auto_applies_only_where_jax_runs_on_the_cpu(mode, env, plugins, expected):
+  from lib.runtime import hostmem
+  assert hostmem.should_reuse(mode, env, plugins) is expected
+
+
+def test_the_flag_is_read_before_jax_starts_and_a_bad_mode_is_one_line():
+  from lib.runtime import cli
+  assert cli.raw_flag("host_malloc", ["m", "--host_malloc=reuse"]) == "reuse"
+  assert cli.raw_flag("host_malloc", ["m", "--x=1", "--host_malloc", "system"]) == "system"
+  assert cli.raw_flag("host_malloc", ["m", "--host_mallocx=1"]) is None
+  out = subprocess.run([sys.executable, "-m", "experiments.counting.main", "--workdir=/tmp/x",
+                        "--host_malloc=fast"], cwd=ROOT, capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": ROOT}, timeout=120)
+  assert out.returncode == 2
+  assert out.stderr.strip() == ("error: RNNLAB_HOST_MALLOC/--host_malloc='fast': expected one "
+                                "of ('auto', 'reuse', 'system').")
