@@ -50,3 +50,13 @@ def test_word2vec_train_loop_on_a_tiny_corpus(tmp_path, monkeypatch):
   import pytest
   with pytest.raises(FileNotFoundError, match="RNNLAB_DATA"):
     word2vec_gensim.run(peers=(), repeats=1)
+
+
+def test_flax_rnn_steps_train_and_report_rows():
+  from launch.benchmarks import flax_rnn
+  for kind in ("rnnlab", "flax"):
+    step = flax_rnn.train_step(kind, 4, 3, 5, 6, unroll=3)
+    first, second = float(step()), float(step())
+    assert np.isfinite(first) and second < first
+  rows = flax_rnn.run(repeats=1, shapes=((4, 3, 5, 6),))
+  assert len(rows) == 1 and rows[0]["rnnlab_ms"] > 0 and rows[0]["flax_ms"] > 0
