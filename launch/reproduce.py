@@ -19,7 +19,7 @@ import time
 from absl import app, flags
 
 from launch import registry, verdicts
-from lib.runtime import cli
+from lib.runtime import cli, workdirs
 
 _OUT = flags.DEFINE_string("out", "runs/reproduce", "Output folder.")
 _QUICK = flags.DEFINE_bool("quick", False, "Short presets: the whole job in a few minutes on 2 CPU cores.")
@@ -65,6 +65,8 @@ def run(out: str, quick: bool, only: list[str]) -> list[dict]:
   unknown = set(only) - set(registry.EXPERIMENTS)
   if unknown:
     raise app.UsageError(f"Unknown experiments {sorted(unknown)}; registered: {sorted(registry.EXPERIMENTS)}")
+  if workdirs.is_remote(out):
+    raise app.UsageError(f"--out={out}: give a local folder (copy the report afterwards).")
   os.makedirs(out, exist_ok=True)
   records, figures, timings, seeds = [], [], {}, {}
   for name, module in registry.EXPERIMENTS.items():

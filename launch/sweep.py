@@ -36,7 +36,7 @@ from typing import Optional, Sequence
 
 from absl import app, flags
 
-from lib.runtime import cli, files, plotting, writers
+from lib.runtime import cli, files, plotting, workdirs, writers
 from lib.runtime.cli import parse_sets
 from lib.data.errors import ConfigError
 from lib.sweeps import space as sweeps, trial_batch, tunable
@@ -368,6 +368,9 @@ def sweep(config_spec: str, sweep_name: str, out: str, backend: str = "local", p
   :func:`lib.sweeps.trial_batch.train`."""
   if backend not in ("local", "vmap", "ray"):
     raise ValueError(f"Unknown backend {backend!r}; expected 'local', 'vmap' or 'ray'.")
+  if workdirs.is_remote(out):
+    raise ConfigError(f"--out={out}: a sweep keeps its trials in a local folder (their locks, "
+                      "trial files and logs); give a local --out and copy it afterwards.")
   trials = plan(config_spec, sweep_name, out, common, grid, seeds)
   halver = None
   if halving:

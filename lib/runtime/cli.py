@@ -21,7 +21,7 @@ from absl import app, flags
 import ml_collections
 from ml_collections import config_flags
 
-from lib.runtime import files, hostmem, logs, parallel
+from lib.runtime import files, hostmem, logs, parallel, workdirs
 from lib.runtime.process import EXIT_INTERRUPTED, EXIT_SIGTERM, STOP_WITH_PARENT  # noqa: F401
 from lib.data.errors import ConfigError, DataError
 from lib.train import durations
@@ -238,6 +238,9 @@ def experiment_main(run_fn: Callable[[ml_collections.ConfigDict, str], object],
     command_line_durations(config.value, config_flags.get_override_values(flags.FLAGS["config"]))
     if config.value.trainer.get("distributed"):  # before the experiment's first JAX call
       parallel.initialize_distributed(config.value.trainer)
-    run_reporting_errors(lambda: run_fn(config.value, workdir.value))
+    def staged_run():
+      with workdirs.staged(workdir.value) as local:  # gs://...: a mirrored local folder
+        return run_fn(config.value, local)
+    run_reporting_errors(staged_run)
 
   run(main)

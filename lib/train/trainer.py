@@ -26,7 +26,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from lib.runtime import files, parallel, plotting, writers
+from lib.data.errors import ConfigError
+from lib.runtime import files, parallel, plotting, workdirs, writers
 from lib.train import checkpoint, durations, metrics as metrics_lib
 from lib.runtime.progress import Progress
 from lib.train.state import init_state
@@ -364,6 +365,9 @@ def train(task: Task, config: ml_collections.ConfigDict, workdir: str) -> dict:
   and :class:`~lib.runtime.files.WorkdirBusy` before touching a workdir that holds
   another config's run or a live run, and re-raises interruptions after checkpointing.
   """
+  if workdirs.is_remote(workdir):
+    raise ConfigError(f"workdir {workdir!r} is a URI: train in a local folder mirrored to it, "
+                      "`with lib.runtime.workdirs.staged(workdir) as local:` (entry points do).")
   t0 = time.perf_counter()
   run = _Run(task, config, workdir)
   outcome = ("interrupted", "stopped before its first step")

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from launch import sweep as sweep_lib, trials as trials_lib
+from lib.data.errors import ConfigError
 from lib.runtime import cli, writers
 from lib.train.state import restore_params
 
@@ -176,3 +177,10 @@ def test_stopping_a_sweep_stops_its_trials_which_save_and_resume(tmp_path):
   _wait_for(lambda: all(_trial(tmp_path, i, "summary.json").get("resumed_from") == saved[i]
                         for i in (0, 1)), what="the orphaned trials to save")
   assert all(_trial(tmp_path, i, "summary.json")["status"] == "interrupted" for i in (0, 1))
+
+
+def test_a_uri_out_is_refused_before_anything_runs(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  with pytest.raises(ConfigError, match=r"--out=gs://b/s: a sweep keeps its trials in a local"):
+    sweep_lib.sweep(CONFIG, "", "gs://b/s")
+  assert not os.path.exists(tmp_path / "gs:")
