@@ -18,6 +18,11 @@ from lib.data.errors import ConfigError
 MEMORY_SHARE = 0.9  # of a device's memory, split between the trials that share it
 
 
+def memory_env(share: float) -> dict[str, str]:
+  """The environment that gives a trial's JAX ``share`` of a device (1: one trial alone)."""
+  return {"XLA_PYTHON_CLIENT_MEM_FRACTION": f"{MEMORY_SHARE * share:.2f}"}
+
+
 class DevicePool:
   """Device ids (``['0', '1']``) with ``trials_per_device`` slots each."""
 
@@ -38,8 +43,7 @@ class DevicePool:
 
   def env(self, device: str) -> dict[str, str]:
     """What a trial on ``device`` gets in its environment."""
-    return {"CUDA_VISIBLE_DEVICES": device,
-            "XLA_PYTHON_CLIENT_MEM_FRACTION": f"{MEMORY_SHARE / self.slots:.2f}"}
+    return {"CUDA_VISIBLE_DEVICES": device, **memory_env(1 / self.slots)}
 
   @contextlib.contextmanager
   def lease(self) -> Iterator[dict[str, str]]:

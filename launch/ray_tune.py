@@ -53,12 +53,13 @@ class TrialRun:
   run still going, which saves its checkpoint and summary before it exits."""
 
   @staticmethod
-  def make(config_spec: str, trials: Sequence, metric: str, timeout_s: Optional[float]):
+  def make(config_spec: str, trials: Sequence, metric: str, timeout_s: Optional[float],
+           gpu_share: float = 0):
     from ray import tune
 
     class Run(tune.Trainable):
       def setup(self, params):
-        self.impl = TrialRun(config_spec, trials[params["trial"]], metric, timeout_s)
+        self.impl = TrialRun(config_spec, trials[params["trial"]], metric, timeout_s, gpu_share)
 
       def step(self):
         return self.impl.next_result()
@@ -73,8 +74,9 @@ class TrialRun:
         self.impl.stop()
     return Run
 
-  def __init__(self, config_spec: str, trial, metric: str, timeout_s: Optional[float]):
-    from launch import trials as trials_lib
+  def __init__(self, config_spec: str, trial, metric: str, timeout_s: Optional[float],
+               gpu_share: float = 0):
+    from launch import device_pool, trials as trials_lib
     self.trial, self.metric, self.timeout_s = trial, metric, timeout_s
     self.seen, self.last, self.queue, self.proc = 0, {}, [], None
     self.t0 = time.perf_counter()
@@ -83,6 +85,8 @@ class TrialRun:
     trials_lib.start(trial)
     os.makedirs(trial.workdir, exist_ok=True)
     env = {**os.environ, process.STOP_WITH_PARENT: str(os.getpid())}
+    if 0 < gpu_share < 1:  # Ray puts several trials on one GPU: each takes its share of memory
+      env.update(device_pool.memory_env(gpu_share))
     with open(os.path.join(trial.workdir, "stdout.log"), "w") as out, \
          open(os.path.join(trial.workdir, "stderr.log"), "w") as err:
       self.proc = subprocess.Popen(trials_lib.command(config_spec, trial), cwd=trials_lib.REPO,
@@ -151,7 +155,8 @@ def run(config_spec: str, trials: Sequence, out: str, *, metric: str, mode: str,
     ray.init(address=address or None, include_dashboard=False, log_to_driver=False,
              configure_logging=False, runtime_env={"env_vars": {"PYTHONPATH": path}}, **local)
   try:
-    fn = tune.with_resources(TrialRun.make(config_spec, list(trials), metric, timeout_s),
+    fn = tune.with_resources(TrialRun.make(config_spec, list(trials), metric, timeout_s,
+                                           gpus_per_trial),
                              {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
     _tuner(fn, trials, out, scheduler_of(scheduler, metric, mode, grace_steps, reduction)).fit()
   finally:

@@ -74,3 +74,8 @@ def test_run_local_leases_a_device_per_running_trial(tmp_path, monkeypatch):
                                 gpus=["0", "1"])
   assert len(records) == 6 and sorted(set(used)) == ["0", "1"]
   assert seen.peak == {"0": 1, "1": 1}
+
+
+def test_a_fractional_ray_gpu_share_sets_the_memory_fraction():
+  assert device_pool.memory_env(0.5) == {"XLA_PYTHON_CLIENT_MEM_FRACTION": "0.45"}
+  assert device_pool.memory_env(1.0) == {"XLA_PYTHON_CLIENT_MEM_FRACTION": "0.90"}
