@@ -9,6 +9,11 @@ as one ``jax.vmap``::
     weights, axes = variational.draw(post, key, batch_size, "flipout")
     y_B = flax_variational.apply(model, weights, axes, x_BxD)
 
+An NNX model runs through :func:`apply_nnx` after ``graphdef, params, rest =
+nnx.split(model, nnx.Param, ...)``, with the posterior over ``params``, in the
+``example``, ``minibatch`` and ``mean`` modes (NNX layers read their kernels as
+arrays, so flipout views cannot reach them: refused, naming the parameters).
+
 Under ``flipout`` each 2-D parameter is a :class:`~lib.nn.variational.Flipout`
 view, which a layer must know how to read:
 
@@ -70,4 +75,27 @@ def apply(model: nn.Module, weights: Any, axes: Any, *batched: jax.Array, **kwar
   def one(w, *args):
     with nn.intercept_methods(_interceptor):
       return model.apply({"params": w}, *args, **kwargs)
+  return variational.per_example(one, weights, axes, *batched)
+
+
+def _flipout_paths(weights: Any) -> list[str]:
+  leaves = jax.tree_util.tree_flatten_with_path(weights, is_leaf=lambda x: isinstance(x, Flipout))[0]
+  def name(path):
+    parts = [str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path]
+    return "/".join(p for p in parts if p != "value")  # an nnx.Variable's value is its leaf
+  return [name(path) for path, leaf in leaves if isinstance(leaf, Flipout)]
+
+
+def apply_nnx(graphdef: Any, weights: Any, axes: Any, *batched: jax.Array, rest: tuple = ()) -> Any:
+  """``nnx.merge(graphdef, weights_b, *rest)(*args_b)`` for every example ``b`` (see
+  :func:`apply`); ``rest`` holds the model's other state (``nnx.split``'s ``...``)."""
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  flips = _flipout_paths(weights)
+  if flips:
+    raise ConfigError(f"flipout: the NNX parameters {flips} are read as arrays by their layers, "
+                      "which flipout views cannot reach; use sampling 'example' or 'minibatch' "
+                      "(or a Linen model, see lib.nn.flax_variational.apply).")
+
+  def one(w, *args):
+    return nnx.merge(graphdef, w, *rest)(*args)
   return variational.per_example(one, weights, axes, *batched)

@@ -57,8 +57,8 @@ def cell_params(module: nn.Module, cell: _Cell, in_dim: int) -> dict[str, jax.Ar
   return {name: variational.materialize(module.param(name, init(name))) for name in shapes}
 
 
-def flax_unroll(cell: _Cell, params, inputs, *, initial_carry=None, seq_lengths=None, time_major=False,
-        reverse=False, keep_order=False, unroll=1, fast_grad=True):
+def flax_unroll(cell: _Cell, params, inputs, *, initial_carry=None, seq_lengths=None,
+                time_major=False, reverse=False, keep_order=False, unroll=1, fast_grad=True):
   """``(carry, outputs)`` with ``flax.linen.RNN``'s conventions over any number
   of leading batch axes (``inputs``: ``(*batch, T, D)``, or ``(T, *batch, D)``
   when ``time_major``). Shared by the Linen and NNX modules."""
@@ -106,9 +106,10 @@ class RNN(nn.Module):
     pick = lambda v, d: d if v is None else v
     params = cell_params(self, self.cell, inputs.shape[-1])
     carry, y = flax_unroll(self.cell, params, inputs, initial_carry=initial_carry,
-                   seq_lengths=seq_lengths, time_major=pick(time_major, self.time_major),
-                   reverse=pick(reverse, self.reverse), keep_order=pick(keep_order, self.keep_order),
-                   unroll=self.unroll, fast_grad=self.fast_grad)
+                           seq_lengths=seq_lengths, time_major=pick(time_major, self.time_major),
+                           reverse=pick(reverse, self.reverse),
+                           keep_order=pick(keep_order, self.keep_order),
+                           unroll=self.unroll, fast_grad=self.fast_grad)
     return (carry, y) if pick(return_carry, self.return_carry) else y
 
 

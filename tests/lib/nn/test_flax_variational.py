@@ -87,3 +87,26 @@ def test_a_layer_flipout_cannot_perturb_is_named():
     flax_variational.apply(model, weights, axes, ids)
   weights, axes = variational.draw(post, jax.random.key(1), 3, "example")
   assert flax_variational.apply(model, weights, axes, ids).shape == (3, 2)
+
+
+def test_an_nnx_model_gets_per_example_weights_and_flipout_is_refused_by_name():
+  from flax import nnx as fnnx
+  model = fnnx.Linear(D, H, rngs=fnnx.Rngs(0))
+  graphdef, params, rest = fnnx.split(model, fnnx.Param, ...)
+  post = variational.init_posterior(params, np.log(SIGMA), mode="shared")
+  x_D = jnp.linspace(-1.0, 1.0, D)
+  x_BxD = jnp.stack([x_D, x_D])
+
+  def outputs(key):
+    weights, axes = variational.draw(post, key, 2, "example")
+    return flax_variational.apply_nnx(graphdef, weights, axes, x_BxD, rest=(rest,))
+
+  y_NxBxH = jax.jit(jax.vmap(outputs))(jax.random.split(jax.random.key(1), 4000))
+  mean_H = x_D @ params["kernel"][...] + params["bias"][...]
+  var = SIGMA ** 2 * (jnp.sum(x_D ** 2) + 1.0)
+  np.testing.assert_allclose(y_NxBxH.mean(0), jnp.stack([mean_H, mean_H]),
+                             atol=4 * np.sqrt(var / 4000))
+  np.testing.assert_allclose(y_NxBxH.var(0), jnp.full((2, H), var), rtol=0.1)
+  weights, axes = variational.draw(post, jax.random.key(2), 2, "flipout")
+  with pytest.raises(ConfigError, match=r"flipout: the NNX parameters \['kernel'\]"):
+    flax_variational.apply_nnx(graphdef, weights, axes, x_BxD, rest=(rest,))
