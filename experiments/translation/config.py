@@ -18,6 +18,10 @@ numerals (``experiments/translation/numbers.py``). Any Anki/Tatoeba file by path
   python -m experiments.translation.main --config=experiments/translation/config.py:bidirectional \
       --config.data.path=jpn.txt --config.data.max_pairs=5000 --config.trainer.num_epochs=50 \
       --workdir=runs/translation/jpn_bi
+  # or a prepared TFDS translation dataset (array_record; WORKSPACE.md, 'TFDS'):
+  python -m experiments.translation.main --config=experiments/translation/config.py:attention \
+      --config.data.tfds=ted_hrlr_translate/pt_to_en --config.data.tfds_fields=pt,en \
+      --config.data.tfds_dir=$DATA/tfds --workdir=runs/translation/ted_pt_en
 
 Result of ``lstm`` on the embedded default (20 epochs): validation chrF 81.2, exact match
 0.71, per-character accuracy 0.94 (greedy). It trained in 714 s on the 2-core CPU while

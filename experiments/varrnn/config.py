@@ -26,6 +26,10 @@ Variants (``config.py:<variant>``):
       --workdir=runs/varrnn/stsb
   # SICK (one file: TRAIN + TRIAL train, TEST tests), the settings that learn on it side by
   # side: experiments/varrnn/sick.py (0.352 balanced macro-F1, about 9 min on 2 cores)
+  # A prepared TFDS dataset (array_record; WORKSPACE.md, 'TFDS'), e.g. GLUE STS-B:
+  python -m experiments.varrnn.main --config=experiments/varrnn/config.py:map \
+      --config.data.tfds=glue/stsb --config.data.tfds_dir=$DATA/tfds \
+      --config.model.embeddings=learned --workdir=runs/varrnn/tfds_stsb
 
 Every ``trainer.eval_every_epochs`` epochs: the mean negative ELBO of the epoch (the
 notes' "evidence"), train macro-F1, and macro-F1 on ``data.eval_draws``
