@@ -317,9 +317,8 @@ class _Loop:
                                   max_chunk, extra) if e > start]
     k = max([b - a for a, b in zip([0] + ends, ends)] or [1])
     for end in ends:
-      state, m = run_chunk(state, _stack_batches(task, start, end, k), keys, hp,
-                           jnp.int32(end - start))
-      m = jax.tree.map(lambda x: x[:end - start], jax.device_get(m))
+      state, m = _run_steps(run_chunk, state, [task.train_batch(s) for s in range(start, end)],
+                            keys, hp, k)
       evals = (self.evaluate(state.params, len(self.active)) if task.evaluators and (
           end == n_steps or end in self.rungs or (eval_every and end % eval_every == 0))
           else None)
@@ -441,12 +440,30 @@ def _chunk_fn(step, trials_per_block: int = 0):
   return jax.jit(chunk, donate_argnums=0)
 
 
-def _stack_batches(task, start: int, end: int, k: int):
-  """Steps ``start..end-1``'s batches stacked on a leading axis, padded to ``k`` by
-  repeating the last one (padding steps are skipped)."""
-  steps = list(range(start, end)) + [end - 1] * (k - (end - start))
-  return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]),
-                      *[task.train_batch(s) for s in steps])
+def _stack_batches(batches: list, k: int):
+  """Batches stacked on a leading axis, padded to ``k`` by repeating the last one
+  (padding steps are skipped)."""
+  batches = batches + [batches[-1]] * (k - len(batches))
+  return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *batches)
+
+
+def _shapes(batch) -> list:
+  return [np.shape(x) for x in jax.tree.leaves(batch)]
+
+
+def _run_steps(run_chunk, state, batches: list, keys, hp, k: int):
+  """The chunk's steps in one dispatch; where its batches differ in shape (sentences
+  padded to their own length: the LM's ``sentences`` mode), one step at a time, one
+  compilation per shape, as the single-run trainer does. Returns ``(state, metrics)``
+  with metrics on the host, one row per step."""
+  if all(_shapes(b) == _shapes(batches[0]) for b in batches):
+    state, m = run_chunk(state, _stack_batches(batches, k), keys, hp, jnp.int32(len(batches)))
+    return state, jax.tree.map(lambda x: x[:len(batches)], jax.device_get(m))
+  rows = []
+  for b in batches:
+    state, m = run_chunk(state, _stack_batches([b], 1), keys, hp, jnp.int32(1))
+    rows.append(jax.device_get(m))
+  return state, jax.tree.map(lambda *xs: np.concatenate(xs, 0), *rows)
 
 
 def _write_train(outs, steps, names, values_RxNxM, diverged, last_train) -> None:

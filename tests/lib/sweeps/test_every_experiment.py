@@ -109,3 +109,15 @@ def test_varrnn_sampling_modes_vmap(mode, tmp_path):
               {"optimizer.lr": 0.03, "vi.prior_sigma": 0.5}]
   _check("varrnn", variant, {**overrides, "vi.sampling": mode, "trainer.num_steps": 4,
                              "data.num": 100}, trials, tmp_path, evaluate=False)
+
+
+def test_lm_sentences_of_different_padded_lengths_vmap(tmp_path):
+  """The notes' LM pads each batch to its own length: steps whose batches differ in
+  shape run one at a time inside the group, and still equal separate runs."""
+  overrides = {"model.hidden": 8, "data.vocab_size": 200, "data.batch_size": 1,
+               "data.eval_batch_size": 16, "trainer.num_steps": 10, "trainer.eval_every_steps": 5}
+  build = importlib.import_module("experiments.rnnlm.experiment").build
+  task = build(_base("rnnlm", "notes", overrides, tmp_path)).task
+  assert len({task.train_batch(s)["x"].shape for s in range(10)}) > 1  # the case at hand
+  _check("rnnlm", "notes", overrides, [{"optimizer.lr": 0.03, "model.dropout": 0.0},
+                                       {"optimizer.lr": 0.1, "model.dropout": 0.25}], tmp_path)
