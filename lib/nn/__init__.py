@@ -5,5 +5,6 @@ here: recurrent cells (:mod:`~lib.nn.cells`) unrolled with ``jax.lax.scan``
 (:mod:`~lib.nn.recurrence`), attention over a masked memory, the language-model
 stacks (:mod:`~lib.nn.lm`), the seq2seq encoder-decoder, variational layers over
 any parameter pytree, the skip-gram model, and finite-difference gradient
-checks. Nothing here knows about the trainer, files or configs.
+checks; and the same cells as Flax Linen / NNX modules, with parameter converters and the
+variational modes over Flax models. Nothing here knows about the trainer, files or configs.
 """
