@@ -460,10 +460,10 @@ def _run_steps(run_chunk, state, batches: list, keys, hp, k: int):
     state, m = run_chunk(state, _stack_batches(batches, k), keys, hp, jnp.int32(len(batches)))
     return state, jax.tree.map(lambda x: x[:len(batches)], jax.device_get(m))
   rows = []
-  for b in batches:
+  for b in batches:  # dispatched back to back; the metrics come to the host once, at the end
     state, m = run_chunk(state, _stack_batches([b], 1), keys, hp, jnp.int32(1))
-    rows.append(jax.device_get(m))
-  return state, jax.tree.map(lambda *xs: np.concatenate(xs, 0), *rows)
+    rows.append(m)
+  return state, jax.device_get(jax.tree.map(lambda *xs: jnp.concatenate(xs, 0), *rows))
 
 
 def _write_train(outs, steps, names, values_RxNxM, diverged, last_train) -> None:

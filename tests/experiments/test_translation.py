@@ -6,6 +6,7 @@ import sacrebleu
 
 from experiments.translation import config as config_lib, numbers, experiment
 from lib.data import batching, char_pairs as pairs
+from tests import interrupt
 from tests.lib.data import tfds_builders
 from lib.data.errors import DataError
 
@@ -115,18 +116,8 @@ def test_tfds_translation_pairs_end_to_end_and_resumable(tmp_path, monkeypatch):
   full = experiment.run(c, str(tmp_path / "full"), verbose=False)
   assert full["report"]["data"] == f"tfds {name}" and full["report"]["status"] == "completed"
 
-  real = batching.EpochBatches.__call__
-
-  def stop_at_7(self, step):
-    if step == 7:
-      raise KeyboardInterrupt("simulated stop")
-    return real(self, step)
-
-  monkeypatch.setattr(batching.EpochBatches, "__call__", stop_at_7)
-  with pytest.raises(KeyboardInterrupt):
-    experiment.run(c, str(tmp_path / "cut"), verbose=False)
-  monkeypatch.setattr(batching.EpochBatches, "__call__", real)
-  resumed = experiment.run(c, str(tmp_path / "cut"), verbose=False)
+  resumed = interrupt.cut_then_resume(monkeypatch, batching.EpochBatches, "__call__", 7,
+                                      lambda: experiment.run(c, str(tmp_path / "cut"), verbose=False))
   assert resumed["resumed_from"] == 7
   # The validation metrics are functions of the final parameters: equal after the resume.
   # (train/* are running means over the logging window, which restarts at a resume.)

@@ -13,6 +13,7 @@ from experiments.varrnn import compare, config as config_lib, inputs, experiment
 from experiments.varrnn.model import PairRNN
 from experiments.varrnn import sentence_pairs
 from lib.data import batching, word_vectors
+from tests import interrupt
 from tests.lib.data import tfds_builders
 from lib.nn import variational as vi
 from lib.data.errors import DataError
@@ -230,17 +231,7 @@ def test_tfds_sentence_pairs_end_to_end_and_resumable(tmp_path, monkeypatch):
   np.testing.assert_array_equal(np.bincount(experiment.build(c).data.test["y"], minlength=6),
                                 [3, 3, 3, 3, 3, 3])  # 2.4 -> 2, 2.6 -> 3: the score-to-class rule
 
-  real = batching.EpochBatches.__call__
-
-  def stop_at_9(self, step):
-    if step == 9:
-      raise KeyboardInterrupt("simulated stop")
-    return real(self, step)
-
-  monkeypatch.setattr(batching.EpochBatches, "__call__", stop_at_9)
-  with pytest.raises(KeyboardInterrupt):
-    experiment.run(c, str(tmp_path / "cut"), verbose=False)
-  monkeypatch.setattr(batching.EpochBatches, "__call__", real)
-  resumed = experiment.run(c, str(tmp_path / "cut"), verbose=False)
+  resumed = interrupt.cut_then_resume(monkeypatch, batching.EpochBatches, "__call__", 9,
+                                      lambda: experiment.run(c, str(tmp_path / "cut"), verbose=False))
   assert resumed["resumed_from"] == 9
   assert resumed["final"] == full["final"] and "train/loss" in full["final"]

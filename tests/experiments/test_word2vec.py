@@ -11,6 +11,7 @@ from experiments.word2vec import config as config_lib, experiment
 from experiments.word2vec import skipgram
 from lib.data.errors import DataError
 from lib.data import word_vectors
+from tests import interrupt
 from tests.lib.data import tfds_builders
 
 pytestmark = pytest.mark.slow  # trains or starts processes: left out of `make test-fast`
@@ -87,18 +88,8 @@ def test_interrupted_run_resumes_to_the_same_vectors(tmp_path, embedded_run, mon
   _, workdir = embedded_run
   c = small()
   c.trainer.checkpoint_every_steps = 3
-  real = skipgram.PairStream.batch
-
-  def failing(self, step):
-    if step == 7:
-      raise KeyboardInterrupt("simulated stop")
-    return real(self, step)
-
-  monkeypatch.setattr(skipgram.PairStream, "batch", failing)
-  with pytest.raises(KeyboardInterrupt):
-    experiment.run(c, str(tmp_path), verbose=False)
-  monkeypatch.setattr(skipgram.PairStream, "batch", real)
-  s = experiment.run(c, str(tmp_path), verbose=False)
+  s = interrupt.cut_then_resume(monkeypatch, skipgram.PairStream, "batch", 7,
+                                lambda: experiment.run(c, str(tmp_path), verbose=False))
   assert s["resumed_from"] == 7  # the trainer checkpoints where the interruption landed
   np.testing.assert_allclose(word_vectors.read(str(tmp_path / "vectors.txt"))[1],
                              word_vectors.read(str(workdir / "vectors.txt"))[1], atol=1e-6)
