@@ -11,6 +11,15 @@ step-indexed sources, so a run on TFDS data resumes exactly as one on files.
 (``glue/stsb``, ``ted_hrlr_translate/pt_to_en:1.0.0``); ``data_dir`` the folder
 holding it (TFDS' default, ``~/tensorflow_datasets``, when empty). A missing
 dataset, split or field is a :class:`DataError` naming all three.
+
+Preparing needs TensorFlow only where a builder's own code calls it. By their
+source in tensorflow-datasets 4.9.10: ``lm1b`` reads its archive with
+``tf.io.gfile`` (prepare it where TensorFlow is installed, then copy the
+folder); ``glue`` and ``ted_hrlr_translate`` read through ``etils.epath`` and
+prepare without it (``tfds build glue/stsb --file_format=array_record
+--data_dir=DIR``). A dataset of your own: a ``tfds.core.GeneratorBasedBuilder``
+made with ``file_format="array_record"``, then ``download_and_prepare()``
+(``tests/lib/data/tfds_builders.py`` does it in a few lines).
 """
 from __future__ import annotations
 

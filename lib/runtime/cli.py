@@ -237,6 +237,10 @@ def experiment_main(run_fn: Callable[[ml_collections.ConfigDict, str], object],
       sys.exit(2)
     command_line_durations(config.value, config_flags.get_override_values(flags.FLAGS["config"]))
     if config.value.trainer.get("distributed"):  # before the experiment's first JAX call
+      if workdirs.is_remote(workdir.value):  # each host would mirror its own staging folder
+        print(f"error: --workdir={workdir.value}: several hosts need a workdir on a file "
+              "system they all see (a URI workdir is staged per host).", file=sys.stderr)
+        sys.exit(2)
       parallel.initialize_distributed(config.value.trainer)
     def staged_run():
       with workdirs.staged(workdir.value) as local:  # gs://...: a mirrored local folder

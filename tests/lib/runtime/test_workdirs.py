@@ -89,3 +89,14 @@ def test_a_scheme_without_a_file_system_is_one_line(tmp_path, monkeypatch):
   with pytest.raises(ConfigError, match=r"workdir 'ftp://lab/x': etils.epath reaches gs://"):
     with workdirs.staged("ftp://lab/x"):
       pass
+
+
+def test_several_hosts_refuse_a_uri_workdir():
+  import subprocess
+  import sys
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+  out = subprocess.run([sys.executable, "-m", "experiments.counting.main", "--workdir=gs://lab/x",
+                        "--config.trainer.distributed=True"], cwd=root, capture_output=True,
+                       text=True, env={**os.environ, "PYTHONPATH": root}, timeout=120)
+  assert out.returncode == 2
+  assert "several hosts need a workdir on a file system they all see" in out.stderr
