@@ -28,29 +28,49 @@ from lib.train.state import restore_params
 
 SETTINGS = {
     "notes": ("lstm", {"data.max_pairs": 10_000}),
+    # The notes' model on a shuffled split, stopped when validation chrF has not risen for
+    # 5 epochs; its best epoch is the one evaluated.
+    "early_stop": ("lstm", {"data.max_pairs": 10_000, "data.split_seed": 0,
+                            "trainer.early_stop_metric": "chrf", "trainer.early_stop_patience": 5}),
     "attention": ("attention", {"data.max_pairs": 10_000, "data.split_seed": 0}),
 }
+
+
+def _params(built, workdir: str):
+  """The parameters a setting is judged by: its best evaluation's when it stopped early."""
+  best = bool(built.config.trainer.early_stop_patience)
+  return restore_params(built.task, built.config, workdir, best=best)[0]
 
 
 def evaluate_beam(config, workdir: str, beam: int, data) -> dict:
   """The trained parameters of ``workdir`` decoded with beam search of width ``beam``."""
   c = sweeps.apply(config, {"decoding.beam": beam})
   built = experiment.build(c, data)
-  params = restore_params(built.task, built.config, workdir)[0]
-  return built.task.evaluators[0].evaluate(params)[0]
+  return built.task.evaluators[0].evaluate(_params(built, workdir))[0]
+
+
+def exact_any(decoded) -> float:
+  """Decodes equal to any of their source's translations among the decoded pairs
+  (Tatoeba gives one English sentence several French ones: "Go." -> "Va !", "Marche.")."""
+  refs: dict[str, set] = {}
+  for src, label in zip(decoded.inputs, decoded.labels):
+    refs.setdefault(src, set()).add(label)
+  hits = [out in refs[src] for src, out in zip(decoded.inputs, decoded.outputs)]
+  return sum(hits) / max(len(hits), 1)
 
 
 def train_decodes(config, workdir: str, data, n: int = 500) -> dict:
   """Greedy decodes of the first ``n`` training pairs (seen sentences: the notes' check
   that the model fits them); writes ``train_samples.txt`` (10 of them)."""
   built = experiment.build(config, data)
-  params = restore_params(built.task, built.config, workdir)[0]
+  params = _params(built, workdir)
   n = min(n, len(data.train["src"]))
   seen = {k: v[:n] for k, v in data.train.items()}
   ev = seq2seq_train.Evaluator(built.model, seen, data.src_vocab, data.tgt_vocab,
                                start=experiment.START, end=experiment.END, fixed_width=False,
                                batch_size=n, text_metrics=experiment.chrf)
   metrics, decoded = ev.evaluate(params)
+  metrics["exact_any"] = exact_any(decoded)
   with open(os.path.join(workdir, "train_samples.txt"), "w", encoding="utf-8") as f:
     f.write(seq2seq_train.format_samples(decoded, range(0, n, max(n // 10, 1)), as_lists=False) + "\n")
   return metrics
@@ -68,10 +88,13 @@ def study(out: str, path: str, settings: list[str], epochs: int, beam: int,
     rep = experiment.run(c, workdir, data=data, verbose=verbose)["report"]
     beamed = evaluate_beam(c, workdir, beam, data)
     seen = train_decodes(c, workdir, data)
-    rows.append({"setting": s, "epochs": rep["epochs"], "chrf_greedy": rep["chrf"],
+    stop = rep.get("early_stop") or {}  # rep: the best epoch's figures when it stopped early
+    rows.append({"setting": s, "epochs": rep["epochs"], "best_epoch": stop.get("best_epoch"),
+                 "chrf_greedy": rep["chrf"],
                  f"chrf_beam{beam}": beamed["chrf"], "exact_greedy": rep["exact"],
                  f"exact_beam{beam}": beamed["exact"], "valid_loss": rep["loss"],
                  "train_chrf": seen["chrf"], "train_exact": seen["exact"],
+                 "train_exact_any": seen["exact_any"],
                  "train_s": rep["wall_time_s"], "figure": rep["figure"],
                  "attention_figure": rep["attention_figure"]})
   path = os.path.join(out, "comparison.json")  # settings run before (other epochs) stay
@@ -89,14 +112,17 @@ def study(out: str, path: str, settings: list[str], epochs: int, beam: int,
 
 
 def markdown(rows: list[dict], beam: int) -> str:
-  out = [f"| setting | epochs | chrF greedy | chrF beam {beam} | exact greedy | exact beam {beam} "
-         "| validation loss | seen pairs: chrF / exact | train s |",
+  out = [f"| setting | epochs (best) | chrF greedy | chrF beam {beam} | exact greedy "
+         f"| exact beam {beam} | validation loss | seen pairs: chrF / exact / exact, any "
+         "translation | train s |",
          "|---|---|---|---|---|---|---|---|---|"]
   for r in rows:
-    out.append(f"| {r['setting']} | {r['epochs']:g} | {r['chrf_greedy']:.1f} | "
+    best = f" ({r['best_epoch']:g})" if r.get("best_epoch") else ""
+    any_ = f" / {r['train_exact_any']:.3f}" if "train_exact_any" in r else ""
+    out.append(f"| {r['setting']} | {r['epochs']:g}{best} | {r['chrf_greedy']:.1f} | "
                f"{r[f'chrf_beam{beam}']:.1f} | {r['exact_greedy']:.3f} | "
                f"{r[f'exact_beam{beam}']:.3f} | {r['valid_loss']:.3f} | "
-               f"{r['train_chrf']:.1f} / {r['train_exact']:.3f} | {r['train_s']:.0f} |")
+               f"{r['train_chrf']:.1f} / {r['train_exact']:.3f}{any_} | {r['train_s']:.0f} |")
   return "\n".join(out)
 
 

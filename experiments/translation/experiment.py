@@ -132,7 +132,8 @@ def attention_figure(model: seq2seq.Seq2Seq, params, ds: Dataset, path: str, n: 
 
 def run(config: ml_collections.ConfigDict, workdir: str, *, data: Dataset | None = None,
         verbose: bool = True) -> dict:
-  """Trains (resuming), evaluates the final parameters, writes samples, vocabularies,
+  """Trains (resuming), evaluates the final parameters (the best evaluation's when the
+  run stops early, ``trainer.early_stop_*``), writes samples, vocabularies,
   ``curves.png`` and ``report.json``."""
   built = build(config, data)
   task, config, model, ds = built.task, built.config, built.model, built.data
@@ -148,7 +149,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, data: Dataset | None
   if verbose:
     print(msg, flush=True)
   summary = trainer.train(task, config, workdir)
-  params = restore_params(task, config, workdir)[0]
+  stop = summary.get("early_stop")
+  params = restore_params(task, config, workdir, best=stop is not None)[0]
+  if stop is not None:
+    epochs = summary["steps"] / spe
+    stop = {**stop, "best_epoch": stop["best_step"] and stop["best_step"] / spe}
   final, decoded = task.evaluators[0].evaluate(params)
   idx = list(range(min(config.num_samples, len(decoded.inputs))))
   samples = seq2seq_train.format_samples(decoded, idx, as_lists=False)
@@ -164,7 +169,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, data: Dataset | None
             "params": n_params, "epochs": epochs, "validation": len(ds.valid["src"]),
             "skipped_lines": ds.skipped, **final, "wall_time_s": summary["wall_time_s"],
             "status": summary["status"], "figure": figure,
-            "attention_figure": heatmap, "beam": config.decoding.beam}
+            "attention_figure": heatmap, "beam": config.decoding.beam, "early_stop": stop}
   with open(os.path.join(workdir, "report.json"), "w") as f:
     json.dump(report, f, indent=2)
   if verbose:

@@ -57,7 +57,7 @@ def train_rnnlab(config, data) -> tuple[float, np.ndarray]:
   t0 = time.perf_counter()
   state, tx, schedule, key = init_state(task, config)
   step = jax.jit(lambda s, b, k: task.make_step(tx, schedule)(s, b, jax.random.fold_in(k, s.step)),
-                 donate_argnums=0)
+                 donate_argnums=0, compiler_options=dict(task.compiler_options) or None)
   for s in range(data.stream.num_steps):
     state, _ = step(state, task.train_batch(s), key)
   vectors = np.asarray(state.params["in"])  # waits for the last step

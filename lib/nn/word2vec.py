@@ -147,11 +147,19 @@ def rows_loss(spec: Spec, rows: dict, samples: Optional[cs.Sampled], mask_B: jax
   return total / jnp.maximum(mask_B.sum(), 1.0) if spec.reduce == "mean" else total
 
 
-def _sample_and_index(spec: Spec, noise: Noise, key, target_B):
-  G = _groups(spec, target_B.shape[0])
-  samples = noise.sample(key, target_B.reshape(G, -1))
-  samples = samples._replace(true_expected_count=samples.true_expected_count.reshape(-1))
-  return samples, jnp.concatenate([target_B, samples.sampled_S.reshape(-1)])
+def draw_samples(spec: Spec, noise: Noise, key, target_B) -> cs.Sampled:
+  """The noise classes of a minibatch of ``B`` pairs (``G`` groups), or of ``M``
+  minibatches at once (``target_MxB``: one draw for all, sliced per minibatch)."""
+  *lead, B = target_B.shape
+  G = _groups(spec, B)
+  n = int(np.prod(lead, dtype=int))
+  samples = noise.sample(key, target_B.reshape(n * G, -1))
+  return jax.tree.map(lambda a: a.reshape(*lead, G, *a.shape[1:]), samples)._replace(
+      true_expected_count=samples.true_expected_count.reshape(*lead, B))
+
+
+def _out_index(samples: cs.Sampled, target_B):
+  return jnp.concatenate([target_B, samples.sampled_S.reshape(-1)])
 
 
 def _split_rows(spec: Spec, h, w_out, b_out, B):
@@ -172,7 +180,8 @@ def loss(spec: Spec, noise: Optional[Noise], params: dict, batch: dict, key: jax
     per = sampled_losses.softmax_loss(params["out"], params.get("bias"), y, h)
     total = jnp.sum(per * m)
   else:
-    samples, out_idx = _sample_and_index(spec, noise, key, y)
+    samples = draw_samples(spec, noise, key, y)
+    out_idx = _out_index(samples, y)
     b = params["bias"][out_idx] if "bias" in params else None
     rows = _split_rows(spec, h, params["out"][out_idx], b, y.shape[0])
     spec_sum = dataclasses.replace(spec, reduce="sum")
@@ -182,11 +191,12 @@ def loss(spec: Spec, noise: Optional[Noise], params: dict, batch: dict, key: jax
   return objective, {"loss": Average.of(total, n)}
 
 
-def sparse_update(spec: Spec, noise: Noise, params: dict, batch: dict, key: jax.Array,
+def sparse_update(spec: Spec, params: dict, batch: dict, samples: cs.Sampled,
                   lr: jax.Array, negatives=None) -> tuple[dict, jax.Array]:
-  """One SGD minibatch touching only its rows: ``(params, loss summed over pairs)``."""
+  """One SGD minibatch touching only its rows, with its noise classes from
+  :func:`draw_samples`: ``(params, loss summed over pairs)``."""
   x, y, m = batch["input"], batch["target"], batch["mask"]
-  samples, out_idx = _sample_and_index(spec, noise, key, y)
+  out_idx = _out_index(samples, y)
   has_bias = "bias" in params
   h = params["in"].at[x].get(mode=_FAST)
   w = params["out"].at[out_idx].get(mode=_FAST)
@@ -206,6 +216,15 @@ def sparse_update(spec: Spec, noise: Noise, params: dict, batch: dict, key: jax.
   return new, per_pair_sum
 
 
+def step_compiler_options() -> dict[str, str]:
+  """XLA options for the sparse step on the CPU: YNNPACK for the matmuls only (its
+  fused reductions and element-wise kernels make the step about 6% slower on
+  XLA:CPU, jax 0.10); none elsewhere."""
+  if jax.default_backend() != "cpu":
+    return {}
+  return {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+
+
 def make_sparse_step(spec: Spec, noise: Noise, minibatch: int):
   """A trainer step (see ``lib.train.task.Task.make_step``) that runs the step's
   pairs as ``P / minibatch`` sparse SGD minibatches in one ``lax.scan``; the
@@ -222,15 +241,14 @@ def make_sparse_step(spec: Spec, noise: Noise, minibatch: int):
         raise ConfigError(f"pairs per step {P} is not a multiple of the minibatch {minibatch}.")
       M = P // minibatch
       mbs = {k: v.reshape(M, minibatch) for k, v in batch.items()}
+      samples = draw_samples(spec, noise, rng, mbs["target"])  # one draw for the M minibatches
 
       def body(params, xs):
-        j, mb = xs
+        j, mb, smp = xs
         lr = optim.lr_at(schedule, state.opt_state, state.step + j / M)
-        params, total = sparse_update(spec, noise, params, mb, jax.random.fold_in(rng, j), lr,
-                                      negatives)
-        return params, total
+        return sparse_update(spec, params, mb, smp, lr, negatives)
 
-      params, totals = jax.lax.scan(body, state.params, (jnp.arange(M), mbs))
+      params, totals = jax.lax.scan(body, state.params, (jnp.arange(M), mbs, samples))
       n = jnp.sum(batch["mask"])
       metrics = {"loss": Average.of(jnp.sum(totals), n), "pairs": Average.of(n),
                  "lr": Average.of(optim.current_lr(schedule, state.opt_state, state.step))}

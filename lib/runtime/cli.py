@@ -122,21 +122,22 @@ def _one_line(text: str) -> str:
   return f"{head}: {last}" if head else last
 
 
-def prepare_process() -> None:
+def prepare_process(host_malloc: str = "auto") -> None:
   """What every entry point does before JAX starts: glibc keeps freed host memory
   (:func:`lib.runtime.hostmem.reuse_freed_memory`: XLA:CPU steps stop
   page-faulting), libraries' INFO logs are dropped (:mod:`lib.runtime.logs`),
   and JAX's config options become absl flags (``--jax_debug_nans=True``); a run
   started by a sweep stops with it (:func:`stop_with_parent`). ``--host_malloc``
   (``auto``: only where JAX runs on the CPU, ``reuse``, ``system``) is read from
-  the raw command line here, before flags are parsed and JAX starts."""
+  the raw command line here, before flags are parsed and JAX starts; then
+  ``$RNNLAB_HOST_MALLOC``; then the entry point's ``host_malloc``."""
   stop_with_parent()
   if "host_malloc" not in flags.FLAGS:
     flags.DEFINE_enum("host_malloc", None, hostmem.MODES,
                       "Host allocator tuning (lib.runtime.hostmem); default "
                       "$RNNLAB_HOST_MALLOC or auto: only where JAX runs on the CPU.")
   try:
-    hostmem.reuse_freed_memory(mode=raw_flag("host_malloc", sys.argv))
+    hostmem.reuse_freed_memory(mode=raw_flag("host_malloc", sys.argv), default=host_malloc)
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
@@ -169,9 +170,9 @@ def stop_with_parent() -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def run(main: Callable[[list[str]], None]) -> None:
+def run(main: Callable[[list[str]], None], host_malloc: str = "auto") -> None:
   """``app.run`` after :func:`prepare_process`, with clear errors for unknown config keys."""
-  prepare_process()
+  prepare_process(host_malloc)
   app.run(main, flags_parser=_parse_flags)
 
 
@@ -220,9 +221,10 @@ def command_line_durations(config: ml_collections.ConfigDict,
 
 
 def experiment_main(run_fn: Callable[[ml_collections.ConfigDict, str], object],
-                    default_config: str) -> None:
+                    default_config: str, host_malloc: str = "auto") -> None:
   """The whole ``main.py`` of an experiment: ``--config`` (a locked config file,
-  ``path:variant``) and ``--workdir`` flags, then ``run_fn(config, workdir)``."""
+  ``path:variant``) and ``--workdir`` flags, then ``run_fn(config, workdir)``.
+  ``host_malloc``: the experiment's default allocator mode (see :func:`prepare_process`)."""
   config = config_flags.DEFINE_config_file(
       "config", default_config, "Config file (``path:variant``).", lock_config=True)
   workdir = flags.DEFINE_string("workdir", None, "Run directory; re-running resumes.",
@@ -247,4 +249,4 @@ def experiment_main(run_fn: Callable[[ml_collections.ConfigDict, str], object],
         return run_fn(config.value, local)
     run_reporting_errors(staged_run)
 
-  run(main)
+  run(main, host_malloc)

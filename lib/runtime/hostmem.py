@@ -70,17 +70,18 @@ def should_reuse(mode: str, environ: Mapping[str, str], plugins: Sequence[str]) 
   return all(no_cuda_device and "cuda" in p for p in plugins)
 
 
-def reuse_freed_memory(trim_threshold: int = 1 << 30, mode: Optional[str] = None) -> bool:
+def reuse_freed_memory(trim_threshold: int = 1 << 30, mode: Optional[str] = None,
+                       default: str = "auto") -> bool:
   """Sets glibc's allocator to reuse freed memory (see the module docstring).
 
-  ``mode``: ``auto`` / ``reuse`` / ``system``; ``None`` reads ``RNNLAB_HOST_MALLOC``
-  (default ``auto``). Returns whether the settings are in force. Calling it again is
-  harmless.
+  ``mode``: ``auto`` / ``reuse`` / ``system``; ``None`` reads ``RNNLAB_HOST_MALLOC``,
+  else ``default`` (an entry point's choice). Returns whether the settings are in
+  force. Calling it again is harmless.
   """
   global _applied
   if _applied:
     return True
-  mode = mode or os.environ.get(_ENV, "auto")
+  mode = mode or os.environ.get(_ENV) or default
   if not should_reuse(mode, os.environ, accelerator_plugins() if mode == "auto" else ()):
     return False
   if platform.libc_ver()[0] != "glibc":

@@ -176,6 +176,10 @@ def train(build: Callable[..., Built], base: ml_collections.ConfigDict,
   removed once every summary is written. ``trials_per_block`` (0: all) steps the
   trials that many at a time inside the same program (:func:`_chunk_fn`)."""
   t0 = time.perf_counter()
+  if any(sweeps.apply(base, t).trainer.get("early_stop_patience") for t in trials):
+    raise ConfigError("trainer.early_stop_patience: vmapped trials run to a common end; stop "
+                      "the worst ones with --halving, or run early stopping with "
+                      "--backend=local or ray.")
   built = build(sweeps.apply(base, trials[0]))
   task, tc = built.task, built.config.trainer
   configs = [sweeps.apply(built.config, t) for t in trials]
@@ -192,8 +196,8 @@ def train(build: Callable[..., Built], base: ml_collections.ConfigDict,
     for i in active:
       save_config(configs[i], workdirs[i])
     step = task_step(task, tx, schedule)
-    state = loop.run(_chunk_fn(step, trials_per_block), state, _take(keys, active), _take(hp, active),
-                     max_chunk)
+    chunk = _chunk_fn(step, trials_per_block, task.compiler_options)
+    state = loop.run(chunk, state, _take(keys, active), _take(hp, active), max_chunk)
     wall = time.perf_counter() - t0
     loop.finish(jax.device_get(state), "completed", wall)
   finally:
@@ -410,7 +414,7 @@ def _recovered(workdir: str) -> tuple[Optional[str], dict, dict]:
   return diverged, last["train"], last["eval"]
 
 
-def _chunk_fn(step, trials_per_block: int = 0):
+def _chunk_fn(step, trials_per_block: int = 0, compiler_options=None):
   """``(state, batches_K, keys, hp, n) -> (state, metrics_K)``: the first ``n`` of K steps
   of every trial in one dispatch. Shorter chunks (the tail, an evaluation in between)
   pad their batches and skip the padding under ``lax.cond``, so one compilation serves
@@ -437,7 +441,7 @@ def _chunk_fn(step, trials_per_block: int = 0):
       return jax.lax.cond(i < n, lambda: every_trial(s, b, keys, hp), lambda: (s, zeros))
     k = jax.tree.leaves(batches)[0].shape[0]
     return jax.lax.scan(body, state, (jnp.arange(k), batches))
-  return jax.jit(chunk, donate_argnums=0)
+  return jax.jit(chunk, donate_argnums=0, compiler_options=dict(compiler_options or {}) or None)
 
 
 def _stack_batches(batches: list, k: int):

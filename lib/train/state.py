@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from lib.train import checkpoint, optim
+from lib.train import checkpoint, early_stopping, optim
 from lib.train.task import Params, Task
 
 
@@ -36,10 +36,12 @@ def init_state(task: Task, config: ml_collections.ConfigDict):
 
 
 def restore_params(task: Task, config: ml_collections.ConfigDict, workdir: str,
-                   step: Optional[int] = None) -> tuple[Params, int]:
-  """Loads a run's parameters (latest checkpoint unless ``step``): ``(params, step)``."""
+                   step: Optional[int] = None, best: bool = False) -> tuple[Params, int]:
+  """Loads a run's parameters (latest checkpoint unless ``step``): ``(params, step)``.
+  ``best``: those of its best evaluation (early stopping's ``best/``) instead."""
   state = init_state(task, config)[0]
-  ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"), every=0)
+  folder = early_stopping.BEST_DIR if best else "checkpoints"
+  ckpt = checkpoint.Checkpointer(os.path.join(workdir, folder), every=0)
   if ckpt.latest_step() is None:
     raise FileNotFoundError(f"No checkpoint in {ckpt.directory}.")
   state = ckpt.restore(state, step)

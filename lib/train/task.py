@@ -74,6 +74,8 @@ class Task:
       checkpoints and resumes as usual.
     rate_unit: ``(unit, units per step)`` of the progress line's rate, e.g.
       ``('words', corpus words per step)``.
+    compiler_options: XLA options for the jitted train step (``jax.jit``'s
+      ``compiler_options``), in a single run and in vmapped trials alike.
   """
   name: str
   init_params: Callable[[jax.Array], Params]
@@ -86,6 +88,7 @@ class Task:
   hparams: Mapping[str, float] = dataclasses.field(default_factory=dict)
   make_step: Optional[Callable[[optax.GradientTransformation, Callable], Callable]] = None
   rate_unit: tuple[str, float] = ("steps", 1.0)
+  compiler_options: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)

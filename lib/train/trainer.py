@@ -28,7 +28,7 @@ import numpy as np
 
 from lib.data.errors import ConfigError
 from lib.runtime import files, parallel, plotting, workdirs, writers
-from lib.train import checkpoint, durations, metrics as metrics_lib
+from lib.train import checkpoint, durations, early_stopping, metrics as metrics_lib
 from lib.runtime.progress import Progress
 from lib.train.state import init_state
 from lib.train.step import task_step
@@ -59,6 +59,10 @@ def default_config(**overrides) -> ml_collections.ConfigDict:
       progress_every_s=5.0,  # at most one progress line this often
       tensorboard=True,
       plot=True,
+      early_stop_metric="",    # an evaluation metric (lib.train.early_stopping); '' = off
+      early_stop_mode="max",   # 'max' (chrF, accuracy) or 'min' (loss)
+      early_stop_patience=0,   # evaluations without improvement before stopping; 0 = off
+      early_stop_min_delta=0.0,
       data_parallel=False,   # split batches over every device ('data' mesh axis), see lib.runtime.parallel
       distributed=False,     # jax.distributed.initialize() first (multi-host: SLURM, TPU pods)
       coordinator_address="",  # distributed without SLURM/TPU detection: host:port of process 0,
@@ -114,13 +118,15 @@ class _Run:
     if self.dp is not None:
       self.state = self.dp.replicate(self.state)
     self.start_step = self.step = int(self.state.step)
+    self._open_early_stopping(workdir)
     self.writer = writers.MetricWriter(workdir, self.start_step, self.tc.tensorboard) \
         if self.is_chief else None
     train_step, hp = task_step(task, tx, self.schedule), dict(task.hparams)
     # The step's key is folded in under jit: no extra host dispatch per step.
     self.train_step = jax.jit(
         lambda state, batch, key: train_step(state, batch, jax.random.fold_in(key, state.step),
-                                             hp), donate_argnums=0)
+                                             hp), donate_argnums=0,
+        compiler_options=dict(task.compiler_options) or None)
     self.progress = None
     self.outcome: Optional[tuple[str, Optional[str]]] = None  # set when the run stops early
     self.stops: Optional[StopRequests] = None  # Ctrl-C / SIGTERM, taken between steps
@@ -128,7 +134,25 @@ class _Run:
     self.last_train: dict[str, float] = {}
     self.last_eval: dict[str, float] = {}
     self._last_print = -float("inf")
-    self._printed_step = -1
+    self._printed_step = self._evaluated_step = -1
+
+  def _open_early_stopping(self, workdir: str) -> None:
+    """The tracker (rebuilt from the kept evaluations on a resume) and ``best/``."""
+    self.early = early_stopping.from_config(self.tc)
+    self.best_ckpt = self.stopped_at = None
+    if self.early is None:
+      return
+    self.best_ckpt = checkpoint.Checkpointer(os.path.join(workdir, early_stopping.BEST_DIR),
+                                             every=0, max_to_keep=1)
+    if self.start_step and os.path.exists(os.path.join(workdir, writers.METRICS_FILE)):
+      self.early.replay(r for r in writers.read_records(workdir, "eval")
+                        if r["step"] <= self.start_step)
+      if self.early.done:
+        self.stopped_at = self.start_step
+
+  def finished(self) -> bool:
+    """Trained to the end, or stopped early (an early-stopped run re-entered stays stopped)."""
+    return self.start_step >= self.tc.num_steps or self.stopped_at is not None
 
   # -- the loop ---------------------------------------------------------------
   def loop(self) -> None:
@@ -153,10 +177,21 @@ class _Run:
         self.flush()
       if eval_due and not last:
         self.evaluate()
+        if self.early is not None and self.early.done:
+          self._stop_early(window)
+          return
       if ckpt_due and not last:
         self.save()
       if self.stops is not None:
         self.stops.check()  # state, step and records agree here
+
+  def _stop_early(self, window) -> None:
+    self.stopped_at = self.step
+    logging.info("Early stop at step %d: best %s=%.4g at step %d.", self.step, self.early.metric,
+                 self.early.best_value, self.early.best_step)
+    if window is not None:  # the steps since the last record: one record at the stop
+      self.pending.append((self.step, window))
+    self.flush()
 
   def flush(self) -> None:
     """Fetches queued records in one transfer, writes them, stops on NaN/Inf; prints
@@ -164,7 +199,8 @@ class _Run:
     if self.pending:
       self._write_pending()
     now = time.monotonic()
-    final = self.step == self.tc.num_steps and self._printed_step != self.step
+    final = ((self.step == self.tc.num_steps or self.stopped_at == self.step)
+             and self._printed_step != self.step)
     due = (now - self._last_print > self.tc.progress_every_s and self._printed_step != self.step
            ) or final
     if due and self.progress is not None:
@@ -199,15 +235,17 @@ class _Run:
       self.writer.flush()
 
   def evaluate(self) -> None:
-    if not self.task.evaluators:
+    if not self.task.evaluators or self._evaluated_step == self.step:
       return
     values = metrics_lib.to_floats(evaluate(self.task.evaluators, self.state.params))
-    self.last_eval = values
+    self.last_eval, self._evaluated_step = values, self.step
     if self.writer:
       self.writer.write(self.step, "eval", values)
       self.writer.flush()
     logging.info("eval @ %d: %s", self.step,
                  " ".join(f"{k}={v:.4g}" for k, v in values.items()))
+    if self.early is not None and self.early.update(self.step, values) and self.is_chief:
+      self.best_ckpt.save(self.step, self.state)
 
   def recover_final(self) -> None:
     """The final train and eval values of a run that had finished training (its
@@ -244,13 +282,16 @@ class _Run:
     try:
       try:
         self.ckpt.close()
+        if self.best_ckpt is not None:
+          self.best_ckpt.close()
       except checkpoint.StorageError as e:
         status, error, failed = "failed", str(e), e
+      more = {} if self.early is None else {"early_stop": self.early.summary(self.stopped_at)}
       summary = make_summary(self.task, self.config, self.state.params, status=status,
                              error=error, steps=self.step, resumed_from=self.start_step,
                              wall_s=wall_s, last_train=self.last_train, last_eval=self.last_eval,
                              checkpoint_step=self.ckpt.latest_step(),
-                             processes=jax.process_count(), devices=jax.device_count())
+                             processes=jax.process_count(), devices=jax.device_count(), **more)
       if self.writer:
         self.writer.close()
         write_summary(self.workdir, summary)
@@ -328,7 +369,7 @@ def _run_to_end(run: _Run) -> tuple[str, Optional[str]]:
   """Trains to ``num_steps`` (or recovers a finished run); on an exception, records
   its status and error on ``run.outcome`` for the summary, then re-raises."""
   try:
-    if run.start_step < run.tc.num_steps:
+    if not run.finished():
       run.loop()
       run.flush()
       run.evaluate()

@@ -46,7 +46,8 @@ def test_sparse_update_is_sgd_on_the_dense_loss(name):
   loss = jax.jit(lambda p: word2vec.loss(spec, noise, p, batch, key))  # jitted: one compile
   grads = jax.jit(jax.grad(lambda p: loss(p)[0]))(params)
   want = jax.tree.map(lambda p, g: p - lr * g, params, grads)
-  got, total = jax.jit(lambda p: word2vec.sparse_update(spec, noise, p, batch, key, lr))(params)
+  samples = word2vec.draw_samples(spec, noise, key, batch["target"])  # what loss() draws
+  got, total = jax.jit(lambda p: word2vec.sparse_update(spec, p, batch, samples, lr))(params)
   for k in params:
     np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-6)
   loss_sum = loss(params)[1]["loss"].total
@@ -86,10 +87,11 @@ def test_scanned_step_equals_minibatches_one_by_one():
   rng = jax.random.key(9)
   new, metrics = jax.jit(step)(state, batch, rng)
   p = params
-  update = jax.jit(lambda p, mb, key, lr: word2vec.sparse_update(spec, noise, p, mb, key, lr))
+  update = jax.jit(lambda p, mb, smp, lr: word2vec.sparse_update(spec, p, mb, smp, lr))
+  drawn = word2vec.draw_samples(spec, noise, rng, batch["target"].reshape(3, 8))
   for j in range(3):
     mb = {k: v[8 * j:8 * (j + 1)] for k, v in batch.items()}
-    p, _ = update(p, mb, jax.random.fold_in(rng, j), sched(2 + j / 3))
+    p, _ = update(p, mb, jax.tree.map(lambda a: a[j], drawn), sched(2 + j / 3))
   for k in p:
     np.testing.assert_allclose(new.params[k], p[k], rtol=1e-5, atol=1e-7)
   assert int(new.step) == 3 and float(metrics["pairs"].total) == 24

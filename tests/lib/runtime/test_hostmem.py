@@ -87,3 +87,30 @@ def test_the_flag_is_read_before_jax_starts_and_a_bad_mode_is_one_line():
   assert out.returncode == 2
   assert out.stderr.strip() == ("error: RNNLAB_HOST_MALLOC/--host_malloc='fast': expected one "
                                 "of ('auto', 'reuse', 'system').")
+
+
+_ENTRY = """
+import json, sys
+from lib.runtime import cli, hostmem
+cli.prepare_process(host_malloc="system")  # an entry point whose default is glibc's own
+print(json.dumps(hostmem.active()))
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the settings are glibc's")
+@pytest.mark.parametrize("flag, env, expected", [
+    (None, None, False),          # the entry point's default
+    (None, "reuse", True),        # the environment over the default
+    ("reuse", None, True),        # the flag over the default
+    ("reuse", "system", True),    # the flag over the environment
+    ("system", "reuse", False),
+])
+def test_the_flag_then_the_environment_then_the_entry_points_default(flag, env, expected):
+  environ = {k: v for k, v in os.environ.items() if k != "RNNLAB_HOST_MALLOC"}
+  if env:
+    environ["RNNLAB_HOST_MALLOC"] = env
+  argv = [sys.executable, "-c", _ENTRY] + ([f"--host_malloc={flag}"] if flag else [])
+  out = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True,
+                       env={**environ, "PYTHONPATH": ROOT}, timeout=120)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert json.loads(out.stdout.strip().splitlines()[-1]) is expected

@@ -205,3 +205,21 @@ def test_a_killed_halving_group_resumes_to_the_same_outcome(tmp_path):
   for w, r, a, b in zip(dirs, ref, want, got):
     assert strip(writers.read_records(w)) == strip(writers.read_records(r))
     assert a["final"] == b["final"] and a["steps"] == b["steps"]
+
+
+def test_vmapped_trials_compile_with_the_tasks_compiler_options(tmp_path):
+  def build(c):
+    b = toy.build(c)
+    opts = {"xla_cpu_experimental_ynn_fusion_type": "NO_SUCH"}
+    return dataclasses.replace(b, task=dataclasses.replace(b.task, compiler_options=opts))
+  trials = [{"seed": 1}, {"seed": 2}]
+  with pytest.raises(Exception, match="xla_cpu_experimental_ynn_fusion_type"):
+    trial_batch.train(build, _config(), trials, [str(tmp_path / f"t{i}") for i in range(2)])
+
+
+def test_early_stopping_is_refused_in_vmapped_trials(tmp_path):
+  base = sweeps.apply(_config(eval_every_steps=5), {"trainer.early_stop_metric": "mse",
+                                                    "trainer.early_stop_patience": 2})
+  with pytest.raises(ValueError, match="--halving"):
+    trial_batch.train(toy.build, base, [{"seed": 1}, {"seed": 2}],
+                      [str(tmp_path / f"t{i}") for i in range(2)])

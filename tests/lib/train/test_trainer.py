@@ -256,3 +256,15 @@ def test_a_run_re_entered_after_its_final_checkpoint_reports_its_metrics_once(tm
   assert again["final"] == first["final"] and "train/cost" in again["final"]
   evals = [r["step"] for r in writers.read_records(str(tmp_path), "eval")]
   assert evals == [25, 50, 60]  # the final evaluation is not written twice
+
+
+def test_the_tasks_compiler_options_reach_the_jitted_step(tmp_path):
+  task, config = built(small_config(epochs=1))
+  bad = dataclasses.replace(task, compiler_options={"xla_cpu_experimental_ynn_fusion_type": "NO_SUCH"})
+  with pytest.raises(Exception, match="xla_cpu_experimental_ynn_fusion_type"):
+    trainer.train(bad, config, str(tmp_path / "bad"))
+  good = dataclasses.replace(task, compiler_options={
+      "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"})
+  with_options = trainer.train(good, config, str(tmp_path / "good"))
+  plain = trainer.train(task, config, str(tmp_path / "plain"))["final"]
+  assert with_options["final"] == pytest.approx(plain, rel=1e-6)
