@@ -1,6 +1,7 @@
 """Character translation: the embedded pair set, Anki files by path, malformed lines, chrF."""
 import json
 
+import numpy as np
 import pytest
 import sacrebleu
 
@@ -9,6 +10,7 @@ from lib.data import batching, char_pairs as pairs
 from tests import interrupt
 from tests.lib.data import tfds_builders
 from lib.data.errors import DataError
+from lib.runtime import writers
 
 pytestmark = pytest.mark.slow  # trains or starts processes: left out of `make test-fast`
 
@@ -103,6 +105,36 @@ def test_eng_fra_study_writes_greedy_beam_and_seen_pair_scores(tmp_path):
   assert (tmp_path / "out" / "tiny" / "attention.png").exists()
   assert "Input sentence:" in (tmp_path / "out" / "tiny" / "train_samples.txt").read_text("utf-8")
   assert "| tiny | 1 |" in (tmp_path / "out" / "comparison.md").read_text()
+
+
+def test_seen_pairs_count_any_of_their_translations():
+  from experiments.translation import eng_fra
+  from lib.eval.decoding import Decoded
+  d = Decoded(inputs=["Go.", "Go.", "Hi.", "Run!"], outputs=["Va !", "Va !", "Salut.", "Cours."],
+              labels=["Va !", "Marche.", "Bonjour.", "Fuis !"], correct=np.zeros(4, bool))
+  assert eng_fra.exact_any(d) == 0.5  # both "Go." right ("Va !" is one of its two); the others not
+
+
+def test_an_early_stopped_setting_is_judged_at_its_best_epoch(tmp_path):
+  from experiments.translation import eng_fra
+  lines = [f"{s}\t{t}" for s, t in numbers.number_pairs(60, 5)]
+  (tmp_path / "fra.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+  # The validation loss falls, so watching its maximum the first epoch stays the best.
+  eng_fra.SETTINGS["tiny"] = ("lstm", {"model.hidden": 8, "data.batch_size": 16,
+                                       "data.eval_batch_size": 12, "trainer.early_stop_metric": "loss",
+                                       "trainer.early_stop_mode": "max",
+                                       "trainer.early_stop_patience": 1})
+  try:
+    rows = eng_fra.study(str(tmp_path / "out"), str(tmp_path / "fra.txt"), ["tiny"], epochs=6,
+                         beam=2, verbose=False)
+  finally:
+    del eng_fra.SETTINGS["tiny"]
+  r = rows[0]
+  assert (r["epochs"], r["best_epoch"]) == (2, 1)
+  evals = writers.read_records(str(tmp_path / "out" / "tiny"), "eval")
+  assert [e["step"] for e in evals] == [3, 6]  # 3 steps an epoch
+  assert r["valid_loss"] == pytest.approx(evals[0]["loss"], rel=1e-6)  # epoch 1's parameters
+  assert "| tiny | 2 (1) |" in (tmp_path / "out" / "comparison.md").read_text()
 
 
 def test_tfds_translation_pairs_end_to_end_and_resumable(tmp_path, monkeypatch):
