@@ -188,7 +188,7 @@ CONFIG_RULES = dict(
     nonnegative=("data.max_len", "vi.kl_anneal_epochs", "vi.kl_weight"),
     fractions=("data.test_fraction",),
     choices={"data.format": ("generated", "pairs", "stsb", "sick"),
-             "model.encoder": ("rnn", "bow"), "model.features": ("concat", "match"),
+             "model.encoder": ("rnn", "gru", "lstm", "bow"), "model.features": ("concat", "match"),
              "model.embeddings": ("fixed", "learned"),
              "vi.sampling": ("example", "minibatch", "flipout", "none"),
              "vi.sigma": ("shared", "group", "weight"), "vi.prior": ("gaussian", "mixture"),

@@ -10,8 +10,11 @@ concatenated, and a softmax layer gives 6 classes::
 Parameters ``{'w_x', 'w_rec', 'b', 'h0', 'w_out', 'b_out'[, 'embed']}``. Matrices
 are read through :func:`lib.nn.variational.matmul` / :func:`lookup`, so the same
 function serves the posterior mean, one sample per example or per minibatch,
-and flipout. ``encoder='bow'`` replaces the recurrence by ``tanh(mean_t(x_t) W + b)``
-(the bag-of-words control: it cannot see word order). ``features='match'`` feeds
+and flipout. ``encoder='gru'`` / ``'lstm'`` read the sentences with
+:mod:`lib.nn.cells`' gated cells instead (their gate blocks in ``w_x``, ``w_rec``,
+``b``; GRU's ``b_rec``), every weight variational alike. ``encoder='bow'``
+replaces the recurrence by ``tanh(mean_t(x_t) W + b)`` (the bag-of-words
+control: it cannot see word order). ``features='match'`` feeds
 the softmax layer ``[h_A, h_B, |h_A - h_B|, h_A * h_B]`` (the matching features of
 sentence-pair models since Mueller & Thyagarajan 2016 / InferSent) instead of the
 notes' ``[h_A, h_B]``.
@@ -25,7 +28,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from lib.nn import initializers, variational as vi
+from lib.nn import cells, initializers, variational as vi
 
 
 def lookup(ids_T: jax.Array, table: vi.Weight) -> jax.Array:
@@ -36,6 +39,7 @@ def lookup(ids_T: jax.Array, table: vi.Weight) -> jax.Array:
 
 
 FEATURES = {"concat": 2, "match": 4}  # features -> multiples of the hidden size
+ENCODERS = {"rnn": cells.Elman, "gru": cells.GRU, "lstm": cells.LSTM, "bow": None}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,43 +48,55 @@ class PairRNN:
   hidden: int = 50
   num_classes: int = 6
   vocab_size: int = 0        # > 0: a learned embedding table of vocab_size x input_dim
-  encoder: str = "rnn"       # rnn | bow
+  encoder: str = "rnn"       # rnn (the notes' tanh Elman) | gru | lstm | bow
   init: str = "zeros"        # the notes initialise every mean at zero; or an initializer name
   unroll: int = 1
   features: str = "concat"   # concat (the notes: [h_A, h_B]) | match (+ |h_A - h_B|, h_A * h_B)
+
+  def cell(self) -> cells.Cell | None:
+    if self.encoder not in ENCODERS:
+      raise ValueError(f"Unknown encoder {self.encoder!r}; expected one of {list(ENCODERS)}.")
+    make = ENCODERS[self.encoder]
+    return make(hidden=self.hidden) if make else None
 
   def init_params(self, key: jax.Array) -> dict:
     D, H, C = self.input_dim, self.hidden, self.num_classes
     if self.features not in FEATURES:
       raise ValueError(f"Unknown features {self.features!r}; expected one of {FEATURES}.")
-    shapes = {"w_x": (D, H), "w_rec": (H, H), "b": (H,), "h0": (H,),
+    cell = self.cell()
+    G = cell.gates * H if cell else H
+    shapes = {"w_x": (D, G), "w_rec": (H, G), "b": (G,), "h0": (H,),
               "w_out": (FEATURES[self.features] * H, C),
               "b_out": (C,)}
-    if self.encoder == "bow":
+    if cell is None:
       del shapes["w_rec"], shapes["h0"]
+    if isinstance(cell, cells.GRU):
+      shapes["b_rec"] = (G,)
     init = initializers.get(self.init)
     keys = dict(zip(shapes, jax.random.split(key, len(shapes))))
     params = {k: (init(keys[k], s) if len(s) == 2 else jnp.zeros(s)) for k, s in shapes.items()}
+    if isinstance(cell, cells.LSTM):  # Keras' forget-gate bias of 1
+      params["b"] = params["b"].at[H:2 * H].set(cell.forget_bias)
     if self.vocab_size:
       params["embed"] = initializers.normal(0.1)(jax.random.fold_in(key, 7), (self.vocab_size, D))
     return params
 
   def encode(self, p: dict, x_TxD: jax.Array, m_T: jax.Array) -> jax.Array:
     """The final state ``h`` (H) of one sentence."""
-    xw_TxH = vi.matmul(x_TxD, p["w_x"]) + p["b"]  # hoisted: one product for all steps
-    if self.encoder == "bow":
-      mean = (xw_TxH * m_T[:, None]).sum(0) / jnp.maximum(m_T.sum(), 1.0)
+    cell = self.cell()
+    xw_TxG = vi.matmul(x_TxD, p["w_x"]) + p["b"]  # hoisted: one product for all steps
+    if cell is None:
+      mean = (xw_TxG * m_T[:, None]).sum(0) / jnp.maximum(m_T.sum(), 1.0)
       return jnp.tanh(mean)
-    if self.encoder != "rnn":
-      raise ValueError(f"Unknown encoder {self.encoder!r}; expected 'rnn' or 'bow'.")
 
-    def step(h, inputs):
+    def step(carry, inputs):
       xw_t, real = inputs
-      new = jnp.tanh(xw_t + vi.matmul(h, p["w_rec"]))
-      return jnp.where(real, new, h), None
+      new, _ = cell.combine(p, carry, xw_t, vi.matmul(cell.output(carry), p["w_rec"]))
+      return jax.tree.map(lambda n, o: jnp.where(real, n, o), new, carry), None
 
-    h, _ = jax.lax.scan(step, p["h0"], (xw_TxH, m_T > 0), unroll=self.unroll)
-    return h
+    carry0 = (p["h0"], jnp.zeros_like(p["h0"])) if isinstance(cell, cells.LSTM) else p["h0"]
+    carry, _ = jax.lax.scan(step, carry0, (xw_TxG, m_T > 0), unroll=self.unroll)
+    return cell.output(carry)
 
   def logits(self, p: dict, inputs: dict, vectors=None) -> jax.Array:
     """Logits (C) of one example: ``inputs`` holds ``ids1, mask1, ids2, mask2`` (each T).

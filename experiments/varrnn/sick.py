@@ -40,6 +40,13 @@ SETTINGS = {
                                        "optimizer": {"name": "adam", "lr": 1e-3},
                                        "vi.kl_weight": 1e-3}),
     "map_match_adam": ("map", {"model.features": "match", "optimizer": {"name": "adam", "lr": 1e-3}}),
+    # The same with gated encoders (every weight variational, one sample per example).
+    "gru_match_adam": ("notes", {"model.encoder": "gru", "model.features": "match",
+                                 "model.init": "inv_sqrt_fan_in",
+                                 "optimizer": {"name": "adam", "lr": 1e-3}, "vi.kl_weight": 1e-3}),
+    "lstm_match_adam": ("notes", {"model.encoder": "lstm", "model.features": "match",
+                                  "model.init": "inv_sqrt_fan_in",
+                                  "optimizer": {"name": "adam", "lr": 1e-3}, "vi.kl_weight": 1e-3}),
 }
 
 

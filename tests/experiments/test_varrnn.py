@@ -47,8 +47,8 @@ def test_generated_pairs_need_word_order():
   assert again.a == pairs.a[:50] and inputs.first_marker_pairs(50, seed=1).a != again.a
 
 
-def _model_and_inputs(B=4, T=9, vocab=30):
-  model = PairRNN(input_dim=8, hidden=6, init="inv_sqrt_fan_in")
+def _model_and_inputs(B=4, T=9, vocab=30, encoder="rnn"):
+  model = PairRNN(input_dim=8, hidden=6, init="inv_sqrt_fan_in", encoder=encoder)
   rng = np.random.default_rng(0)
   lengths = np.asarray([[9, 3, 5, 1], [2, 9, 4, 6]])
   mask = (np.arange(T)[None, None] < lengths[..., None]).astype(np.float32)
@@ -58,9 +58,10 @@ def _model_and_inputs(B=4, T=9, vocab=30):
   return model, {k: jnp.asarray(v) for k, v in inputs.items()}, vectors
 
 
+@pytest.mark.parametrize("encoder", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize("mode", ["mean", "example", "minibatch", "flipout"])
-def test_padded_steps_change_nothing(mode):
-  model, inputs, vectors = _model_and_inputs()
+def test_padded_steps_change_nothing(mode, encoder):
+  model, inputs, vectors = _model_and_inputs(encoder=encoder)
   post = vi.init_posterior(model.init_params(jax.random.key(0)), np.log(0.1))
   garbage = dict(inputs)
   for k in ("ids1", "ids2"):  # new ids wherever the mask is 0
@@ -76,6 +77,23 @@ def test_padded_steps_change_nothing(mode):
   g1 = jax.grad(lambda p: out(p, inputs).sum())(post)
   g2 = jax.grad(lambda p: out(p, garbage).sum())(post)
   jax.tree.map(np.testing.assert_array_equal, g1, g2)
+
+
+@pytest.mark.parametrize("encoder", ["rnn", "gru", "lstm"])
+def test_the_encoders_are_lib_cells_stepped_over_the_real_words(encoder):
+  from lib.nn import cells
+  model, inputs, vectors = _model_and_inputs(encoder=encoder)
+  p = model.init_params(jax.random.key(3))
+  p = {k: v + 0.1 * jax.random.normal(jax.random.key(len(k)), v.shape) for k, v in p.items()}
+  cell = cells.make("elman" if encoder == "rnn" else encoder, 6)
+  cp = {k: p[k] for k in ("w_x", "w_rec", "b", "b_rec") if k in p}
+  for b in range(4):
+    x = vectors[inputs["ids1"][b]]
+    carry = (p["h0"], jnp.zeros(6)) if encoder == "lstm" else p["h0"]
+    for t in range(int(inputs["mask1"][b].sum())):
+      carry, _ = cell.step(cp, carry, cell.project(cp, x[t]))
+    np.testing.assert_allclose(model.encode(p, x, inputs["mask1"][b]), cell.output(carry),
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_pair_model_under_vmap_equals_a_loop_with_the_same_samples():
@@ -111,6 +129,17 @@ def test_every_variant_runs(tmp_path, variant):
   r = experiment.run(_small(variant), str(tmp_path / variant), verbose=False)["report"]
   assert r["status"] == "completed" and 0.0 <= r["f1_bal"] <= 1.0
   assert ("sample/f1_bal" in r) == (variant != "map")
+
+
+@pytest.mark.parametrize("encoder", ["gru", "lstm"])
+def test_gated_encoders_train_in_the_notes_sampling(tmp_path, encoder):
+  c = _small("notes", num=200)
+  c.model.encoder, c.model.init = encoder, "inv_sqrt_fan_in"
+  b = experiment.build(c)
+  G = {"gru": 3, "lstm": 4}[encoder] * c.model.hidden
+  assert b.task.init_params(jax.random.key(0))["mean"]["w_rec"].shape == (c.model.hidden, G)
+  r = experiment.run(c, str(tmp_path / encoder), verbose=False)["report"]
+  assert r["status"] == "completed" and np.isfinite(r["f1_bal"])
 
 
 def test_same_seed_same_numbers(tmp_path):
