@@ -33,6 +33,11 @@ SETTINGS = {
     "early_stop": ("lstm", {"data.max_pairs": 10_000, "data.split_seed": 0,
                             "trainer.early_stop_metric": "chrf", "trainer.early_stop_patience": 5}),
     "attention": ("attention", {"data.max_pairs": 10_000, "data.split_seed": 0}),
+    # The notes' encoder and decoder with dot-product (Luong) attention over the encoder
+    # outputs, after the decoder: no parameters, one batched product for all steps.
+    "dot_attention": ("lstm", {"data.max_pairs": 10_000, "data.split_seed": 0,
+                               "model.attention": "dot", "trainer.early_stop_metric": "chrf",
+                               "trainer.early_stop_patience": 5}),
 }
 
 
