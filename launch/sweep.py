@@ -430,10 +430,20 @@ def _define_flags() -> None:
   flags.DEFINE_integer("seeds", 0, "Multiply the trials by this many seeds (the config's seed on).")
   flags.DEFINE_list("halving", [], "Successive-halving rungs (vmap backend), e.g. 2,4: at each, "
                     "only the best --halving_keep of the trials by --metric go on.")
-  flags.DEFINE_integer("trials_per_block", 0, "vmap backend: trials stepped together, the "
-                       "blocks one after another in the same program (0: all in one vmap).")
+  flags.DEFINE_string("trials_per_block", "0", "vmap backend: trials stepped together, the "
+                      "blocks one after another in the same program (0: all in one vmap; "
+                      "auto: one vmap or one by one, whichever a timed step finds faster).")
   flags.DEFINE_enum("halving_unit", "epochs", ["epochs", "steps"], "Unit of --halving.")
   flags.DEFINE_float("halving_keep", 0.5, "Fraction of the trials kept at each rung.")
+
+
+def _trials_per_block(value: str) -> int:
+  """``auto`` -> -1 (lib.sweeps.trial_batch.fastest_block), else a count >= 0."""
+  if value == "auto":
+    return -1
+  if not value.isdigit():
+    raise ConfigError(f"--trials_per_block={value!r}: expected a count (0: all) or 'auto'.")
+  return int(value)
 
 
 def main(argv):
@@ -449,7 +459,7 @@ def main(argv):
                                                gpus_per_trial=F.gpus_per_trial,
                                                scheduler=F.scheduler, grace_steps=F.grace_steps,
                                                reduction=F.reduction),
-              F.grid, F.seeds, halving, F.trials_per_block, F.trials_per_gpu)
+              F.grid, F.seeds, halving, _trials_per_block(F.trials_per_block), F.trials_per_gpu)
   except (ConfigError, KeyError) as e:  # a bad key or value: refused before anything ran
     print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
     sys.exit(2)

@@ -93,6 +93,8 @@ def measure(name: str) -> list[dict]:
   with tempfile.TemporaryDirectory() as tmp:
     vmap_s = _timed(_sweep_cmd(name, f"{tmp}/vmap", "--backend=vmap"))
     best = _best(f"{tmp}/vmap", name)
+    auto_s = _timed(_sweep_cmd(name, f"{tmp}/auto", "--backend=vmap", "--trials_per_block=auto"))
+    best_auto = _best(f"{tmp}/auto", name)
     trials = sweep_lib.plan(config, "", f"{tmp}/loop", sweep_lib.parse_sets(sets), grid)
     n, local = len(trials), _sweep_cmd(name, f"{tmp}/local", "--backend=local", "--parallel=2")
     if sampled:  # the 8 trials at the second key's first value: every learning rate
@@ -115,7 +117,11 @@ def measure(name: str) -> list[dict]:
       {"sweep": name, "method": "vmap backend", "trials": n, "wall_s": round(vmap_s, 1),
        "speedup_vs_shell_loop": round(loop_s / vmap_s, 2),
        "best": f"{best[0]} {metric}={best[1]:.4g}",
-       "note": "one jitted program; per-trial metrics, summaries, checkpoints"}]
+       "note": "one jitted program; per-trial metrics, summaries, checkpoints"},
+      {"sweep": name, "method": "vmap backend, --trials_per_block=auto", "trials": n,
+       "wall_s": round(auto_s, 1), "speedup_vs_shell_loop": round(loop_s / auto_s, 2),
+       "best": f"{best_auto[0]} {metric}={best_auto[1]:.4g}",
+       "note": "one vmap or the trials one by one, whichever a timed step finds faster"}]
 
 
 def measure_halving() -> list[dict]:

@@ -33,6 +33,7 @@ import shutil
 import time
 from typing import Callable, Optional, Sequence
 
+from absl import logging
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -174,7 +175,8 @@ def train(build: Callable[..., Built], base: ml_collections.ConfigDict,
   stacked state is checkpointed there every ``trainer.checkpoint_every_steps``
   (:class:`Group`), and a rerun of the same trials resumes from it; the folder is
   removed once every summary is written. ``trials_per_block`` (0: all) steps the
-  trials that many at a time inside the same program (:func:`_chunk_fn`)."""
+  trials that many at a time inside the same program (:func:`_chunk_fn`); -1 picks
+  0 or 1, whichever is faster here (:func:`fastest_block`)."""
   t0 = time.perf_counter()
   if any(sweeps.apply(base, t).trainer.get("early_stop_patience") for t in trials):
     raise ConfigError("trainer.early_stop_patience: vmapped trials run to a common end; stop "
@@ -196,6 +198,9 @@ def train(build: Callable[..., Built], base: ml_collections.ConfigDict,
     for i in active:
       save_config(configs[i], workdirs[i])
     step = task_step(task, tx, schedule)
+    if trials_per_block < 0:
+      trials_per_block = fastest_block(step, state, task.train_batch(start), _take(keys, active),
+                                       _take(hp, active), task.compiler_options)
     chunk = _chunk_fn(step, trials_per_block, task.compiler_options)
     state = loop.run(chunk, state, _take(keys, active), _take(hp, active), max_chunk)
     wall = time.perf_counter() - t0
@@ -414,14 +419,9 @@ def _recovered(workdir: str) -> tuple[Optional[str], dict, dict]:
   return diverged, last["train"], last["eval"]
 
 
-def _chunk_fn(step, trials_per_block: int = 0, compiler_options=None):
-  """``(state, batches_K, keys, hp, n) -> (state, metrics_K)``: the first ``n`` of K steps
-  of every trial in one dispatch. Shorter chunks (the tail, an evaluation in between)
-  pad their batches and skip the padding under ``lax.cond``, so one compilation serves
-  all (one more per size after a halving rung). Each step is one ``vmap`` over the
-  trials, or with ``trials_per_block`` a ``lax.map`` over blocks of that many: faster
-  where a single trial's step is already bound by memory traffic rather than by
-  dispatch (the variational RNN's per-example weights)."""
+def _every_trial(step, trials_per_block: int):
+  """``(state, batch, keys, hp) -> (state, metrics)``: one step of every trial, in one
+  ``vmap`` (``trials_per_block`` 0) or a ``lax.map`` over blocks of that many."""
   def one(state, batch, key, hp):
     return step(state, batch, jax.random.fold_in(key, state.step), hp)  # as trainer._Run does
 
@@ -430,6 +430,41 @@ def _chunk_fn(step, trials_per_block: int = 0, compiler_options=None):
       return jax.vmap(one, in_axes=(0, None, 0, 0))(state, batch, keys, hp)
     return jax.lax.map(lambda a: one(a[0], batch, a[1], a[2]), (state, keys, hp),
                        batch_size=trials_per_block)
+  return every_trial
+
+
+def fastest_block(step, state, batch, keys, hp, compiler_options=None, calls: int = 2) -> int:
+  """``trials_per_block=-1`` (auto): 0 (one ``vmap``) or 1 (one trial after another),
+  whichever steps these trials faster on ``batch`` (compiled, warmed up, ``calls`` timed).
+  A trial whose step already fills the machine runs faster alone: the vmapped
+  program's wider temporaries cost more than they save (``python -m launch.bench
+  trial_step``)."""
+  batch = jax.device_put(batch)
+  times = {}
+  for block in (0, 1):
+    fn = jax.jit(_every_trial(step, block), compiler_options=dict(compiler_options or {}) or None)
+    jax.block_until_ready(fn(state, batch, keys, hp))
+    t0 = time.perf_counter()
+    for _ in range(calls):
+      out = fn(state, batch, keys, hp)
+    jax.block_until_ready(out)
+    times[block] = (time.perf_counter() - t0) / calls
+  best = min(times, key=times.get)
+  logging.info("vmap sweep: %s (%.1f ms a step for the %d trials; %.1f ms the other way).",
+               "one vmap" if best == 0 else "trials one by one", 1e3 * times[best],
+               jax.tree.leaves(keys)[0].shape[0], 1e3 * times[1 - best])
+  return best
+
+
+def _chunk_fn(step, trials_per_block: int = 0, compiler_options=None):
+  """``(state, batches_K, keys, hp, n) -> (state, metrics_K)``: the first ``n`` of K steps
+  of every trial in one dispatch. Shorter chunks (the tail, an evaluation in between)
+  pad their batches and skip the padding under ``lax.cond``, so one compilation serves
+  all (one more per size after a halving rung). Each step is one ``vmap`` over the
+  trials, or with ``trials_per_block`` a ``lax.map`` over blocks of that many: faster
+  where a single trial's step is already bound by memory traffic rather than by
+  dispatch (the variational RNN's per-example weights)."""
+  every_trial = _every_trial(step, trials_per_block)
 
   def chunk(state, batches, keys, hp, n):
     first = jax.tree.map(lambda x: x[0], batches)

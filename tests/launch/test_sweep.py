@@ -91,6 +91,13 @@ def test_vmap_backend_refuses_a_key_neither_tunable_nor_structural(tmp_path):
   assert r.returncode == 2 and len(err) == 1 and "lrr" in err[0] and "valid:" in err[0], err
 
 
+def test_trials_per_block_takes_a_count_or_auto():
+  from lib.data.errors import ConfigError
+  assert sweep_lib._trials_per_block("auto") == -1 and sweep_lib._trials_per_block("4") == 4
+  with pytest.raises(ConfigError, match="expected a count .* or 'auto'"):
+    sweep_lib._trials_per_block("fast")
+
+
 def test_a_structural_key_splits_a_vmap_sweep_into_groups_merged_in_one_summary(tmp_path):
   from experiments.counting import config as counting_config, experiment
   from lib.sweeps import space as sweeps

@@ -73,21 +73,27 @@ def test_every_record_equals_a_separate_run(tmp_path):
         assert a[k] == pytest.approx(b[k], rel=2e-4, abs=1e-6), (i, a["step"], k)
 
 
-def test_trials_stepped_in_blocks_write_what_one_vmap_writes(tmp_path):
+@pytest.mark.parametrize("blocks", [2, -1])  # -1: auto, one vmap or one by one, as timed
+def test_trials_stepped_in_blocks_write_what_one_vmap_writes(tmp_path, blocks, monkeypatch):
   # Three trials in blocks of two: one full block and a remainder of one.
   base = _config(log_every_steps=5, eval_every_steps=30)
   trials = [{"seed": s, "optimizer.lr": lr} for s, lr in ((1, 1e-3), (2, 3e-3), (3, 1e-2))]
+  chosen = []
+  real = trial_batch.fastest_block
+  monkeypatch.setattr(trial_batch, "fastest_block", lambda *a, **k: chosen.append(real(*a, **k))
+                      or chosen[-1])
   records = {}
-  for block in (0, 2):
+  for block in (0, blocks):
     dirs = [str(tmp_path / f"b{block}-t{i}") for i in range(3)]
     trial_batch.train(toy.build, base, trials, dirs, max_chunk=7, trials_per_block=block)
     records[block] = [writers.read_records(d) for d in dirs]
-  for together, blocked in zip(records[0], records[2]):
+  assert chosen == ([] if blocks > 0 else [chosen[0]]) and set(chosen) <= {0, 1}
+  for together, blocked in zip(records[0], records[blocks]):
     assert [(r["step"], r["split"]) for r in together] == [(r["step"], r["split"]) for r in blocked]
     for a, b in zip(together, blocked):
       for k in set(a) - {"step", "split", "time"}:
         assert a[k] == pytest.approx(b[k], rel=1e-5, abs=1e-7), (a["step"], k)
-  losses = [[r["loss"] for r in rs if r["split"] == "train"] for rs in records[2]]
+  losses = [[r["loss"] for r in rs if r["split"] == "train"] for rs in records[blocks]]
   assert losses[0] != losses[2]  # the blocks did not hand one trial's values to another
 
 
