@@ -5,8 +5,10 @@
 
 Settings (:data:`SETTINGS`): ``notes`` is the notes' and Keras' ``lstm_seq2seq``
 (the first 10,000 pairs, one-hot LSTM 256, RMSprop 1e-3, batch 64, the last 20%
-for validation, unshuffled); ``attention`` adds a bidirectional encoder with
-additive attention and a shuffled validation split. Each trains in
+for validation, unshuffled); ``early_stop`` the same on a shuffled split, stopped
+on validation chrF and judged at its best epoch; ``dot_attention`` adds dot-product
+attention to it; ``attention`` a bidirectional encoder with additive attention and
+a shuffled split. Each trains in
 ``<out>/<setting>`` (re-running resumes or skips), is evaluated greedily and with
 beam search of width ``--beam`` on the validation pairs, greedily on 500 of its
 training pairs (``train_samples.txt``: the notes' decodes of seen sentences), and
