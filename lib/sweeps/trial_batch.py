@@ -186,7 +186,8 @@ def train(build: Callable[..., Built], base: ml_collections.ConfigDict,
   task, tc = built.task, built.config.trainer
   configs = [sweeps.apply(built.config, t) for t in trials]
   _check_same_batches(build, task, [sweeps.apply(base, t) for t in trials])
-  tx, schedule = optim.make_optimizer(built.config.optimizer, tc.num_steps)
+  swept = [k.split(".", 1)[1] for k in tunable.varying(trials) if k.startswith("optimizer.")]
+  tx, schedule = optim.make_optimizer(built.config.optimizer, tc.num_steps, keep=swept)
   state, keys, hp = _initial_state(build, built, base, trials, configs)
   rungs = halving.steps(getattr(task.train_batch, "steps_per_epoch", 1), tc.num_steps) if halving else ()
   group = Group(group_dir, configs, workdirs, tc, rungs) if group_dir else None

@@ -73,6 +73,24 @@ def test_every_record_equals_a_separate_run(tmp_path):
         assert a[k] == pytest.approx(b[k], rel=2e-4, abs=1e-6), (i, a["step"], k)
 
 
+def test_trials_differing_in_clipping_and_decay_equal_separate_runs(tmp_path):
+  # 0 turns clipping and decay off; trials with and without them share one program.
+  base = _config(log_every_steps=10, eval_every_steps=30)
+  trials = [{"seed": 1, "optimizer.clip_norm": 0.0, "optimizer.weight_decay": 0.0},
+            {"seed": 1, "optimizer.clip_norm": 0.05, "optimizer.weight_decay": 0.1}]
+  dirs = [str(tmp_path / f"t{i}") for i in range(2)]
+  trial_batch.train(toy.build, base, trials, dirs)
+  finals = []
+  for i, t in enumerate(trials):
+    trainer.train(*built(sweeps.apply(base, t)), str(tmp_path / f"alone{i}"))
+    together = writers.read_records(dirs[i])[-1]
+    alone = writers.read_records(str(tmp_path / f"alone{i}"))[-1]
+    for k in set(alone) - {"step", "split", "time"}:
+      assert together[k] == pytest.approx(alone[k], rel=2e-4, abs=1e-6), (i, k)
+    finals.append(alone)
+  assert finals[0] != finals[1]  # the clipping and decay did act
+
+
 @pytest.mark.parametrize("blocks", [2, -1])  # -1: auto, one vmap or one by one, as timed
 def test_trials_stepped_in_blocks_write_what_one_vmap_writes(tmp_path, blocks, monkeypatch):
   # Three trials in blocks of two: one full block and a remainder of one.

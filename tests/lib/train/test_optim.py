@@ -60,3 +60,27 @@ def test_a_learning_rate_that_is_not_positive_is_refused():
   for lr in (0.0, -1e-3):
     with pytest.raises(ConfigError, match=f"optimizer.lr={lr}: expected a positive"):
       optim.make_optimizer(optim.default_config("sgd", lr), 10)
+
+
+def test_clipping_and_decay_at_zero_are_off_with_the_same_state():
+  params = {"w": jnp.asarray([3.0, -4.0])}
+  g = {"w": jnp.asarray([30.0, 40.0])}
+  cfg = optim.default_config("sgd", 1.0)
+  plain, _ = optim.make_optimizer(cfg, 10)
+  kept, _ = optim.make_optimizer(cfg, 10, keep=("clip_norm", "clip_value", "weight_decay"))
+  # The same state structure, so a checkpoint of one restores into the other.
+  assert jax.tree.structure(plain.init(params)) == jax.tree.structure(kept.init(params))
+  # At 0 both are plain SGD, exactly.
+  for tx in (plain, kept):
+    updates, _ = tx.update(g, tx.init(params), params)
+    assert jnp.array_equal(updates["w"], -g["w"])
+  # Kept, the value held in the state governs: a vmapped trial's own clip_norm.
+  state = kept.init(params)
+  state.hyperparams["clip_norm"] = jnp.asarray(0.5)
+  updates, _ = kept.update(g, state, params)
+  assert float(optax.tree.norm(updates)) == pytest.approx(0.5)
+  # Not kept, the chain holds no clipping for the state's value to reach.
+  state = plain.init(params)
+  state.hyperparams["clip_norm"] = jnp.asarray(0.5)
+  updates, _ = plain.update(g, state, params)
+  assert float(optax.tree.norm(updates)) == pytest.approx(50.0)
