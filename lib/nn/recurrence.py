@@ -199,11 +199,9 @@ def unroll_truncated(cell: Cell, params: Params, x_BxTxD: jax.Array, truncate: i
   xw = jnp.moveaxis(xw.reshape(B * T, k + 1, -1), 1, 0)               # (k+1) x BT x G
   vw = jnp.broadcast_to(valid.T[:, None, :, None], (k + 1, B, T, 1)).reshape(k + 1, B * T, 1)
 
-  def window_body(c, inp):
-    xp_j, v_j = inp
-    new_c = cell.step(params, c, xp_j)[0]
-    return jax.tree.map(lambda n, o: v_j * n + (1 - v_j) * o, new_c, c), None
-
-  last, _ = jax.lax.scan(window_body, starts, (xw, vw))
+  # The windows' steps as one masked scan (a position before 0 keeps the start state),
+  # with the one-product gradient of w_rec over every window and step.
+  last, _ = _scan_fast(cell, False, 1, params["w_rec"], cell.extra_params(params), xw, vw,
+                       starts)
   y_BxTxH = cell.output(last).reshape(B, T, -1)
   return final, y_BxTxH
