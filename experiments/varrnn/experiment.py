@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+from typing import Iterable
 
 from absl import logging
 import jax
@@ -132,37 +133,57 @@ class Evaluator:
       w, ax = vi.draw(post, key, inputs["ids1"].shape[0], "example")
       return {"mean": mean, "sample": jax.nn.softmax(vi.per_example(logits_one, w, ax, inputs))}
 
-    self._probs = jax.jit(probs)  # one compilation serves every predictor
+    self._probs = probs
+    self._outputs = jax.jit(self.outputs)  # one compilation serves every predictor
 
-  def _chunk_probs(self, post, inputs, key, average: bool) -> dict[str, np.ndarray]:
-    got = {k: np.asarray(v) for k, v in self._probs(post, inputs, key).items()}
-    if average and not self.map:  # S more per-example samples, averaged
-      got["average"] = np.mean([np.asarray(self._probs(post, inputs, jax.random.fold_in(key, s + 1))
-                                            ["sample"]) for s in range(self.num_samples)], axis=0)
-    return got
+  def _chunks(self, arrays) -> dict:
+    """The inputs in fixed-size chunks, ``n_chunks x chunk x ...``; the last wraps."""
+    n = len(arrays["y"])
+    idx = np.arange(-(-n // self.chunk) * self.chunk) % n
+    return {k: jnp.asarray(arrays[k][idx].reshape(-1, self.chunk, *arrays[k].shape[1:]))
+            for k in INPUTS}
+
+  def _predict(self, post, arrays, average: bool) -> dict[str, jax.Array]:
+    """``{predictor: probs_NxC}``, traceable: chunk ``i`` draws with ``fold_in(key, i)``,
+    the ``average`` predictor's sample ``s`` with ``fold_in(that, s + 1)``."""
+    chunks, n = self._chunks(arrays), len(arrays["y"])
+
+    def one(args):
+      i, inputs = args
+      key = jax.random.fold_in(self.key, i)
+      got = self._probs(post, inputs, key)
+      if average and not self.map:  # S more per-example samples, averaged
+        keys = jax.vmap(lambda s: jax.random.fold_in(key, s + 1))(jnp.arange(self.num_samples))
+        got["average"] = jax.lax.map(lambda k: self._probs(post, inputs, k)["sample"],
+                                     keys).mean(0)
+      return got
+
+    out = jax.lax.map(one, (jnp.arange(len(chunks["ids1"])), chunks))
+    return {p: v.reshape(-1, v.shape[-1])[:n] for p, v in out.items()}
+
+  def outputs(self, post) -> dict:
+    """The probabilities :meth:`score` reads (traceable: the sweep backend vmaps it over
+    trials). Train F1 of the 'average' predictor is left out: S samples of every
+    training pair cost more than the rest of the evaluation together."""
+    return {"test": self._predict(post, self.ds.test, average=True),
+            "train": self._predict(post, self.ds.train, average=False)}
 
   def predict(self, post, arrays, average: bool = True) -> dict[str, np.ndarray]:
-    """``{predictor: probs_NxC}`` in fixed-size chunks (one compilation)."""
-    n = len(arrays["y"])
-    names = [p for p in self.predictors if average or p != "average"]
-    out = {p: [] for p in names}
-    for i, start in enumerate(range(0, n, self.chunk)):
-      idx = np.arange(start, start + self.chunk) % n  # the last chunk wraps; trimmed below
-      got = self._chunk_probs(post, {k: arrays[k][idx] for k in INPUTS},
-                              jax.random.fold_in(self.key, i), average)
-      for p in names:
-        out[p].append(got[p][:min(self.chunk, n - start)])
-    return {p: np.concatenate(v) for p, v in out.items()}
+    """``{predictor: probs_NxC}`` of ``arrays`` (a split of the data set)."""
+    return {p: np.asarray(v) for p, v in
+            jax.jit(functools.partial(self._predict, arrays=arrays, average=average))(post).items()}
 
   def run(self, post):
-    yield from self.evaluate(post).items()
+    yield from self.score(self._outputs(post))
 
-  def evaluate(self, post) -> dict[str, float]:
+  def score(self, outputs) -> Iterable[tuple[str, float]]:
+    """The ``(name, value)`` pairs of :meth:`outputs`' probabilities (numpy, on the host)."""
+    test = {p: np.asarray(v) for p, v in outputs["test"].items()}
+    train = {p: np.asarray(v) for p, v in outputs["train"].items()}
+    yield from self._scores(test, train).items()
+
+  def _scores(self, test: dict, train: dict) -> dict[str, float]:
     C, bins = self.ds.num_classes, self.config.eval.ece_bins
-    test = self.predict(post, self.ds.test)
-    # Train F1 of the 'average' predictor is left out: S samples of every training
-    # pair cost more than the rest of the evaluation together.
-    train = self.predict(post, self.ds.train, average=False)
     y, y_tr = self.ds.test["y"], self.ds.train["y"]
     out = {}
     for p in self.predictors:

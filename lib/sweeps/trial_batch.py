@@ -42,7 +42,7 @@ import numpy as np
 from lib.data.errors import ConfigError
 from lib.runtime import files, writers
 from lib.sweeps import space as sweeps, tunable
-from lib.train import checkpoint, metrics as metrics_lib, optim, task as task_lib
+from lib.train import checkpoint, metrics as metrics_lib, optim
 from lib.train.task import Built
 from lib.train.state import init_state
 from lib.train.step import task_step
@@ -315,8 +315,7 @@ class _Loop:
       for i in active:
         self.diverged[i], self.last_train[i], self.last_eval[i] = _recovered(workdirs[i])
     self.records = Records(tc.log_every_steps, tc.num_steps)
-    self.evaluate = _Evaluator((lambda p: task_lib.evaluate(task.evaluators, p))
-                               if task.evaluators else None)
+    self.evaluate = _Evaluator(task.evaluators)
     self.t0 = time.perf_counter()
 
   def run(self, run_chunk, state, keys, hp, max_chunk: int):
@@ -528,18 +527,39 @@ def _write_train(outs, steps, names, values_RxNxM, diverged, last_train) -> None
 
 
 class _Evaluator:
-  """Evaluates every trial: one ``vmap`` of ``eval_fn`` when it traces (jittable
-  evaluators), else one host call per trial (evaluators that use numpy)."""
+  """Evaluates every trial, evaluator by evaluator: one with ``outputs`` and ``score``
+  (:class:`lib.train.task.Evaluator`) has ``outputs`` vmapped over the trials and
+  ``score`` run on the host for each; one whose ``run`` traces (jnp only) is vmapped
+  whole; any other runs once per trial (numpy inside)."""
 
-  def __init__(self, eval_fn):
-    self.eval_fn, self._vmapped = eval_fn, jax.jit(jax.vmap(eval_fn)) if eval_fn else None
+  def __init__(self, evaluators):
+    self.evaluators = list(evaluators)
+    self._vmapped = [jax.jit(jax.vmap(e.outputs if _split(e) else _pairs(e.run)))
+                     for e in self.evaluators]
 
   def __call__(self, params, n: int) -> list[dict]:
-    if self._vmapped is not None:
+    out = [{} for _ in range(n)]
+    for j, e in enumerate(self.evaluators):
+      for i, pairs in enumerate(self._each(j, e, params, n)):
+        out[i].update(pairs)  # a later name wins, as in a single run
+    return [metrics_lib.to_floats(r) for r in out]
+
+  def _each(self, j: int, e, params, n: int) -> list[dict]:
+    if self._vmapped[j] is not None:
       try:
-        res = jax.device_get(dict(self._vmapped(params)))
-        return [metrics_lib.to_floats(jax.tree.map(lambda x: x[i], res)) for i in range(n)]
-      except jax.errors.JAXTypeError:  # host code inside: fall back, and remember
-        self._vmapped = None
-    return [metrics_lib.to_floats(self.eval_fn(jax.tree.map(lambda x: x[i], params)))
-            for i in range(n)]
+        res = jax.device_get(self._vmapped[j](params))
+        rows = [jax.tree.map(lambda x: x[i], res) for i in range(n)]
+        return [dict(e.score(r)) for r in rows] if _split(e) else rows
+      except jax.errors.JAXTypeError:  # host code inside run: fall back, and remember
+        if _split(e):
+          raise
+        self._vmapped[j] = None
+    return [dict(e.run(jax.tree.map(lambda x: x[i], params))) for i in range(n)]
+
+
+def _split(evaluator) -> bool:
+  return hasattr(evaluator, "outputs") and hasattr(evaluator, "score")
+
+
+def _pairs(run):
+  return lambda params: dict(run(params))

@@ -28,6 +28,10 @@ class Evaluator(Protocol):
 
   An evaluator returns everything it computes; it keeps nothing for later.
   One that is traceable (jnp only) is vmapped over trials by the sweep backend.
+  One that scores on the host (numpy) may split itself in two: ``outputs(params)``,
+  traceable, returning arrays, and ``score(outputs)`` yielding the pairs, with
+  ``run(params)`` their composition; the sweep backend then vmaps ``outputs``
+  over the trials and scores each trial on the host.
   """
 
   def run(self, params: Params) -> Iterable[tuple[str, Any]]:
