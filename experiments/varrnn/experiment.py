@@ -143,35 +143,46 @@ class Evaluator:
     return {k: jnp.asarray(arrays[k][idx].reshape(-1, self.chunk, *arrays[k].shape[1:]))
             for k in INPUTS}
 
-  def _predict(self, post, arrays, average: bool) -> dict[str, jax.Array]:
-    """``{predictor: probs_NxC}``, traceable: chunk ``i`` draws with ``fold_in(key, i)``,
-    the ``average`` predictor's sample ``s`` with ``fold_in(that, s + 1)``."""
-    chunks, n = self._chunks(arrays), len(arrays["y"])
+  def _samples(self, post, chunks, index) -> dict[str, jax.Array]:
+    """The ``mean`` and ``sample`` probabilities of each chunk (``n_chunks x chunk x C``);
+    chunk ``j`` of a split (``index``) draws its samples with ``fold_in(key, j)``."""
+    return jax.lax.map(lambda a: self._probs(post, a[1], jax.random.fold_in(self.key, a[0])),
+                       (index, chunks))
 
-    def one(args):
-      i, inputs = args
-      key = jax.random.fold_in(self.key, i)
-      got = self._probs(post, inputs, key)
-      if average and not self.map:  # S more per-example samples, averaged
-        keys = jax.vmap(lambda s: jax.random.fold_in(key, s + 1))(jnp.arange(self.num_samples))
-        got["average"] = jax.lax.map(lambda k: self._probs(post, inputs, k)["sample"],
-                                     keys).mean(0)
-      return got
-
-    out = jax.lax.map(one, (jnp.arange(len(chunks["ids1"])), chunks))
-    return {p: v.reshape(-1, v.shape[-1])[:n] for p, v in out.items()}
+  def _average(self, post, chunks) -> jax.Array:
+    """The ``average`` predictor: S more per-example samples of each chunk, averaged
+    (sample ``s`` of chunk ``j`` drawn with ``fold_in(fold_in(key, j), s + 1)``)."""
+    def one(a):
+      key = jax.random.fold_in(self.key, a[0])
+      keys = jax.vmap(lambda s: jax.random.fold_in(key, s + 1))(jnp.arange(self.num_samples))
+      return jax.lax.map(lambda k: self._probs(post, a[1], k)["sample"], keys).mean(0)
+    return jax.lax.map(one, (jnp.arange(len(chunks["ids1"])), chunks))
 
   def outputs(self, post) -> dict:
-    """The probabilities :meth:`score` reads (traceable: the sweep backend vmaps it over
-    trials). Train F1 of the 'average' predictor is left out: S samples of every
-    training pair cost more than the rest of the evaluation together."""
-    return {"test": self._predict(post, self.ds.test, average=True),
-            "train": self._predict(post, self.ds.train, average=False)}
+    """The probabilities :meth:`score` reads, test and train chunks in one pass
+    (traceable: the sweep backend vmaps it over trials). Train F1 of the 'average'
+    predictor is left out: S samples of every training pair cost more than the rest
+    of the evaluation together."""
+    test, train = self._chunks(self.ds.test), self._chunks(self.ds.train)
+    a, b = len(test["ids1"]), len(train["ids1"])
+    got = self._samples(post, {k: jnp.concatenate([test[k], train[k]]) for k in INPUTS},
+                        jnp.concatenate([jnp.arange(a), jnp.arange(b)]))
+    out = {"test": {p: _rows(v[:a], len(self.ds.test["y"])) for p, v in got.items()},
+           "train": {p: _rows(v[a:], len(self.ds.train["y"])) for p, v in got.items()}}
+    if not self.map:
+      out["test"]["average"] = _rows(self._average(post, test), len(self.ds.test["y"]))
+    return out
 
   def predict(self, post, arrays, average: bool = True) -> dict[str, np.ndarray]:
     """``{predictor: probs_NxC}`` of ``arrays`` (a split of the data set)."""
-    return {p: np.asarray(v) for p, v in
-            jax.jit(functools.partial(self._predict, arrays=arrays, average=average))(post).items()}
+    def probs(post):
+      chunks, n = self._chunks(arrays), len(arrays["y"])
+      got = {p: _rows(v, n) for p, v in
+             self._samples(post, chunks, jnp.arange(len(chunks["ids1"]))).items()}
+      if average and not self.map:
+        got["average"] = _rows(self._average(post, chunks), n)
+      return got
+    return {p: np.asarray(v) for p, v in jax.jit(probs)(post).items()}
 
   def run(self, post):
     yield from self.score(self._outputs(post))
@@ -198,6 +209,11 @@ class Evaluator:
       out[k] = out[f"{self.headline}/{k}"]
     out["train_f1"] = out[f"{'mean' if self.headline == 'average' else self.headline}/train_f1"]
     return out
+
+
+def _rows(v_KxNxC: jax.Array, n: int) -> jax.Array:
+  """Chunks of rows (``K x N x C``) as their first ``n`` rows (``n x C``)."""
+  return v_KxNxC.reshape(-1, v_KxNxC.shape[-1])[:n]
 
 
 # Values that would make a run meaningless, refused before anything starts.

@@ -2,6 +2,8 @@
 import dataclasses
 import os
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -113,6 +115,48 @@ def test_trials_stepped_in_blocks_write_what_one_vmap_writes(tmp_path, blocks, m
         assert a[k] == pytest.approx(b[k], rel=1e-5, abs=1e-7), (a["step"], k)
   losses = [[r["loss"] for r in rs if r["split"] == "train"] for rs in records[blocks]]
   assert losses[0] != losses[2]  # the blocks did not hand one trial's values to another
+
+
+class _HostScored:
+  """An evaluator whose score is numpy (it cannot be vmapped whole): outputs + score."""
+
+  def __init__(self, calls):
+    self.calls = calls
+
+  def outputs(self, params):
+    return {"w": jnp.stack([params["w_x"].reshape(()), params["w_rec"].reshape(())])}
+
+  def score(self, outputs):
+    self.calls.append(type(outputs["w"]))
+    yield "w_norm", float(np.linalg.norm(np.asarray(outputs["w"])))
+
+  def run(self, params):
+    yield from self.score(jax.jit(self.outputs)(params))
+
+
+def test_an_evaluator_split_in_outputs_and_score_is_vmapped_then_scored_per_trial(tmp_path):
+  calls = []
+
+  def build(c, data=None):
+    b = toy.build(c, data)
+    task = dataclasses.replace(b.task, evaluators=(*b.task.evaluators, _HostScored(calls)))
+    return dataclasses.replace(b, task=task)
+
+  base = _config(log_every_steps=10, eval_every_steps=30)
+  trials = [{"seed": 1, "optimizer.lr": 1e-3}, {"seed": 2, "optimizer.lr": 1e-2}]
+  dirs = [str(tmp_path / f"t{i}") for i in range(2)]
+  trial_batch.train(build, base, trials, dirs)
+  assert calls and all(t is np.ndarray for t in calls)  # scored on the host, per trial
+  for i, t in enumerate(trials):
+    b = build(sweeps.apply(base, t))
+    trainer.train(b.task, b.config, str(tmp_path / f"alone{i}"))
+    together = [r for r in writers.read_records(dirs[i]) if r["split"] == "eval"]
+    alone = [r for r in writers.read_records(str(tmp_path / f"alone{i}")) if r["split"] == "eval"]
+    assert [r["step"] for r in together] == [r["step"] for r in alone] == [30, 60]
+    for a, b_ in zip(together, alone):
+      assert {"mse", "w_norm"} <= set(a)
+      assert a["w_norm"] == pytest.approx(b_["w_norm"], rel=2e-4) and a["mse"] == pytest.approx(
+          b_["mse"], rel=2e-4)
 
 
 def test_a_diverging_trial_stops_alone_and_the_others_complete(tmp_path):
