@@ -140,7 +140,9 @@ def build(config: ml_collections.ConfigDict, data: Corpus | None = None) -> Buil
       train_batch=source, evaluators=(valid,),
       summary_fn=lambda p: {"test_ppl": dict(test.run(p))["ppl"]} if test else {},
       curve_metric="nll", init_carry=init_carry,
-      hparams=tunable.hparams(config, TUNABLE))
+      hparams=tunable.hparams(config, TUNABLE),
+      # The loss reads the embedding only as embed[x] (unless the softmax shares it).
+      row_tables={} if model.tie_weights else {"embed": "x"})
   return Built(task=task, config=config, model=model, data=corpus)
 
 

@@ -47,7 +47,7 @@ def _steps(name: str):
   built = build(sweeps.apply(base, trials[0]))
   configs = [sweeps.apply(built.config, t) for t in trials]
   tx, schedule = optim.make_optimizer(built.config.optimizer, built.config.trainer.num_steps)
-  step = task_step(built.task, tx, schedule)
+  step = task_step(built.task, tx, schedule, optim.scales_gradients(built.config.optimizer))
   state, keys, hp = trial_batch._initial_state(build, built, base, trials, configs)
   batch = jax.device_put(built.task.train_batch(0))
   one_hp = jax.tree.map(lambda x: x[0], hp)

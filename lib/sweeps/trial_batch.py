@@ -198,7 +198,7 @@ def train(build: Callable[..., Built], base: ml_collections.ConfigDict,
     loop = _Loop(task, tc, workdirs, configs, active, start, group, halving, rungs)
     for i in active:
       save_config(configs[i], workdirs[i])
-    step = task_step(task, tx, schedule)
+    step = task_step(task, tx, schedule, optim.scales_gradients(built.config.optimizer, swept))
     if trials_per_block < 0:
       trials_per_block = fastest_block(step, state, task.train_batch(start), _take(keys, active),
                                        _take(hp, active), task.compiler_options)

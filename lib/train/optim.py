@@ -155,6 +155,15 @@ def make_optimizer(cfg: ml_collections.ConfigDict, total_steps: int, keep: Seque
   return optax.inject_hyperparams(chain)(**values(cfg)), sched
 
 
+def scales_gradients(cfg: ml_collections.ConfigDict, keep: Sequence[str] = ()) -> bool:
+  """Whether :func:`make_optimizer`'s update of every parameter is its gradient
+  times one scalar of the state (schedule and plateau factor): plain SGD with no
+  clipping and no weight decay, none of them in ``keep``. Such an update may be
+  applied to a table's rows alone (:attr:`lib.train.task.Task.row_tables`)."""
+  on = [k for k in ("clip_norm", "clip_value", "weight_decay") if cfg[k] or k in keep]
+  return cfg.name == "sgd" and not on
+
+
 def _rule(cfg, h, sched) -> optax.GradientTransformation:
   name = cfg.name
   if name == "sgd":

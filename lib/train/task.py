@@ -76,6 +76,11 @@ class Task:
       are not ``tx`` applied to a dense gradient (word2vec's sparse row SGD).
       The trainer still jits it, folds the step into ``rng``, logs,
       checkpoints and resumes as usual.
+    row_tables: ``{params key: batch key}`` of top-level tables the loss reads
+      only as ``params[table][batch[key]]`` (an untied embedding). Under an
+      optimizer whose update is the gradient times a scalar (plain SGD:
+      :func:`lib.train.optim.scales_gradients`) the default step differentiates
+      the rows read and adds their updates to the table; no dense gradient.
     rate_unit: ``(unit, units per step)`` of the progress line's rate, e.g.
       ``('words', corpus words per step)``.
     compiler_options: XLA options for the jitted train step (``jax.jit``'s
@@ -91,6 +96,7 @@ class Task:
   init_carry: Optional[Callable[[], Any]] = None
   hparams: Mapping[str, float] = dataclasses.field(default_factory=dict)
   make_step: Optional[Callable[[optax.GradientTransformation, Callable], Callable]] = None
+  row_tables: Mapping[str, str] = dataclasses.field(default_factory=dict)
   rate_unit: tuple[str, float] = ("steps", 1.0)
   compiler_options: Mapping[str, str] = dataclasses.field(default_factory=dict)
 

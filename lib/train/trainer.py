@@ -28,7 +28,7 @@ import numpy as np
 
 from lib.data.errors import ConfigError
 from lib.runtime import files, parallel, plotting, workdirs, writers
-from lib.train import checkpoint, durations, early_stopping, metrics as metrics_lib
+from lib.train import checkpoint, durations, early_stopping, metrics as metrics_lib, optim
 from lib.runtime.progress import Progress
 from lib.train.state import init_state
 from lib.train.step import task_step
@@ -121,7 +121,8 @@ class _Run:
     self._open_early_stopping(workdir)
     self.writer = writers.MetricWriter(workdir, self.start_step, self.tc.tensorboard) \
         if self.is_chief else None
-    train_step, hp = task_step(task, tx, self.schedule), dict(task.hparams)
+    train_step = task_step(task, tx, self.schedule, optim.scales_gradients(config.optimizer))
+    hp = dict(task.hparams)
     # The step's key is folded in under jit: no extra host dispatch per step.
     self.train_step = jax.jit(
         lambda state, batch, key: train_step(state, batch, jax.random.fold_in(key, state.step),

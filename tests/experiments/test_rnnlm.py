@@ -17,7 +17,8 @@ from lib.data import text
 from lib.data.vocab import Vocab
 from tests.lib.data import tfds_builders
 from lib.train import checkpoint, optim, trainer
-from lib.train.state import restore_params
+from lib.train.state import init_state, restore_params
+from lib.train.step import task_step
 
 pytestmark = pytest.mark.slow  # trains or starts processes: left out of `make test-fast`
 
@@ -88,6 +89,29 @@ def test_two_training_steps_per_config(variant, data_dir, tmp_path):
   if variant.startswith("ptb"):
     assert "test_ppl" in summary["extra"]
     assert c.model.hidden == {"ptb_small": 200, "ptb_medium": 650, "ptb_large": 1500}[variant]
+
+
+@pytest.mark.parametrize("variant", ["notes", "ptb_small"])
+def test_embedding_row_updates_equal_the_dense_step(variant, data_dir):
+  # notes: sentences, truncated BPTT, reduce-on-plateau; ptb_small as a stream with a
+  # carried state, dropout and no clipping (the row update needs plain SGD).
+  c = configured(variant, data_dir)
+  if variant == "ptb_small":
+    c.data.batch_size, c.data.num_steps, c.model.hidden = 4, 5, 16
+    c.model.dropout, c.optimizer.clip_norm = 0.3, 0.0
+  b = experiment.build(c)
+  task, rc = b.task, b.config
+  assert task.row_tables == {"embed": "x"} and optim.scales_gradients(rc.optimizer)
+  final = []
+  for rows in (False, True):
+    state, tx, schedule, key = init_state(task, rc)
+    step = jax.jit(task_step(task, tx, schedule, scales_gradients=rows))
+    for s in range(4):
+      state, m = step(state, task.train_batch(s), jax.random.fold_in(key, s), dict(task.hparams))
+    final.append((state, {k: float(v.total / v.count) for k, v in m.items()}))
+  for a, b in zip(jax.tree.leaves(final[0][0]), jax.tree.leaves(final[1][0])):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  assert final[0][1] == pytest.approx(final[1][1], rel=1e-5)
 
 
 def test_stream_config_resolves_the_tutorial_schedule(data_dir):
