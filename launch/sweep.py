@@ -12,7 +12,9 @@ memory: :mod:`launch.device_pool`).
 ``--backend=vmap`` trains trials that differ only in ``seed`` and
 ``optimizer.lr`` together, in one jitted ``vmap`` (``lib.sweeps.trial_batch``),
 checkpointing the group in ``<out>/vmap-group`` until every trial is written.
-``--backend=ray`` runs them as Ray tasks (``--ray_address``, resources per trial).
+``--backend=ray`` runs them as Ray Tune trials (``--ray_address``, resources per
+trial; ``--scheduler=asha``), or with ``--tune_unit=group`` each vmapped group as
+one Tune trial (``launch.ray_tune``).
 Each trial's output is kept in its ``stdout.log`` and ``stderr.log``.
 Re-running the command skips completed trials and resumes the others from their
 checkpoints; a trial that fails is recorded with its error and the rest go on.
@@ -212,8 +214,8 @@ def _run_command(cmd: list[str], cwd: str, env: dict, timeout_s: Optional[float]
 def run_ray(config_spec: str, trials: Sequence[Trial], metric: str = "train/loss",
             mode: str = "min", **options) -> dict[int, dict]:
   """Runs the missing trials as Ray Tune trials (``launch.ray_tune``): ``options`` are
-  its ``scheduler``, ``grace_steps``, ``reduction``, ``address``, ``cpus_per_trial``,
-  ``gpus_per_trial``, ``timeout_s`` and ``num_cpus``."""
+  its ``unit`` (``trial`` or ``group``), ``scheduler``, ``grace_steps``, ``reduction``,
+  ``address``, ``cpus_per_trial``, ``gpus_per_trial``, ``timeout_s`` and ``num_cpus``."""
   from launch import ray_tune
   return ray_tune.run(config_spec, trials, os.path.dirname(trials[0].workdir), metric=metric,
                       mode=mode, **options)
@@ -236,14 +238,16 @@ def check_vmap(config_spec: str, trials: Sequence[Trial]) -> list[list[Trial]]:
 
 def run_vmap(config_spec: str, trials: Sequence[Trial],
              halving: Optional["trial_batch.Halving"] = None,
-             trials_per_block: int = 0) -> dict[int, dict]:
+             trials_per_block: int = 0, only: Optional[int] = None) -> dict[int, dict]:
   """Trains the trials that are not finished, one jitted program per group of equal
-  structural values (``lib.sweeps.trial_batch``), one group after another, built
-  with the experiment's ``build(config)``."""
+  structural values (``lib.sweeps.trial_batch``), one group after another (or
+  group ``only`` alone), built with the experiment's ``build(config)``."""
   exp = experiment_module(config_spec)
   out = os.path.dirname(trials[0].workdir)
   results: dict[int, dict] = {}
   for g, group in enumerate(check_vmap(config_spec, trials)):
+    if only is not None and g != only:
+      continue
     group_dir = os.path.join(out, f"{VMAP_GROUP}-{g}")
     unfinished = set(trial_batch.group_workdirs(group_dir))  # a killed group: resume it whole
     todo = [t for t in group if not is_done(t) or os.path.abspath(t.workdir) in unfinished]
@@ -372,20 +376,21 @@ def sweep(config_spec: str, sweep_name: str, out: str, backend: str = "local", p
     raise ConfigError(f"--out={out}: a sweep keeps its trials in a local folder (their locks, "
                       "trial files and logs); give a local --out and copy it afterwards.")
   trials = plan(config_spec, sweep_name, out, common, grid, seeds)
+  groups = backend == "vmap" or (backend == "ray" and (ray_options or {}).get("unit") == "group")
   halver = None
   if halving:
-    if backend != "vmap":
-      raise ConfigError("--halving runs inside one vmapped program: use --backend=vmap "
-                        "(or --backend=ray --scheduler=asha).")
+    if not groups:
+      raise ConfigError("--halving runs inside one vmapped program: use --backend=vmap or "
+                        "--backend=ray --tune_unit=group (or --backend=ray --scheduler=asha).")
     halver = trial_batch.Halving(metric=metric, mode=mode, **halving)
-  if backend == "vmap":
+  if groups:
     check_vmap(config_spec, trials)  # before anything is written
   os.makedirs(out, exist_ok=True)
   set_aside_changed(trials)
   files.atomic_write(os.path.join(out, "sweep.json"), json.dumps(
       {"config": config_spec, "sweep": sweep_name, "grid": list(grid), "seeds": seeds,
        "backend": backend, "set": common or {}, "halving": halving or None,
-       "trials_per_block": trials_per_block,
+       "metric": metric, "mode": mode, "trials_per_block": trials_per_block,
        "trials": [{"dir": t.workdir, "overrides": t.overrides} for t in trials]},
       indent=2, default=str))
   try:
@@ -415,6 +420,9 @@ def _define_flags() -> None:
                     "Ray Tune trial scheduler (ray backend), on --metric / --mode, step as time.")
   flags.DEFINE_integer("grace_steps", 1, "asha / median: steps before a trial may be stopped.")
   flags.DEFINE_float("reduction", 2.0, "asha: 1/fraction of the trials kept at each rung.")
+  flags.DEFINE_enum("tune_unit", "trial", ["trial", "group"],
+                    "ray backend: a Tune trial per planned trial, or per vmapped group (the "
+                    "trials differing only in tunable keys: one program, --halving inside it).")
   flags.DEFINE_float("cpus_per_trial", 1, "Ray resources per trial.")
   flags.DEFINE_float("gpus_per_trial", 0, "Ray resources per trial.")
   flags.DEFINE_integer("parallel", 1, "Trials at a time (local backend).")
@@ -458,7 +466,7 @@ def main(argv):
                                                cpus_per_trial=F.cpus_per_trial,
                                                gpus_per_trial=F.gpus_per_trial,
                                                scheduler=F.scheduler, grace_steps=F.grace_steps,
-                                               reduction=F.reduction),
+                                               reduction=F.reduction, unit=F.tune_unit),
               F.grid, F.seeds, halving, _trials_per_block(F.trials_per_block), F.trials_per_gpu)
   except (ConfigError, KeyError) as e:  # a bad key or value: refused before anything ran
     print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)

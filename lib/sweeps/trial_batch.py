@@ -47,6 +47,7 @@ from lib.train.task import Built
 from lib.train.state import init_state
 from lib.train.step import task_step
 from lib.train.summary import make_summary, save_config, write_summary
+from lib.train.trainer import StopRequests
 
 GROUP_FILE = "group.json"
 ACTIVE_FILE = "active.json"  # the trials still training at each group checkpoint
@@ -174,7 +175,11 @@ def train(build: Callable[..., Built], base: ml_collections.ConfigDict,
   resolved base config with the trial's overrides. With ``group_dir``, the
   stacked state is checkpointed there every ``trainer.checkpoint_every_steps``
   (:class:`Group`), and a rerun of the same trials resumes from it; the folder is
-  removed once every summary is written. ``trials_per_block`` (0: all) steps the
+  removed once every summary is written. Ctrl-C or SIGTERM while it trains is taken
+  at the next chunk end that closes a log window: the group checkpoint (when
+  kept) and the checkpoints and 'interrupted' summaries of the trials still
+  training are written there, then the interruption is raised; a second one
+  raises at once. ``trials_per_block`` (0: all) steps the
   trials that many at a time inside the same program (:func:`_chunk_fn`); -1 picks
   0 or 1, whichever is faster here (:func:`fastest_block`)."""
   t0 = time.perf_counter()
@@ -203,7 +208,8 @@ def train(build: Callable[..., Built], base: ml_collections.ConfigDict,
       trials_per_block = fastest_block(step, state, task.train_batch(start), _take(keys, active),
                                        _take(hp, active), task.compiler_options)
     chunk = _chunk_fn(step, trials_per_block, task.compiler_options)
-    state = loop.run(chunk, state, _take(keys, active), _take(hp, active), max_chunk)
+    with StopRequests() as stops:
+      state = loop.run(chunk, state, _take(keys, active), _take(hp, active), max_chunk, stops)
     wall = time.perf_counter() - t0
     loop.finish(jax.device_get(state), "completed", wall)
   finally:
@@ -275,8 +281,9 @@ class Group:
     state = self.ckpt.restore(_take(state, active))
     return state, active, step
 
-  def maybe_save(self, end: int, state, active: Sequence[int]) -> None:
-    if end in self.save_steps:
+  def maybe_save(self, end: int, state, active: Sequence[int], now: bool = False) -> None:
+    """Saves at ``save_steps`` or, with ``now``, at this end (its log windows closed)."""
+    if now or end in self.save_steps:
       saved = files.read_json(self.active_path) or {}
       files.atomic_write_json(self.active_path, {**saved, str(end): list(active)})
       self.ckpt.save(end, state)
@@ -318,7 +325,8 @@ class _Loop:
     self.evaluate = _Evaluator(task.evaluators)
     self.t0 = time.perf_counter()
 
-  def run(self, run_chunk, state, keys, hp, max_chunk: int):
+  def run(self, run_chunk, state, keys, hp, max_chunk: int,
+          stops: Optional[StopRequests] = None):
     tc, task, n_steps, start = self.tc, self.task, self.tc.num_steps, self.start
     eval_every = tc.eval_every_steps if task.evaluators else 0
     extra = (self.group.save_steps if self.group else set()) | self.rungs
@@ -337,8 +345,20 @@ class _Loop:
           state, keys, hp = self._halve(end, state, keys, hp)
         if self.group:
           self.group.maybe_save(end, state, self.active)
+      if stops is not None and stops.signum is not None and self._stoppable(end):
+        with files.signals_held():  # the group's and the trials' checkpoints: whole
+          if self.group:
+            self.group.maybe_save(end, state, self.active, now=True)
+          self.finish(jax.device_get(state), "interrupted", time.perf_counter() - self.t0)
+        stops.check()
       start = end
     return state
+
+  def _stoppable(self, end: int) -> bool:
+    """Whether a stop may be taken at this chunk end: before the last step, with
+    every log window closed (so a rerun from here writes the records one
+    uninterrupted program writes)."""
+    return end < self.tc.num_steps and end % self.tc.log_every_steps == 0
 
   def _write(self, start: int, end: int, m: dict, evals: Optional[list[dict]]) -> None:
     steps, names, values = self.records.add(start, m)

@@ -1,6 +1,7 @@
 """launch/ray_tune: the ray backend runs a sweep's trials as Ray Tune trials on a local
 instance, with ASHA stopping the hopeless ones."""
 import json
+import os
 
 import pytest
 
@@ -38,3 +39,41 @@ def test_ray_tune_backend_runs_an_asha_sweep_with_a_failing_trial(tmp_path, monk
     assert summary["checkpoint_step"] == summary["steps"] < 5000
   assert s["best"]["trial"] == "t000"
   assert (tmp_path / "tune" / "tuner.pkl").exists()  # the Tune experiment a rerun restores
+
+
+def test_ray_tune_runs_vmapped_groups_as_tune_trials(tmp_path, monkeypatch):
+  import ray
+
+  def five(add, name=""):  # groups by the structural keys: t000-t001 | t002 (fails) | t003-t004
+    add.zip({"model.unroll": [1, 1, 1, 2, 2],
+             "optimizer.name": ["rmsprop", "rmsprop", "no_such_optimizer", "rmsprop", "rmsprop"],
+             "optimizer.lr": [0.03, 0.01, 0.03, 1e-4, 2e-4], "seed": [1, 2, 3, 4, 5]})
+  real = sweep_lib._module_of
+  monkeypatch.setattr(sweep_lib, "_module_of",
+                      lambda p: (lambda m: setattr(m, "sweep", five) or m)(real(p)))
+  common = {"trainer.num_epochs": 5000, "trainer.log_every_steps": 100,
+            "trainer.flush_every": 1, "trainer.eval_every_steps": 0,
+            "trainer.checkpoint_every_steps": 0}
+  # One CPU: Tune runs the groups in order, so ASHA's rungs see the first group first.
+  options = {"num_cpus": 1, "scheduler": "asha", "grace_steps": 300, "reduction": 2,
+             "unit": "group"}
+  s = sweep_lib.sweep("experiments/counting/config.py:rmsprop", "", str(tmp_path),
+                      backend="ray", metric="train/cost", common=common, ray_options=options)
+  status = [r["status"] for r in s["rows"]]
+  assert status == ["completed", "completed", "failed", "stopped", "stopped"], s["rows"]
+  assert "no_such_optimizer" in s["rows"][2]["error"]
+  assert not ray.is_initialized()
+  for i in (0, 1):  # trained in one vmapped program
+    summary = json.loads((tmp_path / f"t00{i}" / "summary.json").read_text())
+    assert summary["vmapped"] and summary["steps"] == 5000
+  for i in (3, 4):  # the group stopped at a rung: its trials saved there, both at one step
+    summary = json.loads((tmp_path / f"t00{i}" / "summary.json").read_text())
+    assert summary["status"] == "stopped" and summary["stopped_by"] == "asha"
+    assert summary["checkpoint_step"] == summary["steps"] < 5000
+    assert summary["final"]["train/cost"] > s["rows"][0]["train/cost"]
+  assert s["best"]["trial"] in ("t000", "t001")
+  plan = json.loads((tmp_path / "tune-plan.json").read_text())
+  assert plan["unit"] == "group"
+  assert (tmp_path / "tune" / "tuner.pkl").exists()
+  # Finished groups (completed, or stopped by ASHA) leave no group checkpoint to resume.
+  assert not [n for n in os.listdir(tmp_path) if n.startswith(sweep_lib.VMAP_GROUP)]

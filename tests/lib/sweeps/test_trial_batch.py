@@ -1,6 +1,7 @@
 """lib.sweeps.trial_batch: chunked vmapped training writes what separate runs write."""
 import dataclasses
 import os
+import signal
 
 import jax
 import jax.numpy as jnp
@@ -12,6 +13,7 @@ from lib.runtime import writers
 from lib.sweeps import space as sweeps, trial_batch
 from lib.train import metrics as metrics_lib, trainer
 from lib.train.state import restore_params
+from lib.train.summary import read_summary
 
 pytestmark = pytest.mark.slow  # trains or starts processes: left out of `make test-fast`
 
@@ -253,6 +255,43 @@ def test_halving_stops_the_worst_trials_at_each_rung(tmp_path):
   assert (tmp_path / "curves.png").stat().st_size > 5000
   assert (tmp_path / "metric_vs_keys.png").stat().st_size > 5000
   assert len(os.listdir(tmp_path / "hparams")) == 4  # TensorBoard HParams: a run per trial
+
+
+def test_sigterm_is_taken_at_a_chunk_end_where_the_trials_save(tmp_path):
+  base = _config(log_every_steps=2, eval_every_steps=25, checkpoint_every_steps=15)
+  trials = [{"seed": 1, "optimizer.lr": 1e-3}, {"seed": 5, "optimizer.lr": 3e-3}]
+  ref = [str(tmp_path / f"ref{i}") for i in range(2)]
+  want = trial_batch.train(toy.build, base, trials, ref, max_chunk=7)
+  sent = []
+
+  def build(c, data=None):  # SIGTERM once, while the chunk holding step 33 is prepared
+    b = toy.build(c, data)
+    batch = b.task.train_batch
+
+    def train_batch(step):
+      if step == 33 and not sent:
+        sent.append(step)
+        os.kill(os.getpid(), signal.SIGTERM)
+      return batch(step)
+    train_batch.steps_per_epoch = batch.steps_per_epoch
+    return dataclasses.replace(b, task=dataclasses.replace(b.task, train_batch=train_batch))
+  dirs, group = [str(tmp_path / f"t{i}") for i in range(2)], str(tmp_path / "group")
+  with pytest.raises(trainer.Preempted):
+    trial_batch.train(build, base, trials, dirs, max_chunk=7, group_dir=group)
+  for i, d in enumerate(dirs):  # saved at the first chunk end after 33 that closes a window
+    s = read_summary(d)
+    assert s["status"] == "interrupted" and s["steps"] == s["checkpoint_step"], s
+    end = s["steps"]
+    assert 33 < end < 60 and writers.read_records(d, "train")[-1]["step"] == end
+    params, step = restore_params(*built(sweeps.apply(base, trials[i])), d)
+    assert step == end  # the single-run trainer restores where the group stopped
+  assert trial_batch.group_workdirs(group)  # kept for the rerun
+  got = trial_batch.train(build, base, trials, dirs, max_chunk=7, group_dir=group)
+  assert [(s["status"], s["resumed_from"]) for s in got] == [("completed", end)] * 2
+  strip = lambda recs: [{k: v for k, v in x.items() if k != "time"} for x in recs]  # noqa: E731
+  for w, r, a, b in zip(dirs, ref, want, got):
+    assert strip(writers.read_records(w)) == strip(writers.read_records(r))
+    assert a["final"] == b["final"]
 
 
 def test_a_killed_halving_group_resumes_to_the_same_outcome(tmp_path):
