@@ -180,7 +180,7 @@ def train(build: Callable[..., Built], base: ml_collections.ConfigDict,
   kept) and the checkpoints and 'interrupted' summaries of the trials still
   training are written there, then the interruption is raised; a second one
   raises at once. ``trials_per_block`` (0: all) steps the
-  trials that many at a time inside the same program (:func:`_chunk_fn`); -1 picks
+  trials that many at a time inside the same program (:class:`_Chunks`); -1 picks
   0 or 1, whichever is faster here (:func:`fastest_block`)."""
   t0 = time.perf_counter()
   if any(sweeps.apply(base, t).trainer.get("early_stop_patience") for t in trials):
@@ -207,9 +207,9 @@ def train(build: Callable[..., Built], base: ml_collections.ConfigDict,
     if trials_per_block < 0:
       trials_per_block = fastest_block(step, state, task.train_batch(start), _take(keys, active),
                                        _take(hp, active), task.compiler_options)
-    chunk = _chunk_fn(step, trials_per_block, task.compiler_options)
+    chunks = _Chunks(step, trials_per_block, task.compiler_options)
     with StopRequests() as stops:
-      state = loop.run(chunk, state, _take(keys, active), _take(hp, active), max_chunk, stops)
+      state = loop.run(chunks, state, _take(keys, active), _take(hp, active), max_chunk, stops)
     wall = time.perf_counter() - t0
     loop.finish(jax.device_get(state), "completed", wall)
   finally:
@@ -325,7 +325,7 @@ class _Loop:
     self.evaluate = _Evaluator(task.evaluators)
     self.t0 = time.perf_counter()
 
-  def run(self, run_chunk, state, keys, hp, max_chunk: int,
+  def run(self, chunks: "_Chunks", state, keys, hp, max_chunk: int,
           stops: Optional[StopRequests] = None):
     tc, task, n_steps, start = self.tc, self.task, self.tc.num_steps, self.start
     eval_every = tc.eval_every_steps if task.evaluators else 0
@@ -334,7 +334,7 @@ class _Loop:
                                   max_chunk, extra) if e > start]
     k = max([b - a for a, b in zip([0] + ends, ends)] or [1])
     for end in ends:
-      state, m = _run_steps(run_chunk, state, [task.train_batch(s) for s in range(start, end)],
+      state, m = _run_steps(chunks, state, [task.train_batch(s) for s in range(start, end)],
                             keys, hp, k)
       evals = (self.evaluate(state.params, len(self.active)) if task.evaluators and (
           end == n_steps or end in self.rungs or (eval_every and end % eval_every == 0))
@@ -476,27 +476,34 @@ def fastest_block(step, state, batch, keys, hp, compiler_options=None, calls: in
   return best
 
 
-def _chunk_fn(step, trials_per_block: int = 0, compiler_options=None):
-  """``(state, batches_K, keys, hp, n) -> (state, metrics_K)``: the first ``n`` of K steps
-  of every trial in one dispatch. Shorter chunks (the tail, an evaluation in between)
-  pad their batches and skip the padding under ``lax.cond``, so one compilation serves
-  all (one more per size after a halving rung). Each step is one ``vmap`` over the
-  trials, or with ``trials_per_block`` a ``lax.map`` over blocks of that many: faster
-  where a single trial's step is already bound by memory traffic rather than by
-  dispatch (the variational RNN's per-example weights)."""
-  every_trial = _every_trial(step, trials_per_block)
+class _Chunks:
+  """How the loop runs its steps. ``many(state, batches_K, keys, hp, n) -> (state,
+  metrics_K)``: the first ``n`` of K steps of every trial in one dispatch; shorter
+  chunks (the tail, an evaluation in between) pad their batches and skip the
+  padding under ``lax.cond``, so one compilation serves all (one more per size after
+  a halving rung). ``one(state, batch, keys, hp) -> (state, metrics)``: one step,
+  for batches whose shapes differ from step to step (no scan or cond around it:
+  about 15% of the notes' LM step for 32 trials). Each step is one ``vmap`` over
+  the trials, or with ``trials_per_block`` a ``lax.map`` over blocks of that many:
+  faster where a single trial's step is already bound by memory traffic rather
+  than by dispatch (the variational RNN's per-example weights)."""
 
-  def chunk(state, batches, keys, hp, n):
-    first = jax.tree.map(lambda x: x[0], batches)
-    zeros = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype),
-                         jax.eval_shape(every_trial, state, first, keys, hp)[1])
+  def __init__(self, step, trials_per_block: int = 0, compiler_options=None):
+    every_trial = _every_trial(step, trials_per_block)
 
-    def body(s, i_b):
-      i, b = i_b
-      return jax.lax.cond(i < n, lambda: every_trial(s, b, keys, hp), lambda: (s, zeros))
-    k = jax.tree.leaves(batches)[0].shape[0]
-    return jax.lax.scan(body, state, (jnp.arange(k), batches))
-  return jax.jit(chunk, donate_argnums=0, compiler_options=dict(compiler_options or {}) or None)
+    def chunk(state, batches, keys, hp, n):
+      first = jax.tree.map(lambda x: x[0], batches)
+      zeros = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype),
+                           jax.eval_shape(every_trial, state, first, keys, hp)[1])
+
+      def body(s, i_b):
+        i, b = i_b
+        return jax.lax.cond(i < n, lambda: every_trial(s, b, keys, hp), lambda: (s, zeros))
+      k = jax.tree.leaves(batches)[0].shape[0]
+      return jax.lax.scan(body, state, (jnp.arange(k), batches))
+    options = dict(compiler_options or {}) or None
+    self.many = jax.jit(chunk, donate_argnums=0, compiler_options=options)
+    self.one = jax.jit(every_trial, donate_argnums=0, compiler_options=options)
 
 
 def _stack_batches(batches: list, k: int):
@@ -510,19 +517,19 @@ def _shapes(batch) -> list:
   return [np.shape(x) for x in jax.tree.leaves(batch)]
 
 
-def _run_steps(run_chunk, state, batches: list, keys, hp, k: int):
+def _run_steps(chunks: _Chunks, state, batches: list, keys, hp, k: int):
   """The chunk's steps in one dispatch; where its batches differ in shape (sentences
   padded to their own length: the LM's ``sentences`` mode), one step at a time, one
   compilation per shape, as the single-run trainer does. Returns ``(state, metrics)``
   with metrics on the host, one row per step."""
   if all(_shapes(b) == _shapes(batches[0]) for b in batches):
-    state, m = run_chunk(state, _stack_batches(batches, k), keys, hp, jnp.int32(len(batches)))
+    state, m = chunks.many(state, _stack_batches(batches, k), keys, hp, np.int32(len(batches)))
     return state, jax.tree.map(lambda x: x[:len(batches)], jax.device_get(m))
   rows = []
   for b in batches:  # dispatched back to back; the metrics come to the host once, at the end
-    state, m = run_chunk(state, _stack_batches([b], 1), keys, hp, jnp.int32(1))
+    state, m = chunks.one(state, b, keys, hp)
     rows.append(m)
-  return state, jax.device_get(jax.tree.map(lambda *xs: jnp.concatenate(xs, 0), *rows))
+  return state, jax.tree.map(lambda *xs: np.stack(xs, 0), *jax.device_get(rows))
 
 
 def _write_train(outs, steps, names, values_RxNxM, diverged, last_train) -> None:
