@@ -25,6 +25,7 @@ BENCHMARKS = {
     "varrnn_step": "launch.benchmarks.varrnn_step",
     "flax_rnn": "launch.benchmarks.flax_rnn",
     "trial_step": "launch.benchmarks.trial_step",
+    "step_floor": "launch.benchmarks.step_floor",
     "word2vec": "launch.benchmarks.word2vec_gensim",
     "word2vec_english": "launch.benchmarks.word2vec_gensim:run_english",
     **{f"sweep_{n}": f"launch.benchmarks.sweep_trials:run_{n}" for n in (

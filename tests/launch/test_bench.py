@@ -60,3 +60,16 @@ def test_flax_rnn_steps_train_and_report_rows():
     assert np.isfinite(first) and second < first
   rows = flax_rnn.run(repeats=1, shapes=((4, 3, 5, 6),))
   assert len(rows) == 1 and rows[0]["rnnlab_ms"] > 0 and rows[0]["flax_ms"] > 0
+
+
+def test_step_floor_chains_products_of_both_orientations():
+  from launch.benchmarks import step_floor
+  k = jax.random.key(0)
+  h, d = jax.random.normal(k, (4, 6)), jax.random.normal(k, (4, 24))
+  w, w_t = jax.random.normal(k, (6, 24)) / 6 ** 0.5, jax.random.normal(k, (24, 6)) / 24 ** 0.5
+  fwd, bwd = step_floor._chain(h, w, 7, 6), step_floor._chain(d, w_t, 7, 6)
+  assert fwd.shape == h.shape and bwd.shape == d.shape
+  assert np.isfinite(fwd).all() and np.isfinite(bwd).all()
+  # One step is the product itself, cut to (or tiled back from) the carry's width.
+  np.testing.assert_allclose(step_floor._chain(h, w, 1, 6), (h @ w)[:, :6], rtol=1e-6)
+  np.testing.assert_allclose(step_floor._chain(d, w_t, 1, 6), np.tile(d @ w_t, (1, 4)), rtol=1e-6)
