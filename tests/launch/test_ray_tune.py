@@ -9,26 +9,32 @@ from launch import sweep as sweep_lib
 
 pytestmark = pytest.mark.slow  # starts Ray and processes: left out of `make test-fast`
 
+# Long enough (a few seconds) for reports to reach Tune while the trials train.
+# (Records reach metrics.jsonl, and so Tune, every trainer.flush_every of them.)
+COMMON = {"trainer.num_epochs": 5000, "trainer.log_every_steps": 100, "trainer.flush_every": 1,
+          "trainer.eval_every_steps": 0, "trainer.checkpoint_every_steps": 0}
+# One CPU: Tune runs its trials in order, so ASHA's rungs (300, 600, 1200 steps) see the
+# first one first.
+ASHA = {"num_cpus": 1, "scheduler": "asha", "grace_steps": 300, "reduction": 2}
+
+
+def _sweep(tmp_path, monkeypatch, trials: dict, **options) -> dict:
+  """The counting sweep of ``trials`` (``add.zip``'s columns) on the ray backend under ASHA."""
+  real = sweep_lib._module_of
+  monkeypatch.setattr(sweep_lib, "_module_of", lambda p: (
+      lambda m: setattr(m, "sweep", lambda add, name="": add.zip(trials)) or m)(real(p)))
+  return sweep_lib.sweep("experiments/counting/config.py:rmsprop", "", str(tmp_path),
+                         backend="ray", metric="train/cost", common=COMMON,
+                         ray_options={**ASHA, **options})
+
 
 def test_ray_tune_backend_runs_an_asha_sweep_with_a_failing_trial(tmp_path, monkeypatch):
   import ray  # CI installs ray[tune] (requirements.txt)
 
-  def four(add, name=""):  # t000 learns fastest; t001 fails; t002, t003 learn slowly
-    add.zip({"optimizer.name": ["rmsprop", "no_such_optimizer", "rmsprop", "rmsprop"],
-             "optimizer.lr": [0.03, 0.03, 1e-4, 1e-4], "seed": [1, 2, 3, 4]})
-  real = sweep_lib._module_of
-  monkeypatch.setattr(sweep_lib, "_module_of",
-                      lambda p: (lambda m: setattr(m, "sweep", four) or m)(real(p)))
-  # Long enough (a few seconds) for reports to reach Tune while the trials train.
-  # (Records reach metrics.jsonl, and so Tune, every trainer.flush_every of them.)
-  common = {"trainer.num_epochs": 5000, "trainer.log_every_steps": 100,
-            "trainer.flush_every": 1, "trainer.eval_every_steps": 0,
-            "trainer.checkpoint_every_steps": 0}
-  # One CPU: Tune runs the trials in order, so ASHA's rungs (300, 600, 1200 steps) see
-  # t000 first.
-  options = {"num_cpus": 1, "scheduler": "asha", "grace_steps": 300, "reduction": 2}
-  s = sweep_lib.sweep("experiments/counting/config.py:rmsprop", "", str(tmp_path),
-                      backend="ray", metric="train/cost", common=common, ray_options=options)
+  # t000 learns fastest; t001 fails; t002, t003 learn slowly
+  s = _sweep(tmp_path, monkeypatch, {
+      "optimizer.name": ["rmsprop", "no_such_optimizer", "rmsprop", "rmsprop"],
+      "optimizer.lr": [0.03, 0.03, 1e-4, 1e-4], "seed": [1, 2, 3, 4]})
   status = [r["status"] for r in s["rows"]]
   assert status == ["completed", "failed", "stopped", "stopped"], s["rows"]
   assert "no_such_optimizer" in s["rows"][1]["error"]
@@ -44,21 +50,11 @@ def test_ray_tune_backend_runs_an_asha_sweep_with_a_failing_trial(tmp_path, monk
 def test_ray_tune_runs_vmapped_groups_as_tune_trials(tmp_path, monkeypatch):
   import ray
 
-  def five(add, name=""):  # groups by the structural keys: t000-t001 | t002 (fails) | t003-t004
-    add.zip({"model.unroll": [1, 1, 1, 2, 2],
-             "optimizer.name": ["rmsprop", "rmsprop", "no_such_optimizer", "rmsprop", "rmsprop"],
-             "optimizer.lr": [0.03, 0.01, 0.03, 1e-4, 2e-4], "seed": [1, 2, 3, 4, 5]})
-  real = sweep_lib._module_of
-  monkeypatch.setattr(sweep_lib, "_module_of",
-                      lambda p: (lambda m: setattr(m, "sweep", five) or m)(real(p)))
-  common = {"trainer.num_epochs": 5000, "trainer.log_every_steps": 100,
-            "trainer.flush_every": 1, "trainer.eval_every_steps": 0,
-            "trainer.checkpoint_every_steps": 0}
-  # One CPU: Tune runs the groups in order, so ASHA's rungs see the first group first.
-  options = {"num_cpus": 1, "scheduler": "asha", "grace_steps": 300, "reduction": 2,
-             "unit": "group"}
-  s = sweep_lib.sweep("experiments/counting/config.py:rmsprop", "", str(tmp_path),
-                      backend="ray", metric="train/cost", common=common, ray_options=options)
+  # Groups by the structural keys: t000-t001 | t002 (fails) | t003-t004 (slow).
+  s = _sweep(tmp_path, monkeypatch, {
+      "model.unroll": [1, 1, 1, 2, 2],
+      "optimizer.name": ["rmsprop", "rmsprop", "no_such_optimizer", "rmsprop", "rmsprop"],
+      "optimizer.lr": [0.03, 0.01, 0.03, 1e-4, 2e-4], "seed": [1, 2, 3, 4, 5]}, unit="group")
   status = [r["status"] for r in s["rows"]]
   assert status == ["completed", "completed", "failed", "stopped", "stopped"], s["rows"]
   assert "no_such_optimizer" in s["rows"][2]["error"]
@@ -66,10 +62,10 @@ def test_ray_tune_runs_vmapped_groups_as_tune_trials(tmp_path, monkeypatch):
   for i in (0, 1):  # trained in one vmapped program
     summary = json.loads((tmp_path / f"t00{i}" / "summary.json").read_text())
     assert summary["vmapped"] and summary["steps"] == 5000
-  for i in (3, 4):  # the group stopped at a rung: its trials saved there, both at one step
-    summary = json.loads((tmp_path / f"t00{i}" / "summary.json").read_text())
+  stopped = [json.loads((tmp_path / f"t00{i}" / "summary.json").read_text()) for i in (3, 4)]
+  for summary in stopped:  # the group stopped at a rung: its trials saved there, at one step
     assert summary["status"] == "stopped" and summary["stopped_by"] == "asha"
-    assert summary["checkpoint_step"] == summary["steps"] < 5000
+    assert summary["checkpoint_step"] == summary["steps"] == stopped[0]["steps"] < 5000
     assert summary["final"]["train/cost"] > s["rows"][0]["train/cost"]
   assert s["best"]["trial"] in ("t000", "t001")
   plan = json.loads((tmp_path / "tune-plan.json").read_text())
