@@ -204,7 +204,7 @@ class GroupRun(_Watched):
     n = len(self.trials)
     self.seen, self.latest, self.values = [0] * n, [-1] * n, [{} for _ in range(n)]
     self.pending: list[tuple[int, int, dict]] = []  # (step, trial, record), not reported yet
-    self.reported, self.last = -1, {}
+    self.reported, self.last, self.diverged = -1, {}, set()
     if all(trials_lib.is_done(t) for t in self.trials):
       return
     self._spawn([sys.executable, "-m", "launch.ray_tune", f"--sweep_dir={out}",
@@ -212,10 +212,10 @@ class GroupRun(_Watched):
 
   def _training(self, i: int) -> bool:
     """Whether trial ``i`` may still write records (not ended, not diverged)."""
-    s = files.read_json(os.path.join(self.trials[i].workdir, "summary.json")) or {}
-    if s.get("status") in ("completed", "stopped", "diverged"):
+    if i in self.diverged:
       return False
-    return all(math.isfinite(v) for v in self.values[i].get("train", {}).values())
+    s = files.read_json(os.path.join(self.trials[i].workdir, "summary.json")) or {}
+    return s.get("status") not in ("completed", "stopped", "diverged")
 
   def _read(self, final: bool) -> None:
     for i, t in enumerate(self.trials):
@@ -223,6 +223,9 @@ class GroupRun(_Watched):
                                        self.seen[i])
       self.pending += [(int(r["step"]), i, r) for r in new]
       self.latest[i] = max([self.latest[i]] + [int(r["step"]) for r in new])
+      if any(not math.isfinite(v) for r in new if r["split"] == "train"
+             for k, v in r.items() if k not in ("step", "split", "time")):
+        self.diverged.add(i)  # its last record: the group writes no more for it
     closed = math.inf if final else min(
         [self.latest[i] for i in range(len(self.trials)) if self._training(i)], default=math.inf)
     self.pending.sort(key=lambda x: (x[0], x[1]))

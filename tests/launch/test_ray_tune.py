@@ -73,3 +73,26 @@ def test_ray_tune_runs_vmapped_groups_as_tune_trials(tmp_path, monkeypatch):
   assert (tmp_path / "tune" / "tuner.pkl").exists()
   # Finished groups (completed, or stopped by ASHA) leave no group checkpoint to resume.
   assert not [n for n in os.listdir(tmp_path) if n.startswith(sweep_lib.VMAP_GROUP)]
+
+
+@pytest.mark.parametrize("mode", ["min", "max"])
+def test_a_group_reports_its_best_trial_at_steps_every_training_trial_reached(tmp_path, mode,
+                                                                             monkeypatch):
+  from launch import ray_tune, trials as trials_lib
+  monkeypatch.setattr(ray_tune.GroupRun, "_spawn", lambda self, *a: None)
+  trials = [trials_lib.Trial(i, {}, str(tmp_path / f"t{i}")) for i in range(3)]
+
+  def write(i, step, cost):
+    os.makedirs(trials[i].workdir, exist_ok=True)
+    with open(os.path.join(trials[i].workdir, "metrics.jsonl"), "a") as f:
+      f.write(json.dumps({"step": step, "split": "train", "time": 0.0, "cost": cost}) + "\n")
+  run = ray_tune.GroupRun(str(tmp_path), 0, trials, "train/cost", mode, None)
+  write(0, 100, 3.0), write(0, 200, 1.0), write(1, 100, 2.0), write(2, 100, float("nan"))
+  run._read(final=False)  # t2 diverged at 100; t1 has not reached 200
+  best = min if mode == "min" else max
+  assert run.queue == [{"step": 100, "train/cost": best(3.0, 2.0), "trials": 2,
+                        "best_trial": "t1" if mode == "min" else "t0"}]
+  write(1, 200, 5.0)
+  run._read(final=False)
+  assert run.queue[1:] == [{"step": 200, "train/cost": best(1.0, 5.0), "trials": 2,
+                            "best_trial": "t0" if mode == "min" else "t1"}]
