@@ -282,8 +282,9 @@ class Group:
     return state, active, step
 
   def maybe_save(self, end: int, state, active: Sequence[int], now: bool = False) -> None:
-    """Saves at ``save_steps`` or, with ``now``, at this end (its log windows closed)."""
-    if now or end in self.save_steps:
+    """Saves at ``save_steps`` or, with ``now``, at this end (its log windows closed);
+    once a step."""
+    if (now or end in self.save_steps) and self.ckpt.latest_step() != end:
       saved = files.read_json(self.active_path) or {}
       files.atomic_write_json(self.active_path, {**saved, str(end): list(active)})
       self.ckpt.save(end, state)

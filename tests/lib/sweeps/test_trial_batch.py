@@ -257,19 +257,20 @@ def test_halving_stops_the_worst_trials_at_each_rung(tmp_path):
   assert len(os.listdir(tmp_path / "hparams")) == 4  # TensorBoard HParams: a run per trial
 
 
-def test_sigterm_is_taken_at_a_chunk_end_where_the_trials_save(tmp_path):
+@pytest.mark.parametrize("signal_at", [33, 43])  # 43: taken at 46, a group save step too
+def test_sigterm_is_taken_at_a_chunk_end_where_the_trials_save(tmp_path, signal_at):
   base = _config(log_every_steps=2, eval_every_steps=25, checkpoint_every_steps=15)
   trials = [{"seed": 1, "optimizer.lr": 1e-3}, {"seed": 5, "optimizer.lr": 3e-3}]
   ref = [str(tmp_path / f"ref{i}") for i in range(2)]
   want = trial_batch.train(toy.build, base, trials, ref, max_chunk=7)
   sent = []
 
-  def build(c, data=None):  # SIGTERM once, while the chunk holding step 33 is prepared
+  def build(c, data=None):  # SIGTERM once, while the chunk holding that step is prepared
     b = toy.build(c, data)
     batch = b.task.train_batch
 
     def train_batch(step):
-      if step == 33 and not sent:
+      if step == signal_at and not sent:
         sent.append(step)
         os.kill(os.getpid(), signal.SIGTERM)
       return batch(step)
@@ -278,11 +279,11 @@ def test_sigterm_is_taken_at_a_chunk_end_where_the_trials_save(tmp_path):
   dirs, group = [str(tmp_path / f"t{i}") for i in range(2)], str(tmp_path / "group")
   with pytest.raises(trainer.Preempted):
     trial_batch.train(build, base, trials, dirs, max_chunk=7, group_dir=group)
-  for i, d in enumerate(dirs):  # saved at the first chunk end after 33 that closes a window
+  for i, d in enumerate(dirs):  # saved at the first chunk end after it that closes a window
     s = read_summary(d)
     assert s["status"] == "interrupted" and s["steps"] == s["checkpoint_step"], s
     end = s["steps"]
-    assert 33 < end < 60 and writers.read_records(d, "train")[-1]["step"] == end
+    assert signal_at < end < 60 and writers.read_records(d, "train")[-1]["step"] == end
     params, step = restore_params(*built(sweeps.apply(base, trials[i])), d)
     assert step == end  # the single-run trainer restores where the group stopped
   assert trial_batch.group_workdirs(group)  # kept for the rerun
