@@ -165,8 +165,7 @@ class TrialRun(_Watched):
     new, self.seen = _new_records(os.path.join(self.trial.workdir, writers.METRICS_FILE),
                                   self.seen)
     for r in new:
-      self.last.update({f"{r['split']}/{k}": v for k, v in r.items()
-                        if k not in ("step", "split", "time")})
+      self.last.update({f"{r['split']}/{k}": v for k, v in writers.values(r).items()})
       if self.metric in self.last:  # a scheduler refuses results without its metric
         self.queue.append({"step": int(r["step"]), **self.last})
 
@@ -224,7 +223,7 @@ class GroupRun(_Watched):
       self.pending += [(int(r["step"]), i, r) for r in new]
       self.latest[i] = max([self.latest[i]] + [int(r["step"]) for r in new])
       if any(not math.isfinite(v) for r in new if r["split"] == "train"
-             for k, v in r.items() if k not in ("step", "split", "time")):
+             for v in writers.values(r).values()):
         self.diverged.add(i)  # its last record: the group writes no more for it
     closed = math.inf if final else min(
         [self.latest[i] for i in range(len(self.trials)) if self._training(i)], default=math.inf)
@@ -233,8 +232,7 @@ class GroupRun(_Watched):
       step = self.pending[0][0]
       while self.pending and self.pending[0][0] == step:
         _, i, r = self.pending.pop(0)
-        self.values[i][r["split"]] = {k: v for k, v in r.items()
-                                      if k not in ("step", "split", "time")}
+        self.values[i][r["split"]] = writers.values(r)
       if step > self.reported:
         self._report(step)
 
@@ -337,7 +335,7 @@ def _tuner(fn, trials: Sequence, out: str, space: dict, sched):
   shutil.rmtree(path, ignore_errors=True)
   files.atomic_write_json(plan_file, plan)
   return tune.Tuner(
-      fn, param_space={k: v for k, v in space.items()},
+      fn, param_space=space,
       # The scheduler holds metric and mode.
       tune_config=tune.TuneConfig(scheduler=sched),
       run_config=tune.RunConfig(name=TUNE_DIR, storage_path=os.path.dirname(path), verbose=0,
@@ -382,17 +380,9 @@ def run_group(sweep_dir: str, group: int) -> int:
 
 def _main(argv):
   from absl import flags
-  from lib.data.errors import ConfigError
   from lib.runtime import cli
-  del argv
-  try:
-    sys.exit(run_group(flags.FLAGS.sweep_dir, flags.FLAGS.group))
-  except ConfigError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
-  except KeyboardInterrupt as e:  # stopped by Tune (SIGTERM): the trials saved
-    print(f"interrupted: group {flags.FLAGS.group}'s running trials saved.", file=sys.stderr)
-    sys.exit(cli.EXIT_SIGTERM if type(e).__name__ == "Preempted" else cli.EXIT_INTERRUPTED)
+  del argv  # bad input: one line; stopped by Tune (SIGTERM): the running trials have saved
+  sys.exit(cli.run_reporting_errors(lambda: run_group(flags.FLAGS.sweep_dir, flags.FLAGS.group)))
 
 
 if __name__ == "__main__":  # one vmapped group of a sweep, as a Tune trial runs it

@@ -220,6 +220,14 @@ def read_records(path: str, split: Optional[str] = None) -> list[dict]:
   return [r for r in records if split is None or r.get("split") == split]
 
 
+RECORD_KEYS = ("step", "split", "time")  # a record's fields that are not metrics
+
+
+def values(record: Mapping[str, Any]) -> dict:
+  """A record's metrics: ``{name: value}`` without ``step``, ``split`` and ``time``."""
+  return {k: v for k, v in record.items() if k not in RECORD_KEYS}
+
+
 def series(records: Iterable[dict], key: str) -> tuple[list[int], list[float]]:
   """``(steps, values)`` of one metric across records that have it."""
   xs, ys = [], []
@@ -234,9 +242,7 @@ def epoch_curves(workdir: str, steps_per_epoch: int) -> dict[str, tuple[list[flo
   """Per-epoch curves of a run: ``{'<split>/<metric>': (epochs, values)}``."""
   out = {}
   for rec in read_records(workdir):
-    for k, v in rec.items():
-      if k in ("step", "split", "time"):
-        continue
+    for k, v in values(rec).items():
       xs, ys = out.setdefault(f"{rec['split']}/{k}", ([], []))
       xs.append(rec["step"] / steps_per_epoch)
       ys.append(float(v))

@@ -432,7 +432,7 @@ def _recovered(workdir: str) -> tuple[Optional[str], dict, dict]:
   """``(diverged, last_train, last_eval)`` of a trial from its kept records."""
   diverged, last = None, {"train": {}, "eval": {}}
   for r in writers.read_records(workdir):
-    vals = {k: v for k, v in r.items() if k not in ("step", "split", "time")}
+    vals = writers.values(r)
     last[r["split"]] = vals
     bad = {k: v for k, v in vals.items() if not np.isfinite(v)}
     if r["split"] == "train" and bad and diverged is None:

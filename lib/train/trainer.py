@@ -255,11 +255,10 @@ class _Run:
       return
     for r in writers.read_records(self.workdir):
       if r["step"] == self.step and r["split"] in ("train", "eval"):
-        values = {k: v for k, v in r.items() if k not in ("step", "split", "time")}
         if r["split"] == "train":
-          self.last_train = values
+          self.last_train = writers.values(r)
         else:
-          self.last_eval = values
+          self.last_eval = writers.values(r)
 
   def state_alive(self) -> bool:
     """False when an interruption landed inside a step that had already taken
