@@ -28,6 +28,11 @@ BENCHMARKS = {
     "step_floor": "launch.benchmarks.step_floor",
     "word2vec": "launch.benchmarks.word2vec_gensim",
     "word2vec_english": "launch.benchmarks.word2vec_gensim:run_english",
+    "scans": "launch.benchmarks.scans",
+    "scans_unroll": "launch.benchmarks.scans:run_unroll",
+    "scans_chunk": "launch.benchmarks.scans:run_chunk",
+    "scans_mlstm": "launch.benchmarks.scans:run_mlstm",
+    "cell_step": "launch.benchmarks.scans:run_cells",
     **{f"sweep_{n}": f"launch.benchmarks.sweep_trials:run_{n}" for n in (
         "counting", "addition", "rnnlm", "translation", "varrnn", "word2vec", "halving")},
 }
@@ -47,7 +52,7 @@ def main(argv):
   module, _, fn = BENCHMARKS[name].partition(":")  # "module[:function]", default run
   mod = importlib.import_module(module)
   rows = getattr(mod, fn or "run")(peers=_PEERS.value, repeats=_REPEATS.value)
-  md = table(rows, mod.COLUMNS)
+  md = table(rows, getattr(mod, "COLUMNS_BY_FUNCTION", {}).get(fn, mod.COLUMNS))
   os.makedirs(_OUT.value, exist_ok=True)
   with open(os.path.join(_OUT.value, f"{name}.json"), "w") as f:
     json.dump({"benchmark": name, "machine": machine(), "rows": rows}, f, indent=2)

@@ -38,7 +38,8 @@ def pytest_unconfigure(config):
 LONGEST_FIRST = (
     "tests/experiments/test_varrnn.py", "tests/lib/sweeps/test_every_experiment.py",
     "tests/experiments/test_rnnlm.py", "tests/launch/test_faults.py",
-    "tests/lib/nn/test_seq2seq.py", "tests/experiments/test_seq2seq.py",
+    "tests/lib/nn/test_seq2seq.py", "tests/lib/nn/test_every_cell.py",
+    "tests/experiments/test_seq2seq.py",
     "tests/experiments/test_counting.py", "tests/launch/test_ray_tune.py",
     "tests/launch/test_sweep.py")
 

@@ -42,7 +42,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       eval_samples=200, long_seq_len=50,      # held-out data; long = extrapolation
   ))
   c.model = ml_collections.ConfigDict(dict(
-      cell="linear", hidden=1, init="uniform:0.1", unroll=1))
+      cell="linear", hidden=1, init="uniform:0.1", unroll=1,  # cell: any lib.nn.cells name
+      scan="auto"))                # linear cells' scan (sequential | associative | chunked)
   c.loss = "sse"                    # 'sse' (the notes' cost) or 'mse'
   c.optimizer = optim.default_config("rmsprop", 1e-3)
   c.trainer = trainer.default_config(num_epochs=2001, log_every_steps=1, eval_every_steps=100,

@@ -22,11 +22,10 @@ def make_data(num_samples: int, seq_len: int, seed: int) -> dict[str, np.ndarray
 
 
 def make_cell(model_cfg: ml_collections.ConfigDict) -> cells.Cell:
-  if model_cfg.cell == "linear":
-    return cells.linear(model_cfg.hidden, init=model_cfg.init)
+  """``model.cell`` from the registry; ``model.init`` (unless ``default``) on its kernels."""
   kwargs = {} if model_cfg.init == "default" else dict(
       kernel_init=model_cfg.init, recurrent_init=model_cfg.init)
-  return cells.make(model_cfg.cell, model_cfg.hidden, **kwargs)
+  return cells.make_supported(model_cfg.cell, model_cfg.hidden, scan=model_cfg.scan, **kwargs)
 
 
 def init_params(cell: cells.Cell, key: jax.Array) -> dict:
@@ -39,7 +38,9 @@ def init_params(cell: cells.Cell, key: jax.Array) -> dict:
 
 
 def _is_linear(cell) -> bool:
-  return type(cell) is cells.Elman and cell.activation == "identity"
+  """The notes' linear cell (either form): its state is the count (``W_out = 1``)."""
+  return isinstance(cell, cells.Linear) or (type(cell) is cells.Elman and
+                                            cell.activation == "identity")
 
 
 def predict(cell: cells.Cell, params: dict, x_BxTx1: jax.Array, unroll: int = 1) -> jax.Array:
@@ -59,7 +60,7 @@ def sse(cell: cells.Cell, params: dict, x_BxTx1: jax.Array, y_B: jax.Array, unro
 def weights(params: dict) -> dict[str, float]:
   """The linear cell's two weights (the notes print these)."""
   c = params["cell"]
-  if c["w_x"].size != 1:
+  if c["w_x"].size != 1 or "w_rec" not in c or c["w_rec"].size != 1:
     return {}
   return {"w_x": c["w_x"].reshape(()), "w_rec": c["w_rec"].reshape(())}
 
@@ -86,12 +87,12 @@ class HeldOut:
 CONFIG_RULES = dict(
     positive=("data.num_samples", "data.seq_len", "data.batch_size", "data.eval_samples",
               "data.long_seq_len", "model.hidden", "model.unroll"),
-    choices={"loss": ("sse", "mse")})
+    choices={"loss": ("sse", "mse"), **cells.config_choices("cell", "scan")})
 
 
 # Sweep keys (lib.sweeps.tunable): beyond seed and the optimizer's floats, these
 # split a vmapped sweep into one program per value.
-STRUCTURAL = ("model.cell", "model.hidden", "model.init", "model.unroll", "data.num_samples",
+STRUCTURAL = ("model.cell", "model.hidden", "model.init", "model.unroll", "model.scan", "data.num_samples",
               "data.seq_len", "data.batch_size", "data.seed", "loss")
 
 
@@ -128,7 +129,7 @@ def cost_surface(x_NxTx1: np.ndarray, y_N: np.ndarray, wx: np.ndarray, wrec: np.
   x, y = jnp.asarray(x_NxTx1), jnp.asarray(y_N)
 
   def cost(a, b):
-    return sse(cell, {"cell": {"w_x": a.reshape(1, 1), "w_rec": b.reshape(1, 1)}}, x, y)
+    return sse(cell, {"cell": {"w_x": a.reshape(1, 1), "w_rec": b.reshape(1)}}, x, y)
 
   WX, WR = jnp.meshgrid(jnp.asarray(wx), jnp.asarray(wrec))
   return np.asarray(jax.jit(jax.vmap(cost))(WX.ravel(), WR.ravel())).reshape(WX.shape)

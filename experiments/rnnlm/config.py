@@ -54,7 +54,7 @@ def _ptb(hidden, steps, dropout, epochs, decay_after, decay, clip, init) -> dict
   return {
       "seed": 0, "data.source": "ptb", "data.vocab_size": 0, "data.mode": "stream",
       "data.batch_size": 20, "data.num_steps": steps, "data.eval_batch_size": 20,
-      "model.kind": "lstm", "model.hidden": hidden, "model.layers": 2, "model.dropout": dropout,
+      "model.cell": "lstm", "model.hidden": hidden, "model.layers": 2, "model.dropout": dropout,
       "model.weight_init": f"uniform:{init}", "model.use_bias": True,
       "model.embedding_is_projection": False, "model.truncate": 0,
       "trainer.num_epochs": epochs,
@@ -97,8 +97,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       test_batch_size=1,          # stream: final test pass (1 = one unbroken stream)
   ))
   c.model = ml_collections.ConfigDict(dict(  # lib.nn.lm.RecurrentLM's fields
-      kind="elman", hidden=100, layers=1, dropout=0.0, tie_weights=False, truncate=4, unroll=1,
-      **NOTES_LM))
+      cell="elman", hidden=100, layers=1, dropout=0.0, tie_weights=False, truncate=4, unroll=1,
+      dtype="float32", scan="auto", **NOTES_LM))  # cell: any lib.nn.cells name
   c.loss_normalize = "sequences"  # gradient of the sum over time, averaged over the batch
   c.optimizer = optim.default_config("sgd", 0.005, plateau_factor=0.5, plateau_patience=1,
                                      plateau_every_epochs=1)  # the notes: every epoch

@@ -17,7 +17,7 @@ import numpy as np
 from lib.data import corpora, sequences, text, tfds_source
 from lib.data.vocab import Vocab
 from lib.eval import generation
-from lib.nn import lm
+from lib.nn import cells, lm
 from lib.runtime import configs
 from lib.sweeps import tunable
 from lib.train import checkpoint, durations, trainer
@@ -95,13 +95,14 @@ CONFIG_RULES = dict(
     nonnegative=("data.vocab_size", "model.truncate"),
     fractions=("model.dropout", "data.valid_fraction"),
     choices={"data.source": ("embedded", "csv", "ptb", "tfds"), "data.mode": ("sentences", "stream"),
-             "loss_normalize": ("sequences", "tokens")})
+             "loss_normalize": ("sequences", "tokens"),
+             **cells.config_choices("cell", "scan", "dtype")})
 
 
 # Sweep keys (lib.sweeps.tunable): the loss reads the dropout rate as a traced value.
 TUNABLE = ("model.dropout",)
-STRUCTURAL = ("model.kind", "model.hidden", "model.layers", "model.tie_weights",
-              "model.truncate", "model.unroll", "model.weight_init", "data.vocab_size",
+STRUCTURAL = ("model.cell", "model.dtype", "model.scan", "model.hidden", "model.layers",
+              "model.tie_weights", "model.truncate", "model.unroll", "model.weight_init", "data.vocab_size",
               "data.batch_size", "data.num_steps", "data.max_len", "loss_normalize")
 
 

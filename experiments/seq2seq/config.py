@@ -80,7 +80,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict(dict(
       cell="lstm", embed_dim=16, hidden=128, shared_embedding=False, reverse_input=False,
       peeky=False, attention="none", attention_dim=0, bidirectional=False,
-      unroll=16))  # scan unroll: these sequences are short, and unrolling halves the step time on CPU
+      unroll=16,  # scan unroll: these sequences are short, and unrolling halves the step time on CPU
+      dtype="float32", scan="auto"))  # cell: any lib.nn.cells name; dtype bfloat16: mixed precision
   c.optimizer = optim.default_config("adam", 1e-3, clip_norm=5.0)
   c.num_samples = 10  # decodes printed after training (wrong ones included when any)
   c.trainer = trainer.default_config(num_epochs=25, eval_every_epochs=1, log_every_epochs=1,

@@ -14,7 +14,7 @@ from experiments.seq2seq import questions
 from lib.data import char_pairs as pairs
 from lib.eval import decoding as seq2seq_train
 from lib.data.vocab import Vocab
-from lib.nn import seq2seq
+from lib.nn import cells, seq2seq
 from lib.runtime import configs
 from lib.train import durations, trainer
 from lib.train.task import Built
@@ -50,13 +50,13 @@ CONFIG_RULES = dict(
     positive=("data.num", "data.batch_size", "data.eval_batch_size", "model.hidden",
               "model.unroll"),
     nonnegative=("data.valid", "model.embed_dim", "model.attention_dim"),
-    choices={"data.task": ("addition", "date")})
+    choices={"data.task": ("addition", "date"), **cells.config_choices("cell", "scan", "dtype")})
 
 
 # Sweep keys (lib.sweeps.tunable): beyond seed and the optimizer's floats, these
 # split a vmapped sweep into one program per value.
-STRUCTURAL = ("model.cell", "model.embed_dim", "model.hidden", "model.shared_embedding",
-              "model.reverse_input", "model.peeky", "model.attention", "model.attention_dim",
+STRUCTURAL = ("model.cell", "model.dtype", "model.scan", "model.embed_dim", "model.hidden",
+              "model.shared_embedding", "model.reverse_input", "model.peeky", "model.attention", "model.attention_dim",
               "model.bidirectional", "model.unroll", "data.task", "data.num", "data.batch_size",
               "data.shuffle_seed")
 

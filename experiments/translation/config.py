@@ -60,7 +60,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   ))
   c.model = ml_collections.ConfigDict(dict(
       cell="lstm", embed_dim=0, hidden=256, shared_embedding=False, reverse_input=False,
-      peeky=False, attention="none", attention_dim=0, bidirectional=False, unroll=1))
+      peeky=False, attention="none", attention_dim=0, bidirectional=False, unroll=1,
+      dtype="float32", scan="auto"))  # cell: any lib.nn.cells name; dtype bfloat16: mixed precision
   c.optimizer = optim.default_config("rmsprop", 1e-3, decay=0.9, eps=1e-7)
   c.decoding = ml_collections.ConfigDict(dict(
       beam=1,                 # 1: greedy; k > 1: beam search of width k (batched, jitted)

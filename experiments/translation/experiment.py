@@ -15,7 +15,7 @@ from experiments.translation import numbers
 from lib.data import char_pairs as pairs, tfds_source
 from lib.eval import decoding as seq2seq_train
 from lib.data.vocab import Vocab
-from lib.nn import seq2seq
+from lib.nn import cells, seq2seq
 from lib.runtime import configs, plotting, writers
 from lib.train import durations, trainer
 from lib.train.task import Built
@@ -66,13 +66,14 @@ def chrf(outputs: list[str], labels: list[str]) -> dict[str, float]:
 CONFIG_RULES = dict(
     positive=("data.num", "data.batch_size", "data.eval_batch_size", "model.hidden",
               "model.unroll", "decoding.beam"),
-    nonnegative=("data.valid", "data.max_pairs", "model.embed_dim", "model.attention_dim"))
+    nonnegative=("data.valid", "data.max_pairs", "model.embed_dim", "model.attention_dim"),
+    choices=cells.config_choices("cell", "scan", "dtype"))
 
 
 # Sweep keys (lib.sweeps.tunable): beyond seed and the optimizer's floats, these
 # split a vmapped sweep into one program per value.
-STRUCTURAL = ("model.cell", "model.embed_dim", "model.hidden", "model.shared_embedding",
-              "model.reverse_input", "model.peeky", "model.attention", "model.attention_dim",
+STRUCTURAL = ("model.cell", "model.dtype", "model.scan", "model.embed_dim", "model.hidden",
+              "model.shared_embedding", "model.reverse_input", "model.peeky", "model.attention", "model.attention_dim",
               "model.bidirectional", "model.unroll", "data.max_pairs", "data.num",
               "data.batch_size", "data.split_seed", "decoding.beam", "decoding.length_penalty")
 

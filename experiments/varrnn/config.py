@@ -59,7 +59,7 @@ VARIANTS = {
             "vi.log_sigma_init": math.log(0.01), "model.init": "inv_sqrt_fan_in",
             "eval.predictor": "mean"},
     "map": {"vi.sampling": "none", "model.init": "inv_sqrt_fan_in", "eval.predictor": "mean"},
-    "bow": {"vi.sampling": "none", "model.init": "inv_sqrt_fan_in", "model.encoder": "bow",
+    "bow": {"vi.sampling": "none", "model.init": "inv_sqrt_fan_in", "model.cell": "bow",
             "eval.predictor": "mean"},
 }
 
@@ -92,7 +92,7 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict(dict(
       input_dim=50,         # word-vector size (taken from the vectors when they are given)
       hidden=50,
-      encoder="rnn",        # rnn (the notes' tanh Elman) | gru | lstm | bow
+      cell="elman",         # any lib.nn.cells name (the notes' tanh Elman: elman) | bow
       features="concat",    # concat (the notes: [h_A, h_B]) | match (+ |h_A - h_B|, h_A * h_B)
       embeddings="fixed",   # fixed (word vectors as inputs, the notes) | learned
       init="zeros",         # the notes' zero means; or an initializer name

@@ -21,10 +21,10 @@ import ml_collections
 import numpy as np
 
 from experiments.varrnn import inputs
-from experiments.varrnn.model import PairRNN, kl_notes
+from experiments.varrnn.model import BOW, PairRNN, kl_notes
 from lib.data import batching
 from lib.eval import scores
-from lib.nn import variational as vi
+from lib.nn import cells, variational as vi
 from lib.runtime import configs, plotting, writers
 from lib.sweeps import tunable
 from lib.train import durations, metrics, trainer
@@ -43,7 +43,7 @@ def make_model(config, ds: inputs.Dataset) -> PairRNN:
   fixed = m.embeddings == "fixed"
   return PairRNN(input_dim=ds.vectors.shape[1] if fixed else m.input_dim, hidden=m.hidden,
                  num_classes=ds.num_classes, vocab_size=0 if fixed else len(ds.vocab),
-                 encoder=m.encoder, init=m.init, unroll=m.unroll, features=m.features)
+                 cell=m.cell, init=m.init, unroll=m.unroll, features=m.features)
 
 
 def make_prior(v, sigma=None) -> vi.Prior:
@@ -225,7 +225,7 @@ CONFIG_RULES = dict(
     nonnegative=("data.max_len", "vi.kl_anneal_epochs", "vi.kl_weight"),
     fractions=("data.test_fraction",),
     choices={"data.format": ("generated", "pairs", "stsb", "sick"),
-             "model.encoder": ("rnn", "gru", "lstm", "bow"), "model.features": ("concat", "match"),
+             "model.cell": (*cells.choices(), BOW), "model.features": ("concat", "match"),
              "model.embeddings": ("fixed", "learned"),
              "vi.sampling": ("example", "minibatch", "flipout", "none"),
              "vi.sigma": ("shared", "group", "weight"), "vi.prior": ("gaussian", "mixture"),
@@ -237,7 +237,7 @@ CONFIG_RULES = dict(
 # as traced values; the initial log sigma sets each trial's own initial parameters.
 LOSS_TUNABLE = ("vi.kl_weight", "vi.prior_sigma")
 TUNABLE = LOSS_TUNABLE + ("vi.log_sigma_init",)
-STRUCTURAL = ("model.hidden", "model.encoder", "model.features", "model.embeddings",
+STRUCTURAL = ("model.hidden", "model.cell", "model.features", "model.embeddings",
               "model.init", "model.unroll", "vi.sampling", "vi.sigma", "vi.prior", "vi.kl",
               "vi.kl_samples", "data.batch_size", "eval.predictor")
 

@@ -10,9 +10,9 @@ concatenated, and a softmax layer gives 6 classes::
 Parameters ``{'w_x', 'w_rec', 'b', 'h0', 'w_out', 'b_out'[, 'embed']}``. Matrices
 are read through :func:`lib.nn.variational.matmul` / :func:`lookup`, so the same
 function serves the posterior mean, one sample per example or per minibatch,
-and flipout. ``encoder='gru'`` / ``'lstm'`` read the sentences with
-:mod:`lib.nn.cells`' gated cells instead (their gate blocks in ``w_x``, ``w_rec``,
-``b``; GRU's ``b_rec``), every weight variational alike. ``encoder='bow'``
+and flipout. ``cell='gru'``, ``'lstm'`` or any other cell of :mod:`lib.nn.cells`
+reads the sentences instead (its input map in ``w_x``, ``b``; the recurrence's own
+parameters beside them), every weight variational alike. ``cell='bow'``
 replaces the recurrence by ``tanh(mean_t(x_t) W + b)`` (the bag-of-words
 control: it cannot see word order). ``features='match'`` feeds
 the softmax layer ``[h_A, h_B, |h_A - h_B|, h_A * h_B]`` (the matching features of
@@ -39,7 +39,7 @@ def lookup(ids_T: jax.Array, table: vi.Weight) -> jax.Array:
 
 
 FEATURES = {"concat": 2, "match": 4}  # features -> multiples of the hidden size
-ENCODERS = {"rnn": cells.Elman, "gru": cells.GRU, "lstm": cells.LSTM, "bow": None}
+BOW = "bow"  # model.cell: no recurrence, the mean of the word vectors
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,35 +48,40 @@ class PairRNN:
   hidden: int = 50
   num_classes: int = 6
   vocab_size: int = 0        # > 0: a learned embedding table of vocab_size x input_dim
-  encoder: str = "rnn"       # rnn (the notes' tanh Elman) | gru | lstm | bow
-  init: str = "zeros"        # the notes initialise every mean at zero; or an initializer name
+  cell: str = "elman"        # any lib.nn.cells name (the notes: elman), or 'bow'
+  init: str = "zeros"        # every matrix (the notes: zero means); an initializer name, or
+                             # 'default': each cell's own initialisation
   unroll: int = 1
   features: str = "concat"   # concat (the notes: [h_A, h_B]) | match (+ |h_A - h_B|, h_A * h_B)
 
-  def cell(self) -> cells.Cell | None:
-    if self.encoder not in ENCODERS:
-      raise ValueError(f"Unknown encoder {self.encoder!r}; expected one of {list(ENCODERS)}.")
-    make = ENCODERS[self.encoder]
-    return make(hidden=self.hidden) if make else None
+  def make_cell(self) -> cells.Cell | None:
+    return None if self.cell == BOW else cells.make(self.cell, self.hidden)
 
   def init_params(self, key: jax.Array) -> dict:
     D, H, C = self.input_dim, self.hidden, self.num_classes
     if self.features not in FEATURES:
       raise ValueError(f"Unknown features {self.features!r}; expected one of {FEATURES}.")
-    cell = self.cell()
-    G = cell.gates * H if cell else H
-    shapes = {"w_x": (D, G), "w_rec": (H, G), "b": (G,), "h0": (H,),
-              "w_out": (FEATURES[self.features] * H, C),
-              "b_out": (C,)}
-    if cell is None:
-      del shapes["w_rec"], shapes["h0"]
-    if isinstance(cell, cells.GRU):
-      shapes["b_rec"] = (G,)
-    init = initializers.get(self.init)
-    keys = dict(zip(shapes, jax.random.split(key, len(shapes))))
-    params = {k: (init(keys[k], s) if len(s) == 2 else jnp.zeros(s)) for k, s in shapes.items()}
-    if isinstance(cell, cells.LSTM):  # Keras' forget-gate bias of 1
-      params["b"] = params["b"].at[H:2 * H].set(cell.forget_bias)
+    cell = self.make_cell()
+    default = self.init == "default"
+    # The cell's own values of what it keeps (its vectors; every weight under 'default'),
+    # as one program: the matrices drawn below are never computed twice.
+    keep = lambda v: default or v.ndim != 2  # noqa: E731
+    own = ({"w_x": jnp.zeros((D, H)), "b": jnp.zeros((H,))} if cell is None else jax.jit(
+        lambda k: {n: v if keep(v) else jnp.zeros(v.shape, v.dtype)
+                   for n, v in cell.init(k, D).items()})(jax.random.fold_in(key, 11)))
+    head = {"w_out": jnp.zeros((FEATURES[self.features] * H, C)), "b_out": jnp.zeros((C,))}
+    if cell is not None:
+      head = {"h0": jnp.zeros((H,)), **head}
+    # One key per parameter, in the order (w_x, w_rec, b, h0, w_out, b_out, the cell's others).
+    first = [n for n in ("w_x", "w_rec", "b") if n in own]
+    order = first + list(head) + [n for n in own if n not in first]
+    keys = dict(zip(order, jax.random.split(key, len(order))))
+    init = initializers.get("glorot_uniform" if default else self.init)
+    params = {}
+    for name in order:
+      value = own[name] if name in own else head[name]
+      fresh = value.ndim == 2 and not (default and name in own)  # the cell's vectors stay its own
+      params[name] = init(keys[name], value.shape) if fresh else value
     if self.vocab_size:
       params["embed"] = initializers.normal(0.1)(jax.random.fold_in(key, 7), (self.vocab_size, D))
     return params
@@ -84,32 +89,38 @@ class PairRNN:
   def encode(self, p: dict, x_BxTxD: jax.Array, m_BxT: jax.Array) -> jax.Array:
     """The final states ``h`` (B x H) of a few sentences read with the same weights.
 
-    Plain matrices run through :func:`lib.nn.recurrence.unroll`, whose backward
-    pass forms the recurrent weight's gradient as one product over all steps
-    (with per-example weights, one per example instead of one per step and example:
-    the notes' vmapped step about a third faster); a flipout view, through its own
-    scan of :func:`lib.nn.variational.matmul`."""
-    cell = self.cell()
-    xw_BxTxG = vi.matmul(x_BxTxD, p["w_x"]) + p["b"]  # hoisted: one product for all steps
+    The input product is hoisted (one :func:`lib.nn.variational.matmul` for all
+    steps); the recurrence is :func:`lib.nn.recurrence.unroll`, whose backward pass
+    forms a dense cell's recurrent gradient as one product over all steps (with
+    per-example weights, one per example instead of one per step and example: the
+    notes' vmapped step about a third faster). A dense cell's flipout ``w_rec`` runs
+    through its own scan of :func:`lib.nn.variational.matmul`; any other flipout
+    matrix is this example's own (:func:`lib.nn.variational.materialize`)."""
+    cell = self.make_cell()
+    xw_BxTxG = vi.matmul(x_BxTxD, p["w_x"])  # hoisted: one product for all steps
+    if "b" in p:
+      xw_BxTxG = xw_BxTxG + p["b"]
     if cell is None:
       mean = (xw_BxTxG * m_BxT[..., None]).sum(1) / jnp.maximum(m_BxT.sum(1), 1.0)[:, None]
       return jnp.tanh(mean)
     h0_BxH = jnp.broadcast_to(p["h0"], (x_BxTxD.shape[0], self.hidden))
-    carry0 = (h0_BxH, jnp.zeros_like(h0_BxH)) if isinstance(cell, cells.LSTM) else h0_BxH
-    if not isinstance(p["w_rec"], vi.Flipout):
-      carry, _ = recurrence.unroll(cell, {"w_rec": p["w_rec"], **cell.extra_params(p)},
-                                   xw_BxTxG, mask_BxT=m_BxT, initial_carry=carry0,
-                                   unroll=self.unroll, projected=True)
-      return cell.output(carry)
+    carry0 = cell.with_output(cell.zero_carry((x_BxTxD.shape[0],)), h0_BxH)
+    if isinstance(cell, cells.DenseCell) and isinstance(p["w_rec"], vi.Flipout):
+      return cell.output(self._flipout_scan(cell, p, xw_BxTxG, m_BxT, carry0))
+    names = jax.eval_shape(lambda k: cell.init(k, 1), jax.random.key(0)).keys() - {"w_x", "b"}
+    rec = {k: vi.materialize(p[k]) for k in names}
+    carry, _ = recurrence.unroll(cell, rec, xw_BxTxG, mask_BxT=m_BxT, initial_carry=carry0,
+                                 unroll=self.unroll, projected=True)
+    return cell.output(carry)
 
+  def _flipout_scan(self, cell, p, xw_BxTxG, m_BxT, carry0):
     def step(carry, inputs):
       xw_t, real = inputs
       new, _ = cell.combine(p, carry, xw_t, vi.matmul(cell.output(carry), p["w_rec"]))
       return jax.tree.map(lambda n, o: jnp.where(real[:, None], n, o), new, carry), None
 
     inputs = (jnp.swapaxes(xw_BxTxG, 0, 1), jnp.swapaxes(m_BxT, 0, 1) > 0)
-    carry, _ = jax.lax.scan(step, carry0, inputs, unroll=self.unroll)
-    return cell.output(carry)
+    return jax.lax.scan(step, carry0, inputs, unroll=self.unroll)[0]
 
   def logits(self, p: dict, inputs: dict, vectors=None) -> jax.Array:
     """Logits (C) of one example: ``inputs`` holds ``ids1, mask1, ids2, mask2`` (each T).

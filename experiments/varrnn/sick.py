@@ -41,10 +41,10 @@ SETTINGS = {
                                        "vi.kl_weight": 1e-3}),
     "map_match_adam": ("map", {"model.features": "match", "optimizer": {"name": "adam", "lr": 1e-3}}),
     # The same with gated encoders (every weight variational, one sample per example).
-    "gru_match_adam": ("notes", {"model.encoder": "gru", "model.features": "match",
+    "gru_match_adam": ("notes", {"model.cell": "gru", "model.features": "match",
                                  "model.init": "inv_sqrt_fan_in",
                                  "optimizer": {"name": "adam", "lr": 1e-3}, "vi.kl_weight": 1e-3}),
-    "lstm_match_adam": ("notes", {"model.encoder": "lstm", "model.features": "match",
+    "lstm_match_adam": ("notes", {"model.cell": "lstm", "model.features": "match",
                                   "model.init": "inv_sqrt_fan_in",
                                   "optimizer": {"name": "adam", "lr": 1e-3}, "vi.kl_weight": 1e-3}),
 }

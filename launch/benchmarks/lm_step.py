@@ -109,7 +109,7 @@ def run(peers=("torch",), repeats: int = 7) -> list[dict]:
   for name, V, H, L, kind, B, T in BATCHED:
     ids = _tokens(V, B, T, seed=1)
     x, y = ids[:, :-1], ids[:, 1:]
-    model = lm.RecurrentLM(V, H, kind=kind, layers=L, **(NOTES_LM if kind == "elman" else {}))
+    model = lm.RecurrentLM(V, H, cell=kind, layers=L, **(NOTES_LM if kind == "elman" else {}))
     peer = torch_step(V, H, L, kind, x, y, 0.1) if have_torch else None
     ours, theirs = time_pair_ms(rnnlab_step(model, x, y, 0.1), peer, number=20, repeats=repeats,
                                 sync_a=jax.block_until_ready)

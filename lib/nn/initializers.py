@@ -40,6 +40,12 @@ orthogonal = jax.nn.initializers.orthogonal
 zeros = jax.nn.initializers.zeros
 normal = jax.nn.initializers.normal
 
+
+def fan_in_normal(scale: float = 1.0) -> Initializer:
+  """N(0, scale / fan_in): recurrentgemma's kernels (``variance_scaling``, ``'normal'``)."""
+  return jax.nn.initializers.variance_scaling(scale, "fan_in", "normal")
+
+
 _BY_NAME = {
     "inv_sqrt_fan_in": uniform_inv_sqrt_fan_in,
     "glorot_uniform": glorot_uniform,
@@ -47,6 +53,7 @@ _BY_NAME = {
     "zeros": lambda: zeros,
     # Keras' 'random_normal' (stddev 0.05), which notes 002 pass to SimpleRNN/LSTM.
     "random_normal": lambda: normal(0.05),
+    "fan_in_normal": fan_in_normal,
 }
 
 

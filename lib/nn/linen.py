@@ -23,6 +23,7 @@ Differences from ``flax.linen.RNN``, on purpose:
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Optional
 
 import flax.linen as nn
@@ -48,6 +49,12 @@ def flip_sequences(y_BxTxH: jax.Array, seq_lengths_B: Optional[jax.Array]) -> ja
   return jnp.take_along_axis(y_BxTxH, idx_BxT[..., None], axis=1)
 
 
+def with_dtypes(cell: _Cell, dtype: Any = None, param_dtype: Any = None) -> _Cell:
+  """``cell`` with the wrapper's ``dtype`` / ``param_dtype`` where they are given."""
+  changes = {k: v for k, v in (("dtype", dtype), ("param_dtype", param_dtype)) if v is not None}
+  return dataclasses.replace(cell, **changes) if changes else cell
+
+
 def cell_params(module: nn.Module, cell: _Cell, in_dim: int) -> dict[str, jax.Array]:
   """Declares ``cell``'s parameters on ``module`` (one Flax param per leaf).
 
@@ -58,14 +65,14 @@ def cell_params(module: nn.Module, cell: _Cell, in_dim: int) -> dict[str, jax.Ar
 
 
 def flax_unroll(cell: _Cell, params, inputs, *, initial_carry=None, seq_lengths=None,
-                time_major=False, reverse=False, keep_order=False, unroll=1, fast_grad=True):
+                time_major=False, reverse=False, keep_order=False, unroll=None, fast_grad=True):
   """``(carry, outputs)`` with ``flax.linen.RNN``'s conventions over any number
   of leading batch axes (``inputs``: ``(*batch, T, D)``, or ``(T, *batch, D)``
   when ``time_major``). Shared by the Linen and NNX modules."""
   x = jnp.moveaxis(inputs, 0, -2) if time_major else inputs
   batch, (steps, dim) = x.shape[:-2], x.shape[-2:]
   x_BxTxD = x.reshape(-1, steps, dim)
-  flat = lambda t: jax.tree.map(lambda a: a.reshape(-1, a.shape[-1]), t)
+  flat = lambda t: jax.tree.map(lambda a: a.reshape(-1, *a.shape[len(batch):]), t)
   carry0 = None if initial_carry is None else flat(initial_carry)
   lengths_B = None if seq_lengths is None else jnp.asarray(seq_lengths).reshape(-1)
   mask = None if lengths_B is None else lengths_to_mask(lengths_B, steps)
@@ -74,7 +81,7 @@ def flax_unroll(cell: _Cell, params, inputs, *, initial_carry=None, seq_lengths=
   if reverse and not keep_order:
     y_BxTxH = flip_sequences(y_BxTxH, lengths_B)
   y = y_BxTxH.reshape(*batch, steps, -1)
-  carry = jax.tree.map(lambda a: a.reshape(*batch, a.shape[-1]), carry)
+  carry = jax.tree.map(lambda a: a.reshape(*batch, *a.shape[1:]), carry)
   return carry, (jnp.moveaxis(y, -2, 0) if time_major else y)
 
 
@@ -82,18 +89,22 @@ class RNN(nn.Module):
   """An rnnlab cell unrolled over time, called as ``flax.linen.RNN``.
 
   Attributes:
-    cell: a cell of :mod:`lib.nn.cells` (``LSTM(hidden=64)``, ``GRU``, ``Elman``).
+    cell: a cell of :mod:`lib.nn.cells` (``LSTM(hidden=64)``, ``cells.make('lru', 64)``, ...).
     return_carry, time_major, reverse, keep_order: defaults of the call's
       arguments of the same names (``flax.linen.RNN``'s meaning).
     unroll, fast_grad: passed to :func:`lib.nn.recurrence.unroll`.
+    dtype, param_dtype: the cell's compute and parameter types, when given
+      (``jnp.bfloat16`` compute: mixed precision, float32 accumulation).
   """
   cell: _Cell
   return_carry: bool = False
   time_major: bool = False
   reverse: bool = False
   keep_order: bool = False
-  unroll: int = 1
+  unroll: Optional[int] = None
   fast_grad: bool = True
+  dtype: Any = None
+  param_dtype: Any = None
 
   @nn.compact
   def __call__(self, inputs: jax.Array, *, initial_carry: Any = None, init_key=None,
@@ -104,8 +115,9 @@ class RNN(nn.Module):
     ``(carry, outputs)`` with ``return_carry``. ``init_key`` is accepted for
     ``flax.linen.Bidirectional`` and unused (carries start at zero)."""
     pick = lambda v, d: d if v is None else v
-    params = cell_params(self, self.cell, inputs.shape[-1])
-    carry, y = flax_unroll(self.cell, params, inputs, initial_carry=initial_carry,
+    cell = with_dtypes(self.cell, self.dtype, self.param_dtype)
+    params = cell_params(self, cell, inputs.shape[-1])
+    carry, y = flax_unroll(cell, params, inputs, initial_carry=initial_carry,
                            seq_lengths=seq_lengths, time_major=pick(time_major, self.time_major),
                            reverse=pick(reverse, self.reverse),
                            keep_order=pick(keep_order, self.keep_order),
@@ -120,11 +132,14 @@ class Cell(nn.Module):
   are those of :class:`RNN` over the same cell.
   """
   cell: _Cell
+  dtype: Any = None
+  param_dtype: Any = None
 
   @nn.compact
   def __call__(self, carry, inputs: jax.Array):
-    params = cell_params(self, self.cell, inputs.shape[-1])
-    return self.cell.step(params, carry, self.cell.project(params, inputs))
+    cell = with_dtypes(self.cell, self.dtype, self.param_dtype)
+    params = cell_params(self, cell, inputs.shape[-1])
+    return cell.step(params, carry, cell.project(params, inputs))
 
   @nn.nowrap
   def initialize_carry(self, rng, input_shape: tuple[int, ...]):

@@ -1,7 +1,7 @@
 """Word-level recurrent language models as pure functions of a parameter dict.
 
-* An embedding, ``layers`` recurrent layers (Elman, LSTM or GRU) with dropout
-  on the non-recurrent connections only, and a softmax layer; every weight from
+* An embedding, ``layers`` recurrent layers (any cell of :mod:`lib.nn.cells`, by
+  name) with dropout on the non-recurrent connections only, and a softmax layer; every weight from
   ``weight_init`` (Zaremba et al. 2014: ``uniform:0.1``, forget-gate bias 0), optional
   tying of the softmax and embedding weights.
 * ``embedding_is_projection=True``: the embedding row of a token is the first
@@ -34,7 +34,7 @@ Params = dict[str, Any]
 class RecurrentLM:
   vocab_size: int
   hidden: int = 100
-  kind: str = "elman"           # elman | lstm | gru
+  cell: str = "elman"           # a lib.nn.cells name (elman, lstm, gru, lru, mingru, ...)
   layers: int = 1
   dropout: float = 0.0          # on embeddings, between layers and before the softmax
   weight_init: str = "uniform:0.1"  # every weight (a lib.nn.initializers name)
@@ -43,6 +43,8 @@ class RecurrentLM:
   embedding_is_projection: bool = False  # the embedding row is layer 0's input projection
   truncate: int = 0             # notes 001's bptt_truncate (0 = full BPTT); one layer only
   unroll: int = 1               # lax.scan unroll
+  dtype: Optional[str] = None   # the cells' compute type (bfloat16: mixed precision; None: params')
+  scan: str = "auto"            # linear cells' scan (lib.nn.scans.ScanType)
 
   def __post_init__(self):
     if self.truncate and self.layers != 1:
@@ -53,26 +55,26 @@ class RecurrentLM:
                        "embedding_is_projection the embedding is the first layer's projection.")
 
   # -- structure ----------------------------------------------------------------
-  def cell(self, layer: int = 0) -> cells.Cell:
-    kw = dict(kernel_init=self.weight_init, recurrent_init=self.weight_init,
-              use_bias=self.use_bias)
-    if self.kind == "lstm":
-      return cells.LSTM(self.hidden, forget_bias=0.0, **kw)
-    return cells.make(self.kind, self.hidden, **kw)
+  def make_cell(self, layer: int = 0) -> cells.Cell:
+    """Layer ``layer``'s cell: ``weight_init`` on its kernels, Zaremba's forget-gate bias 0."""
+    del layer  # every layer has the same cell
+    return cells.make_supported(self.cell, self.hidden, kernel_init=self.weight_init,
+                                recurrent_init=self.weight_init, use_bias=self.use_bias,
+                                forget_bias=0.0, dtype=self.dtype, scan=self.scan)
 
   def init(self, key: jax.Array) -> Params:
     """``{'embed', 'layers', 'out'}``; keys: embedding, one per layer, softmax."""
     keys = jax.random.split(key, self.layers + 2)
     V, H = self.vocab_size, self.hidden
     init = initializers.get(self.weight_init)
-    layers = [self.cell(l).init(keys[1 + l], H) for l in range(self.layers)
+    layers = [self.make_cell(l).init(keys[1 + l], H) for l in range(self.layers)
               if l > 0 or not self.embedding_is_projection]
     width = H
     if self.embedding_is_projection:  # layer 0 reads the embedding row as its input product
-      cell0 = self.cell(0)
-      width = cell0.gates * H
+      cell0 = self.make_cell(0)
+      width = cell0.proj_width
       # No input kernel and no bias: a bias would be a constant row added to every embedding.
-      layers.insert(0, {"w_rec": initializers.get(cell0.recurrent_init)(keys[1], (H, width))})
+      layers.insert(0, cell0.init_recurrent(keys[1]))
     params = {"embed": init(keys[0], (V, width)), "layers": layers, "out": {}}
     if self.use_bias:
       params["out"]["b"] = jnp.zeros((V,))
@@ -81,7 +83,7 @@ class RecurrentLM:
     return params
 
   def zero_carry(self, batch: int, dtype=jnp.float32):
-    return tuple(self.cell(l).zero_carry((batch,), dtype) for l in range(self.layers))
+    return tuple(self.make_cell(l).zero_carry((batch,), dtype) for l in range(self.layers))
 
   # -- running ------------------------------------------------------------------
   def _dropout(self, x, rng, train):
@@ -111,7 +113,7 @@ class RecurrentLM:
     h = params["embed"][x_BxT]
     new_carry = []
     for l in range(self.layers):
-      cell = self.cell(l)
+      cell = self.make_cell(l)
       if l == 0 and self.embedding_is_projection:  # the embedding row is U x_t
         kw = dict(projected=True)
       else:
@@ -137,7 +139,7 @@ class RecurrentLM:
     h = params["embed"][token_B]
     new_carry = []
     for l in range(self.layers):
-      cell, p = self.cell(l), params["layers"][l]
+      cell, p = self.make_cell(l), params["layers"][l]
       xp = h if l == 0 and self.embedding_is_projection else cell.project(p, h)
       c, h = cell.step(p, carry[l], xp)
       new_carry.append(c)

@@ -21,7 +21,7 @@ import jax
 from flax import nnx
 
 from lib.nn.cells import Cell as _Cell
-from lib.nn.linen import flax_unroll
+from lib.nn.linen import flax_unroll, with_dtypes
 
 
 class _CellParams(nnx.Module):
@@ -54,12 +54,14 @@ class RNN(_CellParams):
     return_carry, time_major, reverse, keep_order: defaults of the call's
       arguments of the same names.
     unroll, fast_grad: passed to :func:`lib.nn.recurrence.unroll`.
+    dtype, param_dtype: the cell's compute and parameter types, when given.
   """
 
   def __init__(self, cell: _Cell, in_features: int, *, rngs: nnx.Rngs,
                return_carry: bool = False, time_major: bool = False, reverse: bool = False,
-               keep_order: bool = False, unroll: int = 1, fast_grad: bool = True):
-    super().__init__(cell, in_features, rngs)
+               keep_order: bool = False, unroll: Optional[int] = None, fast_grad: bool = True,
+               dtype: Any = None, param_dtype: Any = None):
+    super().__init__(with_dtypes(cell, dtype, param_dtype), in_features, rngs)
     self.return_carry, self.time_major = return_carry, time_major
     self.reverse, self.keep_order = reverse, keep_order
     self.unroll, self.fast_grad = unroll, fast_grad
@@ -83,8 +85,9 @@ class RNN(_CellParams):
 class Cell(_CellParams):
   """One step of an rnnlab cell: ``carry, y_BxH = Cell(cell, D, rngs=...)(carry, x_BxD)``."""
 
-  def __init__(self, cell: _Cell, in_features: int, *, rngs: nnx.Rngs):
-    super().__init__(cell, in_features, rngs)
+  def __init__(self, cell: _Cell, in_features: int, *, rngs: nnx.Rngs, dtype: Any = None,
+               param_dtype: Any = None):
+    super().__init__(with_dtypes(cell, dtype, param_dtype), in_features, rngs)
 
   def __call__(self, carry, inputs: jax.Array):
     params = self.cell_params()

@@ -61,7 +61,7 @@ class Seq2Seq:
   tgt_vocab: int
   embed_dim: int = 16        # 0: one-hot inputs
   hidden: int = 128
-  cell: str = "lstm"         # lstm | gru | simple
+  cell: str = "lstm"         # any lib.nn.cells name
   shared_embedding: bool = False
   reverse_input: bool = False
   peeky: bool = False
@@ -69,6 +69,8 @@ class Seq2Seq:
   attention_dim: int = 0     # additive: hidden size (0 = decoder width)
   bidirectional: bool = False
   unroll: int = 1
+  dtype: Optional[str] = None  # the cells' compute type (bfloat16: mixed precision)
+  scan: str = "auto"           # linear cells' scan (lib.nn.scans.ScanType)
 
   def __post_init__(self):
     if self.shared_embedding and (not self.embed_dim or self.src_vocab != self.tgt_vocab):
@@ -84,10 +86,13 @@ class Seq2Seq:
     return self.hidden * (2 if self.bidirectional else 1)
 
   def enc_cell(self) -> cells.Cell:
-    return cells.make(self.cell, self.hidden)
+    return cells.make_supported(self.cell, self.hidden, dtype=self.dtype, scan=self.scan)
 
   def dec_cell(self) -> cells.Cell:
-    return cells.make(self.cell, self.dec_hidden)
+    """The encoder's cell; with ``bidirectional``, the one whose carry is the two
+    encoder directions' final carries joined (``Cell.doubled``)."""
+    cell = self.enc_cell()
+    return cell.doubled() if self.bidirectional else cell
 
   def init(self, key: jax.Array) -> Params:
     k = dict(zip(("src", "tgt", "enc", "dec", "peek", "att", "out"), jax.random.split(key, 7)))
@@ -108,7 +113,7 @@ class Seq2Seq:
     glorot = initializers.get("glorot_uniform")
     H = self.dec_hidden
     if self.peeky:  # the summary's share of every decoder step's input projection
-      p["peek"] = glorot(k["peek"], (H, dec.gates * H))
+      p["peek"] = glorot(k["peek"], (H, dec.proj_width))
     feats = H
     if self.attention != "none":
       p["attention"] = attention_lib.init(self.attention, k["att"], H, H, self.attention_dim)
@@ -129,8 +134,7 @@ class Seq2Seq:
   def _project(cell: cells.Cell, cell_params: Params, table, ids: jax.Array) -> jax.Array:
     """``x @ w_x + b`` for token ids: rows of ``w_x`` when inputs are one-hot."""
     if table is None:
-      xp = cell_params["w_x"][ids]
-      return xp + cell_params["b"] if "b" in cell_params else xp
+      return cell.project_ids(cell_params, ids)
     return cell.project(cell_params, table[ids])
 
   def encode(self, params: Params, src_BxS: jax.Array, src_len_B: Optional[jax.Array] = None
@@ -148,7 +152,7 @@ class Seq2Seq:
       cf, yf = recurrence.unroll(cell, pe["fwd"], self._project(cell, pe["fwd"], table, src_BxS), **kw)
       cb, yb = recurrence.unroll(cell, pe["bwd"], self._project(cell, pe["bwd"], table, src_BxS),
                                  reverse=True, **kw)
-      carry = jax.tree.map(lambda a, b: jnp.concatenate([a, b], -1), cf, cb)
+      carry = cell.join(cf, cb)
       memory = jnp.concatenate([yf, yb], -1)
     else:
       cell = self.enc_cell()

@@ -21,7 +21,7 @@ from absl import app, flags
 import ml_collections
 from ml_collections import config_flags
 
-from lib.runtime import files, hostmem, logs, parallel, workdirs
+from lib.runtime import configs, files, hostmem, logs, parallel, workdirs
 from lib.runtime.process import EXIT_INTERRUPTED, EXIT_SIGTERM, STOP_WITH_PARENT  # noqa: F401
 from lib.data.errors import ConfigError, DataError
 from lib.train import durations
@@ -89,6 +89,9 @@ def unknown_override(argv: Sequence[str], flag: str = "config") -> str | None:
     for part in m.group(2).split("."):
       if not isinstance(node, ml_collections.ConfigDict) or part not in node:
         valid = sorted(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
+        hint = configs.renamed(f"{walked}.{part}")
+        if hint:
+          return f"error: {a.split('=')[0]}: {walked} has no key {part!r}{hint}"
         return (f"error: {a.split('=')[0]}: {walked} has no key {part!r} (the config is locked). "
                 f"Valid keys of {walked}: {', '.join(valid)}")
       node, walked = node[part], f"{walked}.{part}"

@@ -44,6 +44,18 @@ def finish(c: ml_collections.ConfigDict, variants: Mapping[str, Mapping[str, Any
   return c
 
 
+# Keys that were renamed, and their names now: a config or flag that uses an old name
+# is refused with one line naming the new one (``renamed``).
+RENAMED = {"model.kind": "model.cell", "model.encoder": "model.cell"}
+
+
+def renamed(key: str) -> str:
+  """``' (renamed: use model.cell)'`` when ``key`` (dotted, without ``config.``) is an
+  old name, else ``''``."""
+  new = RENAMED.get(key.removeprefix("config."))
+  return f" ({key.removeprefix('config.')} is now {new}: use {new})" if new else ""
+
+
 def value(config: ml_collections.ConfigDict, key: str):
   node = config
   for part in key.split("."):

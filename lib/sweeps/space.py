@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 import ml_collections
 import numpy as np
 
+from lib.runtime import configs
 from lib.train import durations
 
 Trial = dict[str, Any]
@@ -126,6 +127,9 @@ def apply(config: ml_collections.ConfigDict, trial: Mapping[str, Any]) -> ml_col
         raise KeyError(f"Sweep key {key!r}: the config has no section {'.'.join(parts[:i + 1])!r}.")
       node = node[part]
     if parts[-1] not in node:
+      hint = configs.renamed(key)
+      if hint:
+        raise KeyError(f"Sweep key {key!r}: the config has no field {parts[-1]!r}{hint}")
       raise KeyError(f"Sweep key {key!r}: the config has no field {parts[-1]!r}; valid: "
                      f"{', '.join(sorted(node.keys()))}")
     if isinstance(node[parts[-1]], float) and isinstance(value, int) and not isinstance(value, bool):

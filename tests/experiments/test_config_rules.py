@@ -34,6 +34,10 @@ def test_every_variant_passes_its_rules(name):
      "data.eval_batch_size=-1: expected a positive number."),
     ("varrnn", "vi.sampling", "exmaple", "vi.sampling='exmaple': expected one of ("),
     ("word2vec", "model.loss", "mae", "model.loss='mae': expected one of ('neg', 'nce', "),
+    ("rnnlm", "model.cell", "transformer", "model.cell='transformer': expected one of ('elman',"),
+    ("seq2seq", "model.scan", "fast", "model.scan='fast': expected one of ('auto',"),
+    ("translation", "model.dtype", "int8", "model.dtype='int8': expected one of ('float32',"),
+    ("varrnn", "model.cell", "rnn", "model.cell='rnn': expected one of ('elman',"),
 ])
 def test_a_meaningless_value_stops_build_with_one_line(name, key, value, expected):
   config_lib, experiment = _modules(name)
@@ -45,3 +49,16 @@ def test_a_meaningless_value_stops_build_with_one_line(name, key, value, expecte
   node[field] = value
   with pytest.raises(ConfigError, match="^" + re.escape(expected)):
     experiment.build(c)
+
+
+@pytest.mark.parametrize("name, old", [("rnnlm", "model.kind"), ("varrnn", "model.encoder")])
+def test_a_renamed_key_is_refused_naming_the_new_one(name, old):
+  """``model.kind`` (rnnlm) and ``model.encoder`` (varrnn) are now ``model.cell``."""
+  from lib.runtime import cli
+  from lib.sweeps import space
+  path = f"experiments/{name}/config.py"
+  message = cli.unknown_override([f"--config={path}", f"--config.{old}=lstm"])
+  assert message == (f"error: --config.{old}: config.model has no key {old.split('.')[1]!r} "
+                     f"({old} is now model.cell: use model.cell)")
+  with pytest.raises(KeyError, match=f"{old} is now model.cell"):
+    space.apply(_modules(name)[0].get_config(), {old: "lstm"})

@@ -28,6 +28,14 @@ def test_rmsprop_finds_both_weights(summaries):
   assert abs(w["w_x"] - 1.0) < 0.01 and abs(w["w_rec"] - 1.0) < 0.01, w  # notes: 0.9995, 0.9993
 
 
+def test_the_associative_scan_finds_both_weights_too(tmp_path):
+  """The notes' linear cell is an element-wise linear recurrence: any scan trains it."""
+  c = config_lib.get_config("rmsprop")
+  c.model.scan = "associative"
+  w = experiment.run(c, str(tmp_path), verbose=False)["extra"]
+  assert abs(w["w_x"] - 1.0) < 0.01 and abs(w["w_rec"] - 1.0) < 0.01, w
+
+
 def test_gd_cost_below_notes_bound(summaries):
   s = summaries["gd"]
   assert s["steps"] == 2001

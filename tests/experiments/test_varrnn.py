@@ -47,8 +47,8 @@ def test_generated_pairs_need_word_order():
   assert again.a == pairs.a[:50] and inputs.first_marker_pairs(50, seed=1).a != again.a
 
 
-def _model_and_inputs(B=4, T=9, vocab=30, encoder="rnn"):
-  model = PairRNN(input_dim=8, hidden=6, init="inv_sqrt_fan_in", encoder=encoder)
+def _model_and_inputs(B=4, T=9, vocab=30, cell="elman"):
+  model = PairRNN(input_dim=8, hidden=6, init="inv_sqrt_fan_in", cell=cell)
   rng = np.random.default_rng(0)
   lengths = np.asarray([[9, 3, 5, 1], [2, 9, 4, 6]])
   mask = (np.arange(T)[None, None] < lengths[..., None]).astype(np.float32)
@@ -58,10 +58,10 @@ def _model_and_inputs(B=4, T=9, vocab=30, encoder="rnn"):
   return model, {k: jnp.asarray(v) for k, v in inputs.items()}, vectors
 
 
-@pytest.mark.parametrize("encoder", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("cell", ["elman", "gru", "lstm"])
 @pytest.mark.parametrize("mode", ["mean", "example", "minibatch", "flipout"])
-def test_padded_steps_change_nothing(mode, encoder):
-  model, inputs, vectors = _model_and_inputs(encoder=encoder)
+def test_padded_steps_change_nothing(mode, cell):
+  model, inputs, vectors = _model_and_inputs(cell=cell)
   post = vi.init_posterior(model.init_params(jax.random.key(0)), np.log(0.1))
   garbage = dict(inputs)
   for k in ("ids1", "ids2"):  # new ids wherever the mask is 0
@@ -79,19 +79,19 @@ def test_padded_steps_change_nothing(mode, encoder):
   jax.tree.map(np.testing.assert_array_equal, g1, g2)
 
 
-@pytest.mark.parametrize("encoder", ["rnn", "gru", "lstm"])
-def test_the_encoders_are_lib_cells_stepped_over_the_real_words(encoder):
+@pytest.mark.parametrize("name", ["elman", "gru", "lstm"])
+def test_the_encoders_are_lib_cells_stepped_over_the_real_words(name):
   from lib.nn import cells
-  model, inputs, vectors = _model_and_inputs(encoder=encoder)
+  model, inputs, vectors = _model_and_inputs(cell=name)
   p = model.init_params(jax.random.key(3))
   p = {k: v + 0.1 * jax.random.normal(jax.random.key(len(k)), v.shape) for k, v in p.items()}
-  cell = cells.make("elman" if encoder == "rnn" else encoder, 6)
+  cell = cells.make(name, 6)
   r = jax.random.normal(jax.random.key(9), (6,))
 
   def by_hand(p, b):
     cp = {k: p[k] for k in ("w_x", "w_rec", "b", "b_rec") if k in p}
     x = vectors[inputs["ids1"][b]]
-    carry = (p["h0"], jnp.zeros(6)) if encoder == "lstm" else p["h0"]
+    carry = (p["h0"], jnp.zeros(6)) if name == "lstm" else p["h0"]
     for t in range(int(inputs["mask1"][b].sum())):
       carry, _ = cell.step(cp, carry, cell.project(cp, x[t]))
     return cell.output(carry)
@@ -143,14 +143,14 @@ def test_every_variant_runs(tmp_path, variant):
   assert ("sample/f1_bal" in r) == (variant != "map")
 
 
-@pytest.mark.parametrize("encoder", ["gru", "lstm"])
-def test_gated_encoders_train_in_the_notes_sampling(tmp_path, encoder):
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_gated_encoders_train_in_the_notes_sampling(tmp_path, cell):
   c = _small("notes", num=200)
-  c.model.encoder, c.model.init = encoder, "inv_sqrt_fan_in"
+  c.model.cell, c.model.init = cell, "inv_sqrt_fan_in"
   b = experiment.build(c)
-  G = {"gru": 3, "lstm": 4}[encoder] * c.model.hidden
+  G = {"gru": 3, "lstm": 4}[cell] * c.model.hidden
   assert b.task.init_params(jax.random.key(0))["mean"]["w_rec"].shape == (c.model.hidden, G)
-  r = experiment.run(c, str(tmp_path / encoder), verbose=False)["report"]
+  r = experiment.run(c, str(tmp_path / cell), verbose=False)["report"]
   assert r["status"] == "completed" and np.isfinite(r["f1_bal"])
 
 

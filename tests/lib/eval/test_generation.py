@@ -11,7 +11,7 @@ START, END, UNK = 0, 1, 9
 
 def biased_model():
   """An LM whose softmax prefers the unknown token, then the end token."""
-  model = lm.RecurrentLM(10, 6, kind="lstm", layers=1)
+  model = lm.RecurrentLM(10, 6, cell="lstm", layers=1)
   params = model.init(jax.random.key(0))
   params["out"]["b"] = params["out"]["b"].at[UNK].set(20.0).at[END].set(10.0)
   return model, params

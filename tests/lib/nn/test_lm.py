@@ -21,7 +21,7 @@ def test_truncation_stops_gradients_beyond_k_steps():
 
   def out_t(emb_rows):  # output at step t as a function of each step's input projection
     from lib.nn import recurrence
-    _, h = recurrence.unroll_truncated(model.cell(), params["layers"][0], emb_rows, 2,
+    _, h = recurrence.unroll_truncated(model.make_cell(), params["layers"][0], emb_rows, 2,
                                        projected=True)
     return h[0, t].sum()
 
@@ -42,7 +42,7 @@ def test_truncation_stops_gradients_beyond_k_steps():
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["lstm", "elman", "gru"])
 def test_carried_state_across_windows_equals_one_long_pass(kind):
-  model = lm.RecurrentLM(40, 8, kind=kind, layers=2)
+  model = lm.RecurrentLM(40, 8, cell=kind, layers=2)
   params = model.init(jax.random.key(1))
   x = jax.random.randint(jax.random.key(2), (3, 12), 0, 40)
   whole, _ = model.apply(params, x)
@@ -58,7 +58,7 @@ def test_carried_state_across_windows_equals_one_long_pass(kind):
 
 @pytest.mark.slow
 def test_step_matches_apply():
-  model = lm.RecurrentLM(30, 8, kind="lstm", layers=2)
+  model = lm.RecurrentLM(30, 8, cell="lstm", layers=2)
   params = model.init(jax.random.key(3))
   x = jax.random.randint(jax.random.key(4), (2, 5), 0, 30)
   logits, _ = model.apply(params, x)
@@ -71,7 +71,7 @@ def test_step_matches_apply():
 @pytest.mark.slow
 def test_initial_loss_is_close_to_log_v():
   for model in (lm.RecurrentLM(8000, 100, **NOTES_LM),
-                lm.RecurrentLM(10000, 200, kind="lstm", layers=2)):
+                lm.RecurrentLM(10000, 200, cell="lstm", layers=2)):
     params = model.init(jax.random.key(0))
     x = jax.random.randint(jax.random.key(1), (4, 20), 0, model.vocab_size)
     tot = lm.nll(model.apply(params, x)[0], x)
@@ -81,7 +81,7 @@ def test_initial_loss_is_close_to_log_v():
 @pytest.mark.slow
 def test_fused_output_loss_matches_autodiff():
   with jax.enable_x64(True):
-    model = lm.RecurrentLM(50, 8, kind="lstm", layers=2, tie_weights=True)
+    model = lm.RecurrentLM(50, 8, cell="lstm", layers=2, tie_weights=True)
     p = jax.tree.map(lambda a: a.astype(jnp.float64), model.init(jax.random.key(0)))
     x = jax.random.randint(jax.random.key(1), (3, 6), 0, 50)
     batch = {"x": x, "y": (x + 1) % 50, "mask": jnp.ones((3, 6)).at[2, 4:].set(0.0)}
@@ -99,7 +99,7 @@ def lm_loss(model, params, x, y):
 @pytest.mark.slow
 @pytest.mark.parametrize("model", [
     lm.RecurrentLM(40, 10, **NOTES_LM),   # full BPTT, as the notes check (bptt_truncate=1000)
-    lm.RecurrentLM(40, 10, kind="lstm", layers=2, weight_init="uniform:0.5"),
+    lm.RecurrentLM(40, 10, cell="lstm", layers=2, weight_init="uniform:0.5"),
 ], ids=["elman_notes", "lstm_2layer"])
 def test_gradient_check_passes_on_the_lms(model):
   with jax.enable_x64(True):
@@ -117,7 +117,7 @@ def test_gradient_check_passes_on_the_lms(model):
 def test_gradient_check_fails_on_a_wrong_gradient():
   """The notes' backward pass with one deliberate bug (tanh' taken at s_{t-1})."""
   model = lm.RecurrentLM(40, 10, **NOTES_LM)
-  cell = model.cell()
+  cell = model.make_cell()
 
   @jax.custom_vjp
   def rnn(w_rec, xp):

@@ -1,4 +1,6 @@
 """Masking, direction, bidirectional and gradients of the unroll."""
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,32 +20,61 @@ def setup(name="lstm", seed=0):
   return cell, p, x, mask
 
 
-@pytest.mark.parametrize("name", ["simple", "lstm", "gru"])
-@pytest.mark.parametrize("reverse", [False, True])
-def test_padding_changes_nothing(name, reverse):
-  cell, p, x, mask = setup(name)
-  garbage = jnp.where(mask[..., None] > 0, x, 1e3)  # padding filled with huge values
-  carry, y = recurrence.unroll(cell, p, garbage, mask_BxT=mask, reverse=reverse)
-  for b, n in enumerate(LENGTHS):
-    c_b, y_b = recurrence.unroll(cell, p, x[b:b + 1, :n], reverse=reverse)
-    np.testing.assert_allclose(cell.output(carry)[b], cell.output(c_b)[0], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(y[b, :n], y_b[0], rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(y[b, n:], 0.0)
+# Dense cells have two backward passes (the scan's own, fast_grad, and autodiff's); the
+# masked and reversed unroll of every cell is in test_every_cell.py.
+DENSE = [n for n in cells.names() if isinstance(cells.make(n, H), cells.DenseCell)]
+# One name per dense class (linear_matrix is Elman with another activation).
+DENSE_CLASSES = list({type(cells.make(n, H)): n for n in reversed(DENSE)}.values())[::-1]
 
 
-@pytest.mark.parametrize("name", ["simple", "lstm", "gru"])  # additive cells and GRU: two backward paths
-@pytest.mark.parametrize("fast_grad", [True, False])
-def test_no_gradient_flows_from_padding(name, fast_grad):
+@pytest.mark.parametrize("name", DENSE)
+def test_no_gradient_flows_from_padding_under_autodiff(name):
   cell, p, x, mask = setup(name)
 
   def loss(p, x):
-    c, y = recurrence.unroll(cell, p, x, mask_BxT=mask, fast_grad=fast_grad)
+    c, y = recurrence.unroll(cell, p, x, mask_BxT=mask, fast_grad=False)
     return jnp.sum(y ** 2) + jnp.sum(cell.output(c))
 
   g_x = jax.grad(loss, argnums=1)(p, x)
   pad = np.asarray(mask) == 0
   np.testing.assert_array_equal(np.asarray(g_x)[pad], 0.0)
   assert np.all(np.abs(np.asarray(g_x)[~pad]).sum(-1) > 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Gated(cells.DenseCell):
+  """A new dense cell whose step reads the two products apart (nothing else declared)."""
+  gates = 2
+
+  def combine(self, extra, carry, xp_t, hw_t):
+    a, b = jnp.split(xp_t, 2, -1)
+    u, v = jnp.split(hw_t, 2, -1)
+    h = jnp.tanh(a + jax.nn.sigmoid(b) * u) * jnp.tanh(v)
+    return h, h
+
+
+@dataclasses.dataclass(frozen=True)
+class _Swish(cells.AdditiveCell):
+  """A new additive cell: its step sees only the sum of the two products."""
+
+  def activate(self, extra, carry, z_t):
+    h = z_t * jax.nn.sigmoid(z_t)
+    return h, h
+
+
+@pytest.mark.parametrize("cell", [_Gated(H), _Swish(H)], ids=["combine", "activate"])
+def test_a_new_dense_cell_gets_the_right_fast_gradient(cell):
+  """The fast backward pass differentiates the very function the forward pass calls,
+  so a cell cannot train with wrong gradients by leaving a flag unset."""
+  _, _, x, mask = setup()
+  p = cell.init(jax.random.key(2), D)
+
+  def loss(p, fast):
+    c, y = recurrence.unroll(cell, p, x, mask_BxT=mask, fast_grad=fast)
+    return jnp.sum(y ** 2) + jnp.sum(c)
+
+  fast, plain = jax.grad(loss)(p, True), jax.grad(loss)(p, False)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), fast, plain)
 
 
 def test_reverse_is_forward_on_flipped_input():
@@ -84,7 +115,7 @@ def test_last_real_output():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["simple", "lstm", "gru"])
+@pytest.mark.parametrize("name", DENSE_CLASSES)
 @pytest.mark.parametrize("fast_grad", [True, False])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_grad_matches_central_differences(name, fast_grad, reverse):
