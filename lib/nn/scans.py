@@ -17,6 +17,13 @@ Two recurrences cover every cell of :mod:`lib.nn.cells`:
   backward pass costs what the forward does; ``fast_grad=False`` differentiates
   the algorithm itself instead (forward-mode autodiff needs that).
 
+No log-space form is needed for stability here: the associative and chunked scans
+multiply and add coefficients in linear space and never divide, so products of
+``a`` that underflow are zero, as they should be (minGRU's log-space scan exists to
+avoid the division of a cumulative-product formulation). Where a gate is exponential
+and can overflow (mLSTM's input gate), the cell keeps its state stabilized by a
+running maximum, :func:`max_plus_scan`.
+
 ``ScanType.AUTO`` picks the algorithm per platform and sequence length from
 :data:`AUTO_RULES`, a table of measurements (``launch/benchmarks/README.md``,
 ``python -m launch.bench scans``).
