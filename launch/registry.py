@@ -5,6 +5,7 @@ Each entry names a module exposing ``reproduce(out_dir, quick) -> {'records',
 """
 EXPERIMENTS = {
     "counting": "experiments.counting.reproduce",
+    "long_range": "experiments.long_range.reproduce",
     "rnnlm": "experiments.rnnlm.reproduce",
     "seq2seq": "experiments.seq2seq.reproduce",
     "translation": "experiments.translation.reproduce",

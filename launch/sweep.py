@@ -28,8 +28,10 @@ import contextlib
 import csv
 import importlib
 import json
+import math
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -233,7 +235,13 @@ def check_vmap(config_spec: str, trials: Sequence[Trial]) -> list[list[Trial]]:
   exp = experiment_module(config_spec)
   overrides = [t.overrides for t in trials]
   tunable.check(exp, overrides, config_spec.partition(":")[0].split(os.sep)[-2])
-  return [[trials[i] for i in g] for g in tunable.groups(exp, overrides)]
+  groups = [[trials[i] for i in g] for g in tunable.groups(exp, overrides)]
+  _, base = base_config(config_spec, trials[0].common if trials else None)
+  for g in groups:  # trials with other seeds must read the same batches
+    configs = [sweeps.apply(base, t.overrides) for t in g]
+    if len({c.seed for c in configs}) > 1:
+      trial_batch.check_same_batches(exp.build, configs)
+  return groups
 
 
 def run_vmap(config_spec: str, trials: Sequence[Trial],
@@ -282,31 +290,31 @@ def _run_group(exp, config_spec: str, todo: Sequence[Trial], group_dir: str,
 
 def summarize(out: str, trials: Sequence[Trial], metric: str, mode: str = "min",
               curve: str = "loss") -> dict:
-  """Writes summary.csv / summary.md / curves.png; returns ``{'rows', 'best'}``."""
-  rows = []
-  for t in trials:
-    rec = read_json(os.path.join(t.workdir, TRIAL_FILE)) or {}
-    s = read_json(os.path.join(t.workdir, "summary.json")) or {}
-    ended = s.get("status")
-    status = ended if ended in FINISHED else rec.get("status", ended or "pending")
-    if status == "running" and ended:  # it ended after its sweep died
-      status = ended
-    rows.append({"trial": os.path.basename(t.workdir), "overrides": t.label, "status": status,
-                 "steps": s.get("steps"),
-                 **{k: s.get("final", {}).get(k) for k in sorted(s.get("final", {}))},
-                 "wall_s": rec.get("wall_s"),
-                 "error": rec.get("error") if status in ("failed", "diverged") else ""})
+  """Writes summary.csv / summary.md / curves.png / metric_vs_keys.png; returns
+  ``{'rows', 'best', 'configs', 'best_config'}``. Trials that differ only in ``seed``
+  form one configuration: its mean and standard deviation of ``metric`` over the
+  completed seeds, the best configuration chosen by the mean."""
+  rows = [_row(t) for t in trials]
   scored = [r for r in rows if r["status"] == "completed" and r.get(metric) is not None]
-  best = (min if mode == "min" else max)(scored, key=lambda r: r[metric]) if scored else None
-  columns = ["trial", "overrides", "status", "steps"] + sorted(
-      {k for r in rows for k in r} - {"trial", "overrides", "status", "steps", "wall_s",
-                                      "error"}) + ["wall_s", "error"]
+  pick = min if mode == "min" else max
+  best = pick(scored, key=lambda r: r[metric]) if scored else None
+  configs = _by_config(trials, rows, metric)
+  seeded = any(c["trials"] > 1 for c in configs)
+  ranked = [c for c in configs if c["mean"] is not None]
+  best_config = pick(ranked, key=lambda c: c["mean"]) if seeded and ranked else None
+  if seeded:
+    stats = {c["config"]: c for c in configs}
+    for r in rows:
+      c = stats[r["config"]]
+      r[f"{metric} mean"], r[f"{metric} std"], r["seeds"] = c["mean"], c["std"], c["completed"]
+  fixed = ["trial", "config", "overrides", "status", "steps"]
+  columns = fixed + sorted({k for r in rows for k in r} - set(fixed) - {"wall_s", "error"}) + [
+      "wall_s", "error"]
   with open(os.path.join(out, "summary.csv"), "w", newline="") as f:
     w = csv.DictWriter(f, columns)
     w.writeheader()
     w.writerows(rows)
-  md = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-  md += ["| " + " | ".join(_cell(r.get(c)) for c in columns) + " |" for r in rows]
+  md = _table(columns, rows)
   if best:
     md += ["", f"Best ({mode} {metric}): {best['trial']} {best['overrides']} = {best[metric]:.6g}"]
   elif any(r["status"] == "completed" for r in rows):
@@ -314,11 +322,59 @@ def summarize(out: str, trials: Sequence[Trial], metric: str, mode: str = "min",
     md += ["", f"No best: no trial reports {metric!r}; the trials report {', '.join(known)}."]
     print(f"--metric={metric}: no trial reports it; they report {', '.join(known)}.",
           file=sys.stderr)
+  if seeded:
+    md += ["", f"## Over seeds: {metric} per configuration", ""]
+    md += _table(["config", "trials", "completed", "mean", "std"], configs)
+    if best_config:
+      md += ["", f"Best configuration ({mode} mean {metric}): {best_config['config']} = "
+                 f"{best_config['mean']:.6g} ± {best_config['std']:.3g} "
+                 f"({best_config['completed']} seeds)"]
   files.atomic_write(os.path.join(out, "summary.md"), "\n".join(md) + "\n")
   _plot_curves(out, trials, rows, curve)
   _plot_metric_vs_keys(out, trials, rows, metric)
   writers.write_hparams(out, [t.overrides for t in trials], rows)
-  return {"rows": rows, "best": best}
+  return {"rows": rows, "best": best, "configs": configs, "best_config": best_config}
+
+
+def _row(t: Trial) -> dict:
+  """One trial's line: status, final metrics, wall time, error."""
+  rec = read_json(os.path.join(t.workdir, TRIAL_FILE)) or {}
+  s = read_json(os.path.join(t.workdir, "summary.json")) or {}
+  ended = s.get("status")
+  status = ended if ended in FINISHED else rec.get("status", ended or "pending")
+  if status == "running" and ended:  # it ended after its sweep died
+    status = ended
+  return {"trial": os.path.basename(t.workdir), "config": _config_label(t.overrides),
+          "overrides": t.label, "status": status, "steps": s.get("steps"),
+          **{k: s.get("final", {}).get(k) for k in sorted(s.get("final", {}))},
+          "wall_s": rec.get("wall_s"),
+          "error": rec.get("error") if status in ("failed", "diverged") else ""}
+
+
+def _config_label(overrides: dict) -> str:
+  return sweeps.label({k: v for k, v in overrides.items() if k != "seed"})
+
+
+def _by_config(trials: Sequence[Trial], rows: Sequence[dict], metric: str) -> list[dict]:
+  """Per configuration (the trials equal but for ``seed``): trials, completed seeds,
+  mean and standard deviation (ddof 0) of ``metric`` over them."""
+  out: dict[str, dict] = {}
+  for r in rows:
+    c = out.setdefault(r["config"], {"config": r["config"], "trials": 0, "values": []})
+    c["trials"] += 1
+    if r["status"] == "completed" and r.get(metric) is not None and math.isfinite(r[metric]):
+      c["values"].append(float(r[metric]))
+  for c in out.values():
+    v = c.pop("values")
+    c["completed"] = len(v)
+    c["mean"] = statistics.fmean(v) if v else None
+    c["std"] = statistics.pstdev(v) if v else None
+  return list(out.values())
+
+
+def _table(columns: Sequence[str], rows: Sequence[dict]) -> list[str]:
+  md = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+  return md + ["| " + " | ".join(_cell(r.get(c)) for c in columns) + " |" for r in rows]
 
 
 def _plot_curves(out: str, trials: Sequence[Trial], rows: Sequence[dict], curve: str) -> None:
@@ -340,15 +396,25 @@ def _plot_curves(out: str, trials: Sequence[Trial], rows: Sequence[dict], curve:
 
 def _plot_metric_vs_keys(out: str, trials: Sequence[Trial], rows: Sequence[dict],
                          metric: str) -> None:
-  """``metric_vs_keys.png``: the final metric against each numeric swept key, one
-  panel per key (finished trials only)."""
-  keys = [k for k in tunable.varying([t.overrides for t in trials])
-          if all(isinstance(t.overrides.get(k), (int, float)) for t in trials)]
+  """``metric_vs_keys.png``: the final metric against each swept key but the seed, one
+  panel per key (finished trials only); with seeds, the mean of the trials at each value."""
+  keys = [k for k in tunable.varying([t.overrides for t in trials]) if k != "seed"]
   points = [(t.overrides, r[metric]) for t, r in zip(trials, rows)
             if r.get(metric) is not None and r["status"] in FINISHED]
-  if keys and points:
-    panels = [(k, {"trials": ([o[k] for o, _ in points], [v for _, v in points])}) for k in keys]
-    plotting.plot_scatter_panels(panels, os.path.join(out, "metric_vs_keys.png"), ylabel=metric)
+  if not keys or not points:
+    return
+  seeded = len({_config_label(o) for o, _ in points}) < len(points)
+  panels = []
+  for k in keys:
+    series = {"trials": ([o.get(k) for o, _ in points], [v for _, v in points])}
+    if seeded:
+      by_value: dict = {}
+      for o, v in points:
+        by_value.setdefault(o.get(k), []).append(v)
+      order = sorted(by_value, key=lambda x: (str(type(x)), x))
+      series["mean"] = (order, [statistics.fmean(by_value[x]) for x in order])
+    panels.append((k, series))
+  plotting.plot_scatter_panels(panels, os.path.join(out, "metric_vs_keys.png"), ylabel=metric)
 
 
 def _cell(v) -> str:
@@ -481,7 +547,9 @@ def main(argv):
     print(f.read())
   failed = [r for r in s["rows"] if r["status"] == "failed"]
   if failed:
-    print(f"{len(failed)} trial(s) failed; their errors are in summary.md. Re-run to retry them.")
+    print(f"{len(failed)} of {len(s['rows'])} trial(s) failed; their errors are in summary.md. "
+          "Re-run to retry them.")
+    sys.exit(1)
 
 if __name__ == "__main__":
   cli.prepare_process()  # before JAX starts its threads

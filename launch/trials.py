@@ -79,6 +79,29 @@ def set_aside_changed(trials: Sequence[Trial]) -> list[str]:
     moved.append(f"{t.workdir}.replaced-{n}")
     print(f"{os.path.basename(t.workdir)}: its overrides or --set values changed; the old run "
           f"is kept in {moved[-1]} and the trial runs again.", file=sys.stderr)
+  return moved + _set_aside_unlisted(trials)
+
+
+def _set_aside_unlisted(trials: Sequence[Trial]) -> list[str]:
+  """Moves the trial folders of an earlier plan that this plan no longer has (a
+  smaller grid) aside as ``<folder>.replaced-<n>``, so every folder left is listed."""
+  if not trials:
+    return []
+  out = os.path.dirname(trials[0].workdir)
+  listed = {os.path.abspath(t.workdir) for t in trials}
+  moved = []
+  for name in sorted(os.listdir(out)) if os.path.isdir(out) else []:
+    path = os.path.join(out, name)
+    if (re.fullmatch(r"t\d+", name) and os.path.abspath(path) not in listed
+        and os.path.exists(os.path.join(path, TRIAL_FILE))):
+      n = 1
+      while os.path.exists(f"{path}.replaced-{n}"):
+        n += 1
+      os.replace(path, f"{path}.replaced-{n}")
+      moved.append(f"{path}.replaced-{n}")
+  if moved:
+    print(f"{len(moved)} trial folder(s) of an earlier plan are not in this one: kept as "
+          f"{', '.join(os.path.basename(m) for m in moved)}.", file=sys.stderr)
   return moved
 
 

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from lib.data import corpora, sequences, text, tfds_source
+from lib.data import batching, corpora, sequences, text, tfds_source
 from lib.data.vocab import Vocab
 from lib.eval import generation
 from lib.nn import cells, lm
@@ -103,7 +103,8 @@ CONFIG_RULES = dict(
 TUNABLE = ("model.dropout",)
 STRUCTURAL = ("model.cell", "model.dtype", "model.scan", "model.hidden", "model.layers",
               "model.tie_weights", "model.truncate", "model.unroll", "model.weight_init", "data.vocab_size",
-              "data.batch_size", "data.num_steps", "data.max_len", "loss_normalize")
+              "data.batch_size", "data.num_steps", "data.max_len", "data.shuffle_seed",
+              "loss_normalize")
 
 
 def build(config: ml_collections.ConfigDict, data: Corpus | None = None) -> Built:
@@ -116,7 +117,7 @@ def build(config: ml_collections.ConfigDict, data: Corpus | None = None) -> Buil
   if corpus.stream:
     source = sequences.StreamBatches(corpus.splits["train"][0], d.batch_size, d.num_steps)
   else:
-    source = sequences.SentenceBatches(corpus.splits["train"], d.batch_size, config.seed,
+    source = sequences.SentenceBatches(corpus.splits["train"], d.batch_size, batching.order_seed(config),
                                        max_len=d.max_len, pad_multiple=d.pad_multiple)
   config = durations.resolve(config, source.steps_per_epoch, examples_per_step=d.batch_size)
   valid = Perplexity(model, corpus, d, "valid")

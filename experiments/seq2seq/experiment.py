@@ -11,7 +11,7 @@ import ml_collections
 import numpy as np
 
 from experiments.seq2seq import questions
-from lib.data import char_pairs as pairs
+from lib.data import batching, char_pairs as pairs
 from lib.eval import decoding as seq2seq_train
 from lib.data.vocab import Vocab
 from lib.nn import cells, seq2seq
@@ -68,7 +68,7 @@ def build(config: ml_collections.ConfigDict, data: Dataset | None = None) -> Bui
   model = make_model(config.model, len(ds.vocab))
   evaluator = seq2seq_train.Evaluator(model, ds.valid, ds.vocab, ds.vocab, start=START, end=None,
                                       fixed_width=True, batch_size=config.data.eval_batch_size)
-  order = config.seed if config.data.shuffle_seed < 0 else config.data.shuffle_seed
+  order = batching.order_seed(config)
   task = seq2seq_train.teacher_forcing_task(
       f"seq2seq/{config.data.task}/{config.variant}", model, ds.train,
       batch_size=config.data.batch_size, seed=order, fixed_width=True, evaluators=(evaluator,))

@@ -45,6 +45,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.seed = 0
   c.data = ml_collections.ConfigDict(dict(
       path="",                # an Anki/Tatoeba file: source<TAB>target[<TAB>attribution]
+      shuffle_seed=0,         # minibatch order; -1: follow `seed` (fixed: a sweep over seeds vmaps)
       tfds="",                # a prepared TFDS translation dataset instead (WORKSPACE.md, 'TFDS')
       tfds_dir="",            # its data_dir ('' = ~/tensorflow_datasets)
       tfds_split="train",     # the split read; data.valid is held out of it

@@ -12,7 +12,7 @@ import numpy as np
 import sacrebleu
 
 from experiments.translation import numbers
-from lib.data import char_pairs as pairs, tfds_source
+from lib.data import batching, char_pairs as pairs, tfds_source
 from lib.eval import decoding as seq2seq_train
 from lib.data.vocab import Vocab
 from lib.nn import cells, seq2seq
@@ -75,7 +75,8 @@ CONFIG_RULES = dict(
 STRUCTURAL = ("model.cell", "model.dtype", "model.scan", "model.embed_dim", "model.hidden",
               "model.shared_embedding", "model.reverse_input", "model.peeky", "model.attention", "model.attention_dim",
               "model.bidirectional", "model.unroll", "data.max_pairs", "data.num",
-              "data.batch_size", "data.split_seed", "decoding.beam", "decoding.length_penalty")
+              "data.batch_size", "data.split_seed", "data.shuffle_seed", "decoding.beam",
+              "decoding.length_penalty")
 
 
 def build(config: ml_collections.ConfigDict, data: Dataset | None = None) -> Built:
@@ -91,7 +92,7 @@ def build(config: ml_collections.ConfigDict, data: Dataset | None = None) -> Bui
                                       length_penalty=config.decoding.length_penalty)
   task = seq2seq_train.teacher_forcing_task(
       f"translation/{config.variant}", model, ds.train, batch_size=config.data.batch_size,
-      seed=config.seed, fixed_width=False, evaluators=(evaluator,))
+      seed=batching.order_seed(config), fixed_width=False, evaluators=(evaluator,))
   config = durations.resolve(config, task.train_batch.steps_per_epoch,
                              examples_per_step=config.data.batch_size)
   return Built(task=task, config=config, model=model, data=ds)

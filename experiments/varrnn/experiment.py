@@ -122,7 +122,7 @@ class Evaluator:
     self.draws = scores.balanced_draws(ds.test["y"], ds.num_classes, config.data.eval_draws,
                                        config.data.draw_seed)
     self.chunk = config.data.eval_batch_size
-    self.key = jax.random.fold_in(jax.random.key(config.seed), 10_000)
+    self.key = jax.random.fold_in(jax.random.key(config.eval.seed), 10_000)
     logits_one = functools.partial(model.logits, vectors=vectors)
     self.num_samples = config.eval.num_samples
 
@@ -239,7 +239,8 @@ LOSS_TUNABLE = ("vi.kl_weight", "vi.prior_sigma")
 TUNABLE = LOSS_TUNABLE + ("vi.log_sigma_init",)
 STRUCTURAL = ("model.hidden", "model.cell", "model.features", "model.embeddings",
               "model.init", "model.unroll", "vi.sampling", "vi.sigma", "vi.prior", "vi.kl",
-              "vi.kl_samples", "data.batch_size", "eval.predictor")
+              "vi.kl_samples", "data.batch_size", "data.shuffle_seed", "eval.predictor",
+              "eval.seed")
 
 
 def build(config: ml_collections.ConfigDict, data: inputs.Dataset | None = None) -> Built:
@@ -249,7 +250,8 @@ def build(config: ml_collections.ConfigDict, data: inputs.Dataset | None = None)
   model = make_model(config, ds)
   vectors = None if ds.vectors is None else jnp.asarray(ds.vectors)
   num_train = len(ds.train["y"])
-  batches = TrainBatches(ds.train, config.data.batch_size, config.seed, config.vi.kl_anneal_epochs)
+  batches = TrainBatches(ds.train, config.data.batch_size, batching.order_seed(config),
+                         config.vi.kl_anneal_epochs)
   config = durations.resolve(config, batches.steps_per_epoch,
                              examples_per_step=config.data.batch_size)
   task = Task(

@@ -57,6 +57,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.seed = 1
   c.data = ml_collections.ConfigDict(dict(
       corpus="",            # '' = embedded; a file or a directory of files
+      shuffle_seed=1,       # pair order, subsampling, windows; -1: follow `seed` (fixed: seeds vmap)
       tfds="",              # a prepared TFDS text dataset instead (lm1b; WORKSPACE.md, 'TFDS')
       tfds_dir="",          # its data_dir ('' = ~/tensorflow_datasets)
       tfds_split="train",

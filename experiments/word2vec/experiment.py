@@ -76,7 +76,7 @@ class Data:
     self.stream = skipgram.PairStream(
         ids, sent, self.vocab.counts, window=d.window, dynamic=d.dynamic_window, sample=d.sample,
         epochs=whole_epochs(config), pairs_per_step=t.minibatch * t.minibatches_per_step,
-        seed=config.seed, cross_sentences=d.cross_sentences)
+        seed=data_lib.order_seed(config), cross_sentences=d.cross_sentences)
     if not self.stream.epoch_pairs[0]:
       raise DataError(f"{d.corpus or 'embedded corpus'}: its {self.raw_words} words give no "
                       f"(center, context) pair once rare words are dropped and frequent ones "
@@ -140,7 +140,7 @@ TUNABLE = ("model.negatives",)
 STRUCTURAL = ("model.dim", "model.loss", "model.sampler", "model.num_sampled",
               "model.group_size", "model.unique", "model.init", "train.minibatch",
               "train.minibatches_per_step", "train.sparse", "train.reduce", "data.min_count",
-              "data.max_vocab", "data.window", "data.sample")
+              "data.max_vocab", "data.window", "data.sample", "data.shuffle_seed")
 
 
 def build(config: ml_collections.ConfigDict, data: Data | None = None) -> Built:

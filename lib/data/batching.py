@@ -51,6 +51,13 @@ class EpochBatches:
     return {k: v[idx] for k, v in self.arrays.items()}
 
 
+def order_seed(config) -> int:
+  """The data-order seed: ``config.data.shuffle_seed``, or ``config.seed`` when it is -1.
+  Kept apart from ``seed`` (parameters, per-step keys), trials that differ only in
+  ``seed`` read the same batches and train in one vmapped program."""
+  return config.seed if config.data.shuffle_seed < 0 else config.data.shuffle_seed
+
+
 def batches(arrays: Mapping[str, Any], batch_size: int, seed: int):
   """``FullBatch`` when ``batch_size`` is 0 or covers the data, else ``EpochBatches``."""
   n = len(next(iter(arrays.values())))

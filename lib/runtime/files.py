@@ -14,17 +14,28 @@ import os
 import signal
 import socket
 import time
-import tempfile
 import threading
 from typing import Any
 
 LOCK_FILE = ".lock"
 
 
+def _create_beside(path: str) -> tuple[int, str]:
+  """A new file beside ``path`` with the mode a plain ``open`` gives (0o666 less the
+  umask; ``tempfile.mkstemp`` would make it 0o600, unreadable to the group)."""
+  folder, name = os.path.split(os.path.abspath(path))
+  for _ in range(100):
+    tmp = os.path.join(folder, f".{name}.{os.urandom(4).hex()}.tmp")
+    try:
+      return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+    except FileExistsError:
+      continue
+  raise FileExistsError(f"{folder}: no free temporary name for {name}.")
+
+
 def atomic_write(path: str, data: str | bytes) -> None:
-  """Replaces ``path`` with ``data`` in one rename."""
-  folder = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.")
+  """Replaces ``path`` with ``data`` in one rename (mode as the umask allows)."""
+  fd, tmp = _create_beside(path)
   try:
     with os.fdopen(fd, "wb" if isinstance(data, bytes) else "w") as f:
       f.write(data)

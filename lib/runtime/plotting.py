@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -102,18 +102,26 @@ def plot_panels(panels: Sequence[tuple[str, str, Mapping[str, tuple[Sequence[flo
     return _save(fig, path)
 
 
-def plot_scatter_panels(panels: Sequence[tuple[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]]],
+def plot_scatter_panels(panels: Sequence[tuple[str, Mapping[str, tuple[Sequence[Any], Sequence[float]]]]],
                         path: str, *, ylabel: str = "") -> str:
-  """One panel per ``(xlabel, {name: (x, y)})``: points, a log x axis when every x is
-  positive and they span more than a factor of 10 (learning rates)."""
+  """One panel per ``(xlabel, {name: (x, y)})``: points. Numbers on a log x axis when
+  every x is positive and they span a factor of 3 or more (learning rates swept over
+  orders of magnitude); anything else (names, booleans) on a categorical axis."""
   fig = _figure((4.2 * len(panels), 3.6))
   axes = np.atleast_1d(fig.subplots(1, len(panels)))
   for ax, (xlabel, series) in zip(axes, panels):
+    xs = [x for xx, _ in series.values() for x in xx]
+    numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs)
+    ticks = [] if numeric else sorted({str(x) for x in xs})
     for name, (x, y) in series.items():
-      ax.plot(np.asarray(x, float), np.asarray(y, float), "o", alpha=0.8, label=name)
-    xs = np.concatenate([np.asarray(x, float) for x, _ in series.values()])
-    if xs.size and (xs > 0).all() and xs.max() > 10 * xs.min():
+      pos = np.asarray(x, float) if numeric else np.asarray([ticks.index(str(v)) for v in x], float)
+      style = "o-" if name == "mean" else "o"
+      ax.plot(pos, np.asarray(y, float), style, alpha=0.8, label=name)
+    arr = np.asarray(xs, float) if numeric else np.zeros(0)
+    if arr.size and (arr > 0).all() and arr.max() >= 3 * arr.min():
       ax.set_xscale("log")
+    if ticks:
+      ax.set_xticks(range(len(ticks)), ticks, rotation=30 if len(ticks) > 4 else 0)
     ax.set(xlabel=xlabel, ylabel=ylabel)
     ax.grid(alpha=0.3)
     if len(series) > 1:

@@ -41,13 +41,14 @@ import numpy as np
 
 from lib.data.errors import ConfigError
 from lib.runtime import files, writers
+from lib.runtime.progress import Progress
 from lib.sweeps import space as sweeps, tunable
 from lib.train import checkpoint, metrics as metrics_lib, optim
 from lib.train.task import Built
 from lib.train.state import init_state
 from lib.train.step import task_step
 from lib.train.summary import make_summary, save_config, write_summary
-from lib.train.trainer import StopRequests
+from lib.train.trainer import StopRequests, plot_loss_curve
 
 GROUP_FILE = "group.json"
 ACTIVE_FILE = "active.json"  # the trials still training at each group checkpoint
@@ -101,19 +102,21 @@ def _take(tree, rows: Sequence[int]):
   return jax.tree.map(lambda x: x[idx], tree)
 
 
-def _check_same_batches(build, task, configs) -> None:
-  """Trials share one batch stream: refuse when the batches follow the seed."""
+def check_same_batches(build, configs, task=None) -> None:
+  """Trials share one batch stream: a :class:`ConfigError` when the batches follow
+  the seed (``task``: the first config's, when already built)."""
   other = next((c for c in configs if c.seed != configs[0].seed), None)
   if other is None:
     return
+  task = task or build(configs[0]).task
   task2 = build(other).task
   for step in (0, 1):
     a, b = jax.tree.leaves(task.train_batch(step)), jax.tree.leaves(task2.train_batch(step))
     if len(a) != len(b) or not all(np.array_equal(np.asarray(x), np.asarray(y))
                                    for x, y in zip(a, b)):
-      raise ValueError(f"{task.name}: the training batches depend on the seed, so trials with "
-                       "different seeds cannot share them; fix the data order in the config "
-                       "(e.g. a data seed) or use the local backend.")
+      raise ConfigError(f"{task.name}: the training batches depend on the seed, so trials with "
+                        "different seeds cannot share them; fix the data order in the config "
+                        "(data.shuffle_seed >= 0) or use the local backend.")
 
 
 def chunk_ends(num_steps: int, log_every: int, flush_every: int, eval_every: int,
@@ -190,7 +193,7 @@ def train(build: Callable[..., Built], base: ml_collections.ConfigDict,
   built = build(sweeps.apply(base, trials[0]))
   task, tc = built.task, built.config.trainer
   configs = [sweeps.apply(built.config, t) for t in trials]
-  _check_same_batches(build, task, [sweeps.apply(base, t) for t in trials])
+  check_same_batches(build, [sweeps.apply(base, t) for t in trials], task)
   swept = [k.split(".", 1)[1] for k in tunable.varying(trials) if k.startswith("optimizer.")]
   tx, schedule = optim.make_optimizer(built.config.optimizer, tc.num_steps, keep=swept)
   state, keys, hp = _initial_state(build, built, base, trials, configs)
@@ -325,6 +328,8 @@ class _Loop:
     self.records = Records(tc.log_every_steps, tc.num_steps)
     self.evaluate = _Evaluator(task.evaluators)
     self.t0 = time.perf_counter()
+    self.progress = Progress(tc.num_steps, start)
+    self._last_print = -math.inf
 
   def run(self, chunks: "_Chunks", state, keys, hp, max_chunk: int,
           stops: Optional[StopRequests] = None):
@@ -346,6 +351,7 @@ class _Loop:
           state, keys, hp = self._halve(end, state, keys, hp)
         if self.group:
           self.group.maybe_save(end, state, self.active)
+      self._report(end)
       if stops is not None and stops.signum is not None and self._stoppable(end):
         with files.signals_held():  # the group's and the trials' checkpoints: whole
           if self.group:
@@ -354,6 +360,18 @@ class _Loop:
         stops.check()
       start = end
     return state
+
+  def _report(self, end: int) -> None:
+    """The progress line (trials training, step, rate, ETA, the best train loss), at
+    most every ``trainer.progress_every_s`` seconds and at the last step."""
+    now = time.monotonic()
+    if end < self.tc.num_steps and now - self._last_print < self.tc.get("progress_every_s", 5.0):
+      return
+    self._last_print = now
+    losses = [self.last_train[i].get("loss") for i in self.active if self.diverged[i] is None]
+    losses = [v for v in losses if v is not None and math.isfinite(v)]
+    best = {"best loss": min(losses)} if losses else None
+    logging.info("vmap: %d trial(s) training | %s", len(self.active), self.progress.line(end, best))
 
   def _stoppable(self, end: int) -> bool:
     """Whether a stop may be taken at this chunk end: before the last step, with
@@ -413,6 +431,8 @@ class _Loop:
           last_train=self.last_train[i], last_eval=self.last_eval[i],
           checkpoint_step=steps if bad is None else None, vmapped=True, **more)
       write_summary(self.workdirs[i], s)
+      if self.configs[i].trainer.get("plot", True):  # what a single run draws
+        plot_loss_curve(self.task, self.workdirs[i])
 
 
 class _View:

@@ -32,7 +32,8 @@ from lib.train import checkpoint, durations, early_stopping, metrics as metrics_
 from lib.runtime.progress import Progress
 from lib.train.state import init_state
 from lib.train.step import task_step
-from lib.train.summary import check_same_run, make_summary, save_config, write_summary
+from lib.train.summary import (SUMMARY_FILE, check_same_run, make_summary, read_summary,
+                                save_config, write_summary)
 from lib.train.task import Task, evaluate
 
 class NonFiniteError(RuntimeError):
@@ -88,6 +89,7 @@ class _Run:
     if self.tc.get("distributed"):  # before any JAX call (the entry point has done it already)
       parallel.initialize_distributed(self.tc)
     self.is_chief = jax.process_index() == 0
+    optim.make_optimizer(config.optimizer, self.tc.num_steps)  # a bad value: refused, nothing written
     os.makedirs(workdir, exist_ok=True)
     self.lock = files.WorkdirLock(workdir) if self.is_chief else None
     if self.lock:
@@ -106,9 +108,13 @@ class _Run:
   def _open(self, task: Task, config: ml_collections.ConfigDict, workdir: str) -> None:
     self.ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"),
                                         self.tc.checkpoint_every_steps, self.tc.max_checkpoints)
+    self.done = None
     if self.is_chief:
       if self.ckpt.latest_step() is not None:  # a run to resume: it must be this config's
         check_same_run(config, workdir)
+        self.done = _completed(workdir, self.ckpt.latest_step(), self.tc.num_steps)
+        if self.done is not None:  # nothing to train, and nothing to write
+          return
       save_config(config, workdir)
     self.state, tx, self.schedule, self.step_key = init_state(task, config)
     self.dp = parallel.DataParallel() if self.tc.get("data_parallel") else None
@@ -304,12 +310,16 @@ class _Run:
       self.release()
 
   def plot(self) -> None:
-    recs = writers.read_records(self.workdir, "train")
-    xs, ys = writers.series(recs, self.task.curve_metric)
-    if xs:
-      plotting.plot_curves({self.task.name: (xs, ys)}, os.path.join(self.workdir, "loss_curve.png"),
-                           title=f"{self.task.name}: train {self.task.curve_metric}",
-                           ylabel=self.task.curve_metric, logy=min(ys) > 0)
+    plot_loss_curve(self.task, self.workdir)
+
+
+def plot_loss_curve(task: Task, workdir: str) -> None:
+  """``<workdir>/loss_curve.png``: the run's train ``task.curve_metric`` by step."""
+  xs, ys = writers.series(writers.read_records(workdir, "train"), task.curve_metric)
+  if xs:
+    plotting.plot_curves({task.name: (xs, ys)}, os.path.join(workdir, "loss_curve.png"),
+                         title=f"{task.name}: train {task.curve_metric}",
+                         ylabel=task.curve_metric, logy=min(ys) > 0)
 
 
 @contextlib.contextmanager
@@ -365,6 +375,15 @@ class StopRequests:
     raise KeyboardInterrupt
 
 
+def _completed(workdir: str, latest_step: int, num_steps: int) -> Optional[dict]:
+  """The summary of a run that already completed all its steps, else ``None``."""
+  if latest_step < num_steps or not os.path.exists(os.path.join(workdir, SUMMARY_FILE)):
+    return None
+  summary = read_summary(workdir)
+  done = summary.get("status") == "completed" and summary.get("steps") == latest_step
+  return summary if done else None
+
+
 def _run_to_end(run: _Run) -> tuple[str, Optional[str]]:
   """Trains to ``num_steps`` (or recovers a finished run); on an exception, records
   its status and error on ``run.outcome`` for the summary, then re-raises."""
@@ -411,6 +430,12 @@ def train(task: Task, config: ml_collections.ConfigDict, workdir: str) -> dict:
                       "`with lib.runtime.workdirs.staged(workdir) as local:` (entry points do).")
   t0 = time.perf_counter()
   run = _Run(task, config, workdir)
+  if run.done is not None:
+    run.release()
+    logging.info("%s: already completed (%d steps); nothing to train. A new --workdir trains "
+                 "again; --config.trainer.resume_longer=True with more steps goes on.", workdir,
+                 run.done["steps"])
+    return run.done
   outcome = ("interrupted", "stopped before its first step")
   try:
     with StopRequests() as run.stops:

@@ -5,10 +5,11 @@ import re
 
 import pytest
 
+from launch import registry
 from lib.data.errors import ConfigError
 from lib.runtime import configs
 
-EXPERIMENTS = ("counting", "rnnlm", "seq2seq", "translation", "varrnn", "word2vec")
+EXPERIMENTS = tuple(registry.EXPERIMENTS)
 
 
 def _modules(name):
@@ -38,6 +39,9 @@ def test_every_variant_passes_its_rules(name):
     ("seq2seq", "model.scan", "fast", "model.scan='fast': expected one of ('auto',"),
     ("translation", "model.dtype", "int8", "model.dtype='int8': expected one of ('float32',"),
     ("varrnn", "model.cell", "rnn", "model.cell='rnn': expected one of ('elman',"),
+    ("long_range", "task", "sorting", "task='sorting': expected one of ('adding', 'copying',"),
+    ("long_range", "model.cell", "s4", "model.cell='s4': expected one of ('elman',"),
+    ("long_range", "data.train_len", 0, "data.train_len=0: expected a positive number."),
 ])
 def test_a_meaningless_value_stops_build_with_one_line(name, key, value, expected):
   config_lib, experiment = _modules(name)

@@ -88,7 +88,21 @@ def test_two_training_steps_per_config(variant, data_dir, tmp_path):
   assert math.isfinite(summary["final"]["train/nll"]) and math.isfinite(summary["final"]["eval/ppl"])
   if variant.startswith("ptb"):
     assert "test_ppl" in summary["extra"]
-    assert c.model.hidden == {"ptb_small": 200, "ptb_medium": 650, "ptb_large": 1500}[variant]
+    sizes = {"ptb_small": 200, "ptb_medium": 650, "ptb_large": 1500,
+             **{f"ptb_small_{cell}": h for cell, h in config_lib.PTB_SMALL_LINEAR.items()}}
+    assert c.model.hidden == sizes[variant]
+
+
+def test_the_linear_ptb_models_have_ptb_smalls_parameter_count():
+  """Within 10% of the 2x200 LSTM's (vocabulary 10,000: PTB's)."""
+  def count(variant):
+    model = experiment.make_model(config_lib.get_config(variant), 10_000)
+    shapes = jax.eval_shape(model.init, jax.random.key(0))
+    return sum(math.prod(s.shape) for s in jax.tree.leaves(shapes))
+  lstm = count("ptb_small")
+  assert lstm == 4_651_600
+  for cell in config_lib.PTB_SMALL_LINEAR:
+    assert abs(count(f"ptb_small_{cell}") / lstm - 1) < 0.1, cell
 
 
 @pytest.mark.parametrize("variant", ["notes", "ptb_small"])

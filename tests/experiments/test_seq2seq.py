@@ -104,18 +104,26 @@ def test_compare_writes_one_figure_and_a_table(tmp_path, monkeypatch):
   assert set(json.loads((tmp_path / "results.json").read_text())) == {"baseline", "reversed"}
 
 
-def _tiny_quick(**over):
+def _tiny_quick(over=None):
   from lib.sweeps import space as sweeps
   return sweeps.apply(config_lib.get_config("quick"), {
       "data.num": 1500, "trainer.num_epochs": 1, "model.hidden": 32, "trainer.tensorboard": False,
-      **over})
+      **(over or {})})
 
 
-def test_vmap_refuses_seeds_whose_minibatch_order_differs(tmp_path):
+def test_vmap_refuses_seeds_whose_minibatch_order_differs_before_anything_runs(tmp_path):
+  """``data.shuffle_seed=-1``: the minibatch order follows ``seed``."""
+  from launch import sweep as sweep_lib
+  from lib.data.errors import ConfigError
   from lib.sweeps import trial_batch
-  with pytest.raises(ValueError, match="depend on the seed"):
-    trial_batch.train(experiment.build, _tiny_quick(), [{"seed": 0}, {"seed": 1}],
+  follow = {"data.shuffle_seed": -1}
+  with pytest.raises(ConfigError, match="depend on the seed.*data.shuffle_seed >= 0"):
+    trial_batch.train(experiment.build, _tiny_quick(follow), [{"seed": 0}, {"seed": 1}],
                       [str(tmp_path / "t0"), str(tmp_path / "t1")])
+  with pytest.raises(ConfigError, match="depend on the seed"):
+    sweep_lib.sweep("experiments/seq2seq/config.py:quick", "", str(tmp_path / "sweep"),
+                    backend="vmap", seeds=2, common={**follow, "data.num": 1500})
+  assert not (tmp_path / "sweep").exists()
 
 
 def test_quick_config_and_its_sweeps():

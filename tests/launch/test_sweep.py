@@ -61,6 +61,15 @@ def test_failing_trial_is_recorded_and_a_rerun_finishes_only_the_missing(tmp_pat
   assert resumed == 30  # picked up its last checkpoint instead of starting over
 
 
+def test_a_sweep_with_failed_trials_exits_non_zero(tmp_path):
+  r = subprocess.run([sys.executable, "-m", "launch.sweep", "--config=" + CONFIG,
+                      f"--out={tmp_path}", "--grid=optimizer.name=nope,nope_either",
+                      "--set=trainer.num_epochs=2"],
+                     cwd=sweep_lib.REPO, capture_output=True, text=True)
+  assert r.returncode == 1, r.stderr[-2000:]
+  assert "2 of 2 trial(s) failed" in r.stdout
+
+
 def test_plan_rejects_unknown_keys_before_running(tmp_path, monkeypatch):
   def bad(add, name=""):
     add.grid("optimizer.lrr", [0.1])
@@ -98,8 +107,9 @@ def test_trials_per_block_takes_a_count_or_auto():
     sweep_lib._trials_per_block("fast")
 
 
-def test_a_structural_key_splits_a_vmap_sweep_into_groups_merged_in_one_summary(tmp_path):
+def test_a_structural_key_splits_a_vmap_sweep_into_groups_merged_in_one_summary(tmp_path, caplog):
   from experiments.counting import config as counting_config, experiment
+  caplog.set_level("INFO")
   from lib.sweeps import space as sweeps
   grid = ["optimizer.name=rmsprop,adam", "optimizer.lr=0.01,0.03"]
   common = {"trainer.num_epochs": 40}
@@ -109,6 +119,10 @@ def test_a_structural_key_splits_a_vmap_sweep_into_groups_merged_in_one_summary(
   assert [r["overrides"] for r in s["rows"]][1:3] == ["optimizer.name=rmsprop,optimizer.lr=0.03",
                                                       "optimizer.name=adam,optimizer.lr=0.01"]
   assert not [p for p in os.listdir(tmp_path) if p.startswith("vmap-group")]  # both groups done
+  progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("vmap: ")]
+  assert any(m.startswith("vmap: 2 trial(s) training | step 40/40 (100.0%)") for m in progress), progress
+  for r in s["rows"]:  # each vmapped trial draws what a single run does
+    assert (tmp_path / r["trial"] / "loss_curve.png").stat().st_size > 5000
   trial = {"optimizer.name": "adam", "optimizer.lr": 0.03}  # the second group's second trial
   base = sweeps.apply(counting_config.get_config("rmsprop"), common)
   alone = experiment.run(sweeps.apply(base, trial), str(tmp_path / "alone"), verbose=False)
@@ -130,6 +144,15 @@ def test_a_trial_whose_values_changed_is_set_aside_and_run_again(tmp_path, tiny)
       "optimizer.lr": 1e-3}
 
 
+def test_a_smaller_grid_moves_the_unlisted_trial_folders_aside(tmp_path, capsys):
+  for t in sweep_lib.plan(CONFIG, "", str(tmp_path), grid=["optimizer.lr=0.1,0.2,0.3"]):
+    trials_lib.record(t, status="completed")
+  again = sweep_lib.plan(CONFIG, "", str(tmp_path), grid=["optimizer.lr=0.1"])
+  moved = trials_lib.set_aside_changed(again)
+  assert sorted(os.listdir(tmp_path)) == ["t000", "t001.replaced-1", "t002.replaced-1"]
+  assert len(moved) == 2 and "2 trial folder(s) of an earlier plan" in capsys.readouterr().err
+
+
 def test_a_mistyped_metric_says_what_the_trials_report(tmp_path, tiny, capsys):
   trials = sweep_lib.plan(CONFIG, "", str(tmp_path))
   for t in trials:
@@ -140,6 +163,31 @@ def test_a_mistyped_metric_says_what_the_trials_report(tmp_path, tiny, capsys):
   assert "no trial reports 'train/costt'; the trials report train/cost" in (
       tmp_path / "summary.md").read_text()
   assert "--metric=train/costt: no trial reports it" in capsys.readouterr().err
+
+
+def test_seeds_are_aggregated_per_configuration_and_the_best_is_picked_by_the_mean(tmp_path):
+  """lr 0.1 has the best single trial, lr 0.01 the best mean over its two seeds."""
+  finals = {(0.01, 0): 0.30, (0.01, 1): 0.32, (0.1, 0): 0.10, (0.1, 1): 0.90}
+  trials = [trials_lib.Trial(i, {"optimizer.lr": lr, "seed": seed}, str(tmp_path / f"t00{i}"))
+            for i, (lr, seed) in enumerate(finals)]
+  for t, value in zip(trials, finals.values()):
+    os.makedirs(t.workdir)
+    trials_lib.record(t, status="completed")
+    (tmp_path / os.path.basename(t.workdir) / "summary.json").write_text(
+        json.dumps({"status": "completed", "steps": 5, "final": {"eval/mse": value}}))
+  s = sweep_lib.summarize(str(tmp_path), trials, "eval/mse")
+  assert s["best"]["trial"] == "t002"
+  assert s["best_config"]["config"] == "optimizer.lr=0.01"
+  assert s["best_config"]["mean"] == pytest.approx(0.31)
+  assert s["best_config"]["std"] == pytest.approx(0.01)
+  assert [(c["config"], c["completed"]) for c in s["configs"]] == [
+      ("optimizer.lr=0.01", 2), ("optimizer.lr=0.1", 2)]
+  md = (tmp_path / "summary.md").read_text()
+  assert "Best configuration (min mean eval/mse): optimizer.lr=0.01 = 0.31 ± 0.01 (2 seeds)" in md
+  with open(tmp_path / "summary.csv") as f:
+    rows = list(csv.DictReader(f))
+  assert [float(r["eval/mse mean"]) for r in rows] == pytest.approx([0.31, 0.31, 0.5, 0.5])
+  assert (tmp_path / "metric_vs_keys.png").stat().st_size > 5000
 
 
 def _wait_for(predicate, timeout_s=120.0, what=""):

@@ -62,3 +62,39 @@ def test_signals_wait_for_the_block_even_with_other_threads_running():
     stop.set()
     other.join()
     signal.signal(signal.SIGTERM, old)
+
+
+@pytest.fixture
+def umask():
+  def set_to(mask):
+    old.append(os.umask(mask))
+  old = []
+  yield set_to
+  if old:
+    os.umask(old[0])
+
+
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+def test_atomic_write_gives_the_mode_the_umask_allows(tmp_path, umask, mask, mode):
+  umask(mask)
+  path = tmp_path / "summary.json"
+  files.atomic_write(str(path), "{}")
+  files.atomic_write(str(path), '{"again": 1}')  # replacing keeps to the umask too
+  assert os.stat(path).st_mode & 0o777 == mode
+
+
+@pytest.mark.slow
+def test_every_file_of_a_run_and_its_resume_is_readable_by_the_group(tmp_path, umask):
+  """Under umask 022 a run's files (config, summary, metrics after a resume, plots,
+  checkpoints) are 644, so colleagues on a shared file system can read them."""
+  from experiments.counting import config as config_lib, experiment
+  umask(0o022)
+  c = config_lib.get_config("rmsprop")
+  c.trainer.num_epochs = 20
+  experiment.run(c, str(tmp_path), verbose=False)
+  c.trainer.num_epochs, c.trainer.resume_longer = 30, True  # resumes from the checkpoint
+  experiment.run(c, str(tmp_path), verbose=False)
+  modes = {os.path.relpath(os.path.join(d, f), tmp_path): os.stat(os.path.join(d, f)).st_mode & 0o777
+           for d, _, fs in os.walk(tmp_path) for f in fs}
+  assert {"config.json", "summary.json", "metrics.jsonl"} <= set(modes)
+  assert {p: oct(m) for p, m in modes.items() if m != 0o644} == {}

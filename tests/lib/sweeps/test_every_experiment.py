@@ -8,6 +8,7 @@ import jax
 import numpy as np
 import pytest
 
+from launch import registry
 from lib.sweeps import space as sweeps, trial_batch
 from lib.train import trainer
 from lib.train.state import restore_params
@@ -39,6 +40,11 @@ CASES = {
                [{"optimizer.lr": 0.01, "vi.kl_weight": 1.0, "vi.prior_sigma": 1000.0},
                 {"optimizer.lr": 0.03, "vi.kl_weight": 0.1, "vi.prior_sigma": 1.0,
                  "vi.log_sigma_init": -2.0}]),
+    "long_range": ("adding_100", {"data.train_len": 10, "data.test_lens": (10, 20),
+                                  "data.test_size": 16, "model.hidden": 8,
+                                  "trainer.num_steps": 6, "trainer.eval_every_steps": 3},
+                   [{"optimizer.lr": 1e-2, "optimizer.b1": 0.9},
+                    {"optimizer.lr": 3e-2, "optimizer.b1": 0.5, "seed": 1}]),
     "word2vec": ("embedded", {"trainer.num_epochs": 1, "model.dim": 16,
                               "train.minibatches_per_step": 4},
                  [{"optimizer.lr": 0.025, "model.negatives": 5},
@@ -62,16 +68,25 @@ def _base(name, variant, overrides, tmp_path):
   return sweeps.apply(config, {**overrides, **QUIET})
 
 
-def _check(name, variant, overrides, trials, tmp_path, evaluate=True):
+def _check(name, variant, overrides, trials, tmp_path, evaluate=True, seeds=False):
   """Trains ``trials`` vmapped, then the last one (which moves both keys off the
   config's values) alone; its metrics and parameters must agree. Without
   ``evaluate``, the tasks' evaluators are left out (only the training is compared)."""
   exp = importlib.import_module(f"experiments.{name}.experiment")
   build = exp.build if evaluate else _without_evaluators(exp.build)
   base = _base(name, variant, overrides, tmp_path)
+  if seeds:  # each trial with two seeds: a 2-seed x 2-configuration sweep
+    trials = [{**t, "seed": t.get("seed", base.seed) + s} for t in trials for s in (0, 1)]
   dirs = [str(tmp_path / f"t{i}") for i in range(len(trials))]
   together = trial_batch.train(build, base, trials, dirs)
   assert [s["status"] for s in together] == ["completed"] * len(trials)
+  if seeds:  # the sweep's summary: mean and spread over the seeds of each configuration
+    from launch import sweep as sweep_lib
+    plan = [sweep_lib.Trial(i, t, d) for i, (t, d) in enumerate(zip(trials, dirs))]
+    metric = sorted(together[0]["final"])[0]
+    configs = sweep_lib.summarize(str(tmp_path), plan, metric)["configs"]
+    assert [c["completed"] for c in configs] == [2, 2], configs
+    assert all(np.isfinite(c["mean"]) and np.isfinite(c["std"]) for c in configs), configs
   built = build(sweeps.apply(base, trials[-1]))
   alone = trainer.train(built.task, built.config, str(tmp_path / "alone"))
   assert together[-1]["final"].keys() == alone["final"].keys()
@@ -95,9 +110,14 @@ def _without_evaluators(build):
   return no_eval
 
 
+def test_every_registered_experiment_has_a_case():
+  assert set(CASES) == set(registry.EXPERIMENTS)
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_vmapped_trials_equal_separate_runs(name, tmp_path):
-  _check(name, *CASES[name], tmp_path)
+  """Two configurations x two seeds: the default data order does not follow ``seed``."""
+  _check(name, *CASES[name], tmp_path, seeds=True)
 
 
 @pytest.mark.parametrize("mode", VARRNN_MODES)
@@ -120,4 +140,5 @@ def test_lm_sentences_of_different_padded_lengths_vmap(tmp_path):
   task = build(_base("rnnlm", "notes", overrides, tmp_path)).task
   assert len({task.train_batch(s)["x"].shape for s in range(10)}) > 1  # the case at hand
   _check("rnnlm", "notes", overrides, [{"optimizer.lr": 0.03, "model.dropout": 0.0},
-                                       {"optimizer.lr": 0.1, "model.dropout": 0.25}], tmp_path)
+                                       {"optimizer.lr": 0.1, "model.dropout": 0.25}], tmp_path,
+         seeds=True)

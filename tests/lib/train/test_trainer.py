@@ -37,6 +37,26 @@ def small_config(variant="rmsprop", epochs=60):
   return c
 
 
+def test_a_completed_run_run_again_trains_and_writes_nothing(tmp_path):
+  first = trainer.train(*built(small_config()), str(tmp_path))
+  before = {os.path.relpath(os.path.join(d, f), tmp_path): os.stat(os.path.join(d, f)).st_mtime_ns
+            for d, _, fs in os.walk(tmp_path) for f in fs}
+  again = trainer.train(*built(small_config()), str(tmp_path))
+  after = {os.path.relpath(os.path.join(d, f), tmp_path): os.stat(os.path.join(d, f)).st_mtime_ns
+           for d, _, fs in os.walk(tmp_path) for f in fs}
+  assert again == first
+  assert after == before  # no new event file, no rewritten summary, config or curve
+
+
+def test_an_invalid_optimizer_value_is_refused_before_anything_is_written(tmp_path):
+  c = small_config()
+  c.optimizer.lr = -1.0
+  task, c = built(c)
+  with pytest.raises(trainer.ConfigError, match=r"^optimizer.lr=-1.0: expected a positive"):
+    trainer.train(task, c, str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()
+
+
 class Crash(RuntimeError):
   pass
 
