@@ -49,8 +49,20 @@ def flip_sequences(y_BxTxH: jax.Array, seq_lengths_B: Optional[jax.Array]) -> ja
   return jnp.take_along_axis(y_BxTxH, idx_BxT[..., None], axis=1)
 
 
-def with_dtypes(cell: _Cell, dtype: Any = None, param_dtype: Any = None) -> _Cell:
-  """``cell`` with the wrapper's ``dtype`` / ``param_dtype`` where they are given."""
+def check_cell(cell: Any, wrapper: str) -> None:
+  """A one-line ``TypeError`` when ``cell`` is not an rnnlab cell (a Flax cell, say)."""
+  if not isinstance(cell, _Cell):
+    kind = f"{type(cell).__module__}.{type(cell).__name__}"
+    raise TypeError(f"{wrapper} takes a cell of lib.nn.cells (cells.make('lstm', 32), "
+                    f"cells.LSTM(hidden=32)), not {kind}; a Flax cell's parameters convert "
+                    "with lib.nn.flax_convert.")
+
+
+def with_dtypes(cell: _Cell, dtype: Any = None, param_dtype: Any = None,
+                wrapper: str = "lib.nn.linen") -> _Cell:
+  """``cell`` (checked: :func:`check_cell`) with the wrapper's ``dtype`` / ``param_dtype``
+  where they are given."""
+  check_cell(cell, wrapper)
   changes = {k: v for k, v in (("dtype", dtype), ("param_dtype", param_dtype)) if v is not None}
   return dataclasses.replace(cell, **changes) if changes else cell
 
@@ -115,7 +127,7 @@ class RNN(nn.Module):
     ``(carry, outputs)`` with ``return_carry``. ``init_key`` is accepted for
     ``flax.linen.Bidirectional`` and unused (carries start at zero)."""
     pick = lambda v, d: d if v is None else v
-    cell = with_dtypes(self.cell, self.dtype, self.param_dtype)
+    cell = with_dtypes(self.cell, self.dtype, self.param_dtype, "lib.nn.linen.RNN")
     params = cell_params(self, cell, inputs.shape[-1])
     carry, y = flax_unroll(cell, params, inputs, initial_carry=initial_carry,
                            seq_lengths=seq_lengths, time_major=pick(time_major, self.time_major),
@@ -137,7 +149,7 @@ class Cell(nn.Module):
 
   @nn.compact
   def __call__(self, carry, inputs: jax.Array):
-    cell = with_dtypes(self.cell, self.dtype, self.param_dtype)
+    cell = with_dtypes(self.cell, self.dtype, self.param_dtype, "lib.nn.linen.Cell")
     params = cell_params(self, cell, inputs.shape[-1])
     return cell.step(params, carry, cell.project(params, inputs))
 

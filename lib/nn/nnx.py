@@ -21,13 +21,14 @@ import jax
 from flax import nnx
 
 from lib.nn.cells import Cell as _Cell
-from lib.nn.linen import flax_unroll, with_dtypes
+from lib.nn.linen import check_cell, flax_unroll, with_dtypes
 
 
 class _CellParams(nnx.Module):
   """The parameters of an rnnlab cell as ``nnx.Param`` attributes."""
 
   def __init__(self, cell: _Cell, in_features: int, rngs: nnx.Rngs):
+    check_cell(cell, "lib.nn.nnx")
     self.cell = cell
     params = cell.init(rngs.params(), in_features)
     self.param_names = tuple(params)
@@ -61,7 +62,7 @@ class RNN(_CellParams):
                return_carry: bool = False, time_major: bool = False, reverse: bool = False,
                keep_order: bool = False, unroll: Optional[int] = None, fast_grad: bool = True,
                dtype: Any = None, param_dtype: Any = None):
-    super().__init__(with_dtypes(cell, dtype, param_dtype), in_features, rngs)
+    super().__init__(with_dtypes(cell, dtype, param_dtype, "lib.nn.nnx.RNN"), in_features, rngs)
     self.return_carry, self.time_major = return_carry, time_major
     self.reverse, self.keep_order = reverse, keep_order
     self.unroll, self.fast_grad = unroll, fast_grad
@@ -87,7 +88,7 @@ class Cell(_CellParams):
 
   def __init__(self, cell: _Cell, in_features: int, *, rngs: nnx.Rngs, dtype: Any = None,
                param_dtype: Any = None):
-    super().__init__(with_dtypes(cell, dtype, param_dtype), in_features, rngs)
+    super().__init__(with_dtypes(cell, dtype, param_dtype, "lib.nn.nnx.Cell"), in_features, rngs)
 
   def __call__(self, carry, inputs: jax.Array):
     params = self.cell_params()

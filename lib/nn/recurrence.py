@@ -20,6 +20,7 @@ from typing import Any, Optional, Sequence
 import jax
 import jax.numpy as jnp
 
+from lib.nn import variational
 from lib.nn.cells import Cell, Params, acc_dtype
 
 
@@ -33,6 +34,7 @@ def _initial_carry(cell: Cell, batch: tuple[int, ...], acc, initial_carry):
 
 def unroll(cell: Cell, params: Params, x_BxTxD: jax.Array, *,
            mask_BxT: Optional[jax.Array] = None,
+           seq_lengths: Optional[jax.Array] = None,
            initial_carry: Any = None,
            reverse: bool = False,
            unroll: int | bool | None = None,
@@ -44,8 +46,12 @@ def unroll(cell: Cell, params: Params, x_BxTxD: jax.Array, *,
   Args:
     cell: a cell of :mod:`lib.nn.cells` (any family).
     params: its parameters.
-    x_BxTxD: inputs, batch-major.
-    mask_BxT: 1 for real steps, 0 for padding; ``None`` means all real.
+    x_BxTxD: inputs ``(batch..., T, D)``: any number of leading batch axes, none
+      included (one sequence ``(T, D)``, as Flax's ``nn.RNN``); the carry and the
+      outputs keep them.
+    mask_BxT: ``(batch..., T)``, 1 for real steps, 0 for padding; ``None`` means all real.
+    seq_lengths: ``(batch...)`` real steps of each sequence (right padding), instead
+      of ``mask_BxT``.
     initial_carry: defaults to the cell's zero carry.
     reverse: process time from last to first. With right-padded masks the
       reverse pass starts at each sequence's own last real step.
@@ -59,6 +65,63 @@ def unroll(cell: Cell, params: Params, x_BxTxD: jax.Array, *,
   Returns:
     ``(final_carry, y_BxTxH)``; ``y`` is zero at masked steps, in the compute type.
   """
+  _refuse_flipout(params)
+  x_BxTxD, batch = _flat(x_BxTxD, "x", 2)
+  mask_BxT = _mask(mask_BxT, seq_lengths, batch, x_BxTxD.shape[1])
+  if initial_carry is not None:
+    initial_carry = jax.tree.map(lambda c: jnp.reshape(c, (-1, *jnp.shape(c)[len(batch):])),
+                                 initial_carry)
+  carry, y = _run(cell, params, x_BxTxD, mask_BxT, initial_carry, reverse, unroll, fast_grad,
+                  projected, dtype)
+  unflat = lambda a: jnp.reshape(a, (*batch, *a.shape[1:]))  # noqa: E731
+  return jax.tree.map(unflat, carry), unflat(y)
+
+
+def _refuse_flipout(params) -> None:
+  """Cells read plain matrices: a flipout view (``variational.draw(..., 'flipout')``) is
+  refused in one line naming the parameter."""
+  flat = jax.tree_util.tree_flatten_with_path(
+      params, is_leaf=lambda v: isinstance(v, variational.Flipout))[0]
+  bad = [jax.tree_util.keystr(path) for path, v in flat if isinstance(v, variational.Flipout)]
+  if bad:
+    raise TypeError(f"unroll: parameter {bad[0]} is a flipout view; lib.nn.cells read plain "
+                    "matrices: draw with 'example' or 'minibatch', or pass "
+                    "variational.materialize(w) for each example's matrix.")
+
+
+def _flat(x, name: str, core: int) -> tuple[jax.Array, tuple[int, ...]]:
+  """``x`` with its leading batch axes (any number, none included) as one."""
+  x = jnp.asarray(x)
+  if x.ndim < core:
+    raise ValueError(f"unroll: {name} has shape {x.shape}; expected (batch..., T, D): the time "
+                     f"steps and the features last (one sequence: (T, D)).")
+  batch = x.shape[:x.ndim - core]
+  return x.reshape((-1, *x.shape[x.ndim - core:])), batch
+
+
+def _mask(mask, seq_lengths, batch: tuple[int, ...], T: int) -> Optional[jax.Array]:
+  """A ``B x T`` mask from ``mask_BxT`` or ``seq_lengths``, or ``None`` (all real)."""
+  if mask is not None and seq_lengths is not None:
+    raise ValueError("unroll: give mask_BxT or seq_lengths, not both.")
+  if seq_lengths is not None:
+    lengths = jnp.asarray(seq_lengths)
+    if lengths.shape != batch:
+      raise ValueError(f"unroll: seq_lengths has shape {lengths.shape}; expected the batch "
+                       f"shape {batch} (one length per sequence).")
+    return (jnp.arange(T) < lengths.reshape(-1, 1)).astype(jnp.float32)
+  if mask is None:
+    return None
+  mask = jnp.asarray(mask)
+  if mask.shape != (*batch, T):
+    hint = " (lengths go in seq_lengths=)" if mask.shape == batch else ""
+    raise ValueError(f"unroll: mask_BxT has shape {mask.shape}; expected {(*batch, T)}, 1 for "
+                     f"real steps and 0 for padding{hint}.")
+  return mask.reshape(-1, T)
+
+
+def _run(cell, params, x_BxTxD, mask_BxT, initial_carry, reverse, unroll, fast_grad, projected,
+         dtype):
+  """:func:`unroll` on one batch axis."""
   if dtype is not None:
     cell = dataclasses.replace(cell, dtype=dtype)
   out_dtype = cell.compute_dtype(x_BxTxD, params)

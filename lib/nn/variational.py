@@ -250,10 +250,10 @@ def kl_monte_carlo(post: dict, prior: Prior, key: jax.Array, num_samples: int = 
   return jnp.mean(jax.vmap(one)(jax.random.split(key, num_samples)))
 
 
-def kl(post: dict, prior: Prior, key: jax.Array, *, form: str = "auto", num_samples: int = 1
-       ) -> jax.Array:
-  """``form``: ``auto`` (closed when the prior is Gaussian, else Monte Carlo),
-  ``closed`` or ``mc``."""
+def kl(post: dict, prior: Prior, key: jax.Array | None = None, *, form: str = "auto",
+       num_samples: int = 1) -> jax.Array:
+  """``KL(q || prior)``. ``form``: ``auto`` (closed when the prior is Gaussian, else
+  Monte Carlo), ``closed`` or ``mc``; only the Monte Carlo form reads ``key``."""
   if form == "auto":
     form = "closed" if isinstance(prior, Gaussian) else "mc"
   if form == "closed":
@@ -261,5 +261,27 @@ def kl(post: dict, prior: Prior, key: jax.Array, *, form: str = "auto", num_samp
       raise ConfigError("The closed-form KL needs a Gaussian prior; use form='mc'.")
     return kl_gaussian(post, prior)
   if form == "mc":
+    if key is None:
+      raise ConfigError(f"The Monte Carlo KL ({type(prior).__name__} prior) needs a key: "
+                        "kl(post, prior, key).")
     return kl_monte_carlo(post, prior, key, num_samples)
   raise ConfigError(f"Unknown KL form {form!r}; expected auto, closed or mc.")
+
+
+def elbo_loss(nll_sum: jax.Array, post: dict, prior: Prior, num_train_examples: int, *,
+              batch_size: int, key: jax.Array | None = None, kl_weight: float = 1.0,
+              form: str = "auto", num_samples: int = 1) -> jax.Array:
+  """The negative ELBO per training example, estimated from one minibatch::
+
+      nll_sum / batch_size + kl_weight * KL(q || prior) / num_train_examples
+
+  ``nll_sum``: the minibatch's summed negative log-likelihood (each example scored
+  with its own weight sample). The whole data set's ``-ELBO = N * E[nll] + KL``; divided
+  by ``N`` the KL weighs ``1 / N`` against the mean per-example data term: summing the
+  minibatch's NLL against the whole KL (or averaging both) over-weights the prior by
+  ``N / B`` (or ``N``). Multiply by ``num_train_examples`` for the data set's bound."""
+  if num_train_examples <= 0 or batch_size <= 0:
+    raise ConfigError(f"elbo_loss: num_train_examples={num_train_examples} and "
+                      f"batch_size={batch_size} must be positive.")
+  divergence = kl(post, prior, key, form=form, num_samples=num_samples)
+  return nll_sum / batch_size + kl_weight * divergence / num_train_examples

@@ -113,3 +113,13 @@ def test_bidirectional_and_the_step_module():
   y_loop = flax_loop.apply({"params": {"cell": p["forward_rnn"]}}, x)
   _, y_fused = recurrence.unroll(cell, p["forward_rnn"], x)
   np.testing.assert_allclose(y_loop, y_fused, atol=1e-6)
+
+
+def test_a_flax_cell_is_refused_in_one_line_pointing_to_the_converter():
+  from flax import nnx as flax_nnx
+  from lib.nn import nnx
+  with pytest.raises(TypeError, match=r"^lib.nn.linen.RNN takes a cell of lib.nn.cells .* not "
+                     r"flax.linen.recurrent.LSTMCell; .* lib.nn.flax_convert\."):
+    linen.RNN(fnn.LSTMCell(8)).init(jax.random.key(0), jnp.ones((2, 3, 4)))
+  with pytest.raises(TypeError, match=r"^lib.nn.nnx.RNN takes a cell of lib.nn.cells"):
+    nnx.RNN(flax_nnx.LSTMCell(4, 8, rngs=flax_nnx.Rngs(0)), 4, rngs=flax_nnx.Rngs(0))

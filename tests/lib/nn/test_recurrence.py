@@ -133,3 +133,50 @@ def test_grad_matches_central_differences(name, fast_grad, reverse):
     # float64; noise is ~|f| 1e-16 / eps on the smallest elements, a wrong gate is O(1).
     report = gradcheck.check_grads(loss, p, eps=1e-5, threshold=1e-4, max_elements=40)
   assert report.ok, str(report)
+
+
+def test_unroll_takes_any_leading_batch_axes_and_sequence_lengths():
+  """``(batch..., T, D)`` with none, one or two batch axes; ``seq_lengths`` as a mask."""
+  cell = cells.make("lstm", 5)
+  p = cell.init(jax.random.key(0), 3)
+  x = jax.random.normal(jax.random.key(1), (2, 4, 7, 3))
+  lengths = jnp.array([[7, 3, 5, 1], [2, 2, 7, 6]])
+
+  @jax.jit
+  def run(x, lengths):
+    mask = (jnp.arange(7) < lengths[..., None]).astype(jnp.float32)
+    flat = recurrence.unroll(cell, p, x.reshape(8, 7, 3), mask_BxT=mask.reshape(8, 7))
+    return (recurrence.unroll(cell, p, x, seq_lengths=lengths), flat,
+            recurrence.unroll(cell, p, x[1, 2]))
+  (carry, y), (flat_carry, flat_y), (one_carry, one_y) = run(x, lengths)
+  assert y.shape == (2, 4, 7, 5) and carry[0].shape == (2, 4, 5)
+  np.testing.assert_allclose(y.reshape(8, 7, 5), flat_y, atol=1e-6)
+  np.testing.assert_allclose(carry[1].reshape(8, 5), flat_carry[1], atol=1e-6)
+  assert one_y.shape == (7, 5) and one_carry[0].shape == (5,)
+  np.testing.assert_allclose(one_y, flat_y[6], atol=1e-6)  # x[1, 2]: its length is 7
+
+
+@pytest.mark.parametrize("kwargs, x_shape, message", [
+    ({}, (3,), r"^unroll: x has shape \(3,\); expected \(batch\.\.\., T, D\)"),
+    ({"mask_BxT": jnp.array([3, 1])}, (2, 4, 3),
+     r"^unroll: mask_BxT has shape \(2,\); expected \(2, 4\), .*\(lengths go in seq_lengths=\)"),
+    ({"seq_lengths": jnp.ones((2, 4))}, (2, 4, 3),
+     r"^unroll: seq_lengths has shape \(2, 4\); expected the batch shape \(2,\)"),
+    ({"seq_lengths": jnp.array([3, 1]), "mask_BxT": jnp.ones((2, 4))}, (2, 4, 3),
+     r"^unroll: give mask_BxT or seq_lengths, not both\."),
+])
+def test_unroll_names_what_it_expected_in_one_line(kwargs, x_shape, message):
+  cell = cells.make("gru", 4)
+  p = jax.eval_shape(lambda: cell.init(jax.random.key(0), 3))
+  with pytest.raises(ValueError, match=message):
+    jax.eval_shape(lambda p: recurrence.unroll(cell, p, jnp.zeros(x_shape), **kwargs), p)
+
+
+def test_a_flipout_view_is_refused_naming_the_parameter():
+  from lib.nn import variational as vi
+  cell = cells.make("lstm", 4)
+  post = vi.init_posterior(cell.init(jax.random.key(0), 3))
+  w, axes = vi.draw(post, jax.random.key(1), 2, "flipout")
+  with pytest.raises(TypeError, match=r"^unroll: parameter \['w_rec'\] is a flipout view"):
+    jax.eval_shape(lambda w: vi.per_example(lambda w_b, x_b: recurrence.unroll(cell, w_b, x_b)[1],
+                                            w, axes, jnp.ones((2, 5, 3))), w)

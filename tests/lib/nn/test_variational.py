@@ -166,3 +166,24 @@ def test_sigma_modes_shapes_and_errors():
     vi.init_posterior(mean, 0.0, "layer")
   with pytest.raises(ValueError, match="sampling mode"):
     vi.draw(vi.init_posterior(mean), jax.random.key(0), 2, "each")
+
+
+def test_the_closed_form_kl_needs_no_key_and_the_monte_carlo_one_says_so():
+  post = vi.init_posterior({"w": jnp.zeros((3, 2))}, log_sigma=math.log(0.5))
+  prior = vi.make_prior("gaussian", sigma=1.0)
+  # KL(N(0, 0.25) || N(0, 1)) per weight: log(1 / 0.5) + 0.25 / 2 - 1 / 2
+  assert float(vi.kl(post, prior)) == pytest.approx(6 * (math.log(2.0) + 0.125 - 0.5), rel=1e-5)
+  with pytest.raises(ValueError, match="needs a key: kl\\(post, prior, key\\)"):
+    vi.kl(post, vi.make_prior("mixture"))
+
+
+def test_elbo_loss_weighs_the_kl_once_per_data_set():
+  """Per training example: the minibatch's mean NLL plus KL / N (N = 1,000 here), so
+  the data set's -ELBO is N times it."""
+  post = vi.init_posterior({"w": jnp.zeros((3, 2))}, log_sigma=math.log(0.5))
+  prior = vi.make_prior("gaussian", sigma=1.0)
+  kl = float(vi.kl(post, prior))
+  loss = vi.elbo_loss(jnp.float32(38.0), post, prior, 1000, batch_size=10)
+  assert float(loss) == pytest.approx(3.8 + kl / 1000, rel=1e-6)
+  half = vi.elbo_loss(jnp.float32(38.0), post, prior, 1000, batch_size=10, kl_weight=0.5)
+  assert float(half) == pytest.approx(3.8 + 0.5 * kl / 1000, rel=1e-6)
