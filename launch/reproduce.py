@@ -1,6 +1,7 @@
 """Runs every registered experiment's preset on embedded data and writes a report.
 
   python -m launch.reproduce --quick --out=runs/reproduce [--only=counting]
+      [--add=myproj/mycount --add=myproj.experiments.other]   # experiments outside the checkout
 
 Writes ``<out>/report.md`` (a one-screen summary per experiment, then every result
 beside the figure the notes or the literature report and its verdict, then the
@@ -12,6 +13,7 @@ every record (:mod:`launch.verdicts`).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import os
 import time
@@ -19,11 +21,30 @@ import time
 from absl import app, flags
 
 from launch import registry, verdicts
-from lib.runtime import cli, workdirs
+from lib.runtime import cli, locate, workdirs
 
 _OUT = flags.DEFINE_string("out", "runs/reproduce", "Output folder.")
 _QUICK = flags.DEFINE_bool("quick", False, "Short presets: the whole job in a few minutes on 2 CPU cores.")
 _ONLY = flags.DEFINE_list("only", [], "Run only these experiments (default: all registered).")
+_ADD = flags.DEFINE_multi_string("add", [], "An experiment outside the registry: its folder "
+                                 "(holding reproduce.py) or its package (myproj.mycount).")
+
+
+def experiments(added: list[str]) -> dict[str, str]:
+  """The registry's experiments, then each of ``added`` (a folder or a package path)
+  as ``{name: module of its reproduce}``."""
+  out = dict(registry.EXPERIMENTS)
+  for where in added:
+    if os.path.isdir(where):
+      if not os.path.isfile(os.path.join(where, "reproduce.py")):
+        raise app.UsageError(f"--add={where}: no reproduce.py in that folder.")
+      package = locate.importable(os.path.join(where, "reproduce.py"))
+    else:
+      package = where
+      if importlib.util.find_spec(f"{package}.reproduce") is None:
+        raise app.UsageError(f"--add={where}: no folder, and no module {where}.reproduce on the path.")
+    out[package.rsplit(".", 1)[-1]] = f"{package}.reproduce"
+  return out
 
 
 def _fmt(v) -> str:
@@ -61,15 +82,16 @@ def summary_table(records: list[dict], seeds: dict[str, str], timings: dict[str,
   return "\n".join(rows)
 
 
-def run(out: str, quick: bool, only: list[str]) -> list[dict]:
-  unknown = set(only) - set(registry.EXPERIMENTS)
+def run(out: str, quick: bool, only: list[str], added: list[str] = ()) -> list[dict]:
+  known = experiments(list(added))
+  unknown = set(only) - set(known)
   if unknown:
-    raise app.UsageError(f"Unknown experiments {sorted(unknown)}; registered: {sorted(registry.EXPERIMENTS)}")
+    raise app.UsageError(f"Unknown experiments {sorted(unknown)}; registered: {sorted(known)}")
   if workdirs.is_remote(out):
     raise app.UsageError(f"--out={out}: give a local folder (copy the report afterwards).")
   os.makedirs(out, exist_ok=True)
   records, figures, timings, seeds = [], [], {}, {}
-  for name, module in registry.EXPERIMENTS.items():
+  for name, module in known.items():
     if only and name not in only:
       continue
     t0 = time.perf_counter()
@@ -96,7 +118,7 @@ def run(out: str, quick: bool, only: list[str]) -> list[dict]:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  run(_OUT.value, _QUICK.value, _ONLY.value)
+  run(_OUT.value, _QUICK.value, _ONLY.value, _ADD.value)
 
 
 if __name__ == "__main__":

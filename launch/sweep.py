@@ -40,7 +40,7 @@ from typing import Optional, Sequence
 
 from absl import app, flags
 
-from lib.runtime import cli, files, plotting, workdirs, writers
+from lib.runtime import cli, files, locate, plotting, workdirs, writers
 from lib.runtime.cli import parse_sets
 from lib.data.errors import ConfigError
 from lib.sweeps import space as sweeps, trial_batch, tunable
@@ -224,9 +224,8 @@ def run_ray(config_spec: str, trials: Sequence[Trial], metric: str = "train/loss
 
 
 def experiment_module(config_spec: str):
-  """``experiments/<name>/config.py[:variant]`` -> the ``experiments.<name>.experiment`` module."""
-  return importlib.import_module(
-      main_module(config_spec.partition(":")[0]).rsplit(".", 1)[0] + ".experiment")
+  """``<folder>/config.py[:variant]`` -> the ``experiment`` module beside it."""
+  return locate.experiment_module(config_spec)
 
 
 def check_vmap(config_spec: str, trials: Sequence[Trial]) -> list[list[Trial]]:
@@ -438,6 +437,7 @@ def sweep(config_spec: str, sweep_name: str, out: str, backend: str = "local", p
   :func:`lib.sweeps.trial_batch.train`."""
   if backend not in ("local", "vmap", "ray"):
     raise ValueError(f"Unknown backend {backend!r}; expected 'local', 'vmap' or 'ray'.")
+  config_spec = locate.config_spec(config_spec)  # absolute: trials and reruns run from anywhere
   if workdirs.is_remote(out):
     raise ConfigError(f"--out={out}: a sweep keeps its trials in a local folder (their locks, "
                       "trial files and logs); give a local --out and copy it afterwards.")
@@ -475,7 +475,10 @@ def sweep(config_spec: str, sweep_name: str, out: str, backend: str = "local", p
 def _define_flags() -> None:
   """Flags only for ``python -m launch.sweep`` (importing the module defines none,
   so other absl programs, e.g. the benchmark harness, can use it)."""
-  flags.DEFINE_string("config", None, "experiments/<name>/config.py[:variant]", required=True)
+  flags.DEFINE_string("config", None, "<folder>/config.py[:variant]: experiments/<name>/config.py, "
+                      "or an experiment's folder anywhere (its experiment.py beside it).")
+  flags.DEFINE_string("experiment", None, "Instead of --config: an importable experiment package "
+                      "(myproj.experiments.mycount[:variant]), its config.py and experiment.py.")
   flags.DEFINE_string("sweep", "", "Name passed to the config module's sweep(add, name).")
   flags.DEFINE_string("out", None, "Sweep folder (one subfolder per trial).", required=True)
   flags.DEFINE_enum("backend", "local", ["local", "vmap", "ray"],
@@ -525,9 +528,10 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   F = flags.FLAGS
   try:
+    config_spec = cli.experiment_spec(F.config, F.experiment)
     halving = (dict(rungs=tuple(float(r) for r in F.halving), unit=F.halving_unit,
                     keep=F.halving_keep) if F.halving else None)
-    s = sweep(F.config, F.sweep, F.out, F.backend, F.parallel, F.gpus, F.metric, F.mode,
+    s = sweep(config_spec, F.sweep, F.out, F.backend, F.parallel, F.gpus, F.metric, F.mode,
               F.curve, parse_sets(F.set), dict(address=F.ray_address,
                                                cpus_per_trial=F.cpus_per_trial,
                                                gpus_per_trial=F.gpus_per_trial,

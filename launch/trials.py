@@ -10,7 +10,7 @@ import os
 import re
 import sys
 
-from lib.runtime import files, process
+from lib.runtime import files, locate, process
 from lib.sweeps import space as sweeps
 
 TRIAL_FILE = "trial.json"
@@ -30,12 +30,9 @@ class Trial:
 
 
 def main_module(config_path: str) -> str:
-  """``experiments/counting/config.py`` -> ``experiments.counting.main``."""
-  rel = os.path.relpath(os.path.abspath(config_path), REPO)
-  parts = rel.split(os.sep)
-  if len(parts) != 3 or parts[0] != "experiments":
-    raise ValueError(f"--config must be experiments/<name>/config.py[:variant], got {config_path!r}.")
-  return f"experiments.{parts[1]}.main"
+  """``experiments/counting/config.py`` -> ``experiments.counting.main``; an experiment
+  outside the checkout -> ``launch.run`` (:func:`lib.runtime.locate.main_command`)."""
+  return locate.main_command(config_path)[1]
 
 
 read_json = files.read_json
@@ -106,10 +103,11 @@ def _set_aside_unlisted(trials: Sequence[Trial]) -> list[str]:
 
 
 def command(config_spec: str, trial: Trial) -> list[str]:
-  """The trial's ``python -m experiments.<name>.main ...`` command line."""
+  """The trial's ``python -m experiments.<name>.main ...`` command line (``launch.run``
+  for an experiment outside the checkout)."""
   flags_ = [f"--config.{k}={v}" for k, v in {**trial.common, **trial.overrides}.items()]
-  return [sys.executable, "-m", main_module(config_spec.partition(":")[0]),
-          f"--config={config_spec}", f"--workdir={trial.workdir}", *flags_]
+  return [sys.executable, *locate.main_command(config_spec), f"--config={config_spec}",
+          f"--workdir={trial.workdir}", *flags_]
 
 
 def start(trial: Trial) -> None:

@@ -17,11 +17,12 @@ import signal
 import sys
 from typing import Callable, Mapping, Optional, Sequence, TypeVar
 
-from absl import app, flags
+from absl import app, flags, logging
+import jax
 import ml_collections
 from ml_collections import config_flags
 
-from lib.runtime import configs, files, hostmem, logs, parallel, workdirs
+from lib.runtime import configs, files, hostmem, locate, logs, parallel, workdirs
 from lib.runtime.process import EXIT_INTERRUPTED, EXIT_SIGTERM, STOP_WITH_PARENT  # noqa: F401
 from lib.data.errors import ConfigError, DataError
 from lib.train import durations
@@ -62,7 +63,10 @@ def parse_sets(items: Sequence[str]) -> dict:
 
 
 def config_module(path: str):
-  """Executes a config file (``experiments/<name>/config.py``) as a module."""
+  """Executes a config file (``experiments/<name>/config.py``, or one anywhere) as a
+  module, its folder's package importable (:mod:`lib.runtime.locate`)."""
+  path = locate.config_path(path)
+  locate.importable(path)
   module_spec = importlib.util.spec_from_file_location("_rnnlab_config", path)
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
@@ -98,7 +102,28 @@ def unknown_override(argv: Sequence[str], flag: str = "config") -> str | None:
   return None
 
 
+def experiment_spec(config: Optional[str], experiment: Optional[str]) -> str:
+  """``--config`` (a config file anywhere) or ``--experiment`` (an importable package),
+  exactly one, as an absolute ``path[:variant]``."""
+  if bool(config) == bool(experiment):
+    raise ConfigError("give --config=<folder>/config.py[:variant] or "
+                      "--experiment=<package>[:variant] (one of them).")
+  return locate.config_spec(config) if config else locate.module_config(experiment)
+
+
+def _config_arg(arg: str) -> str:
+  """``--config=<relative path>[:variant]`` read from the checkout when the current
+  directory has no such file (README commands work from anywhere)."""
+  if not arg.startswith("--config="):
+    return arg
+  try:
+    return "--config=" + locate.config_spec(arg.split("=", 1)[1])
+  except ConfigError:
+    return arg  # config_flags reports it
+
+
 def _parse_flags(argv: list[str]) -> list[str]:
+  argv = [_config_arg(a) for a in argv]
   try:
     return flags.FLAGS(argv)
   except (AttributeError, KeyError, flags.Error, ConfigError, OSError) as e:
@@ -227,9 +252,11 @@ def experiment_main(run_fn: Callable[[ml_collections.ConfigDict, str], object],
                     default_config: str, host_malloc: str = "auto") -> None:
   """The whole ``main.py`` of an experiment: ``--config`` (a locked config file,
   ``path:variant``) and ``--workdir`` flags, then ``run_fn(config, workdir)``.
-  ``host_malloc``: the experiment's default allocator mode (see :func:`prepare_process`)."""
+  ``host_malloc``: the experiment's default allocator mode (see :func:`prepare_process`).
+  A relative ``default_config`` is read from the checkout, wherever the command runs."""
   config = config_flags.DEFINE_config_file(
-      "config", default_config, "Config file (``path:variant``).", lock_config=True)
+      "config", locate.config_spec(default_config), "Config file (``path:variant``).",
+      lock_config=True)
   workdir = flags.DEFINE_string("workdir", None, "Run directory; re-running resumes.",
                                 required=True)
 
@@ -242,11 +269,19 @@ def experiment_main(run_fn: Callable[[ml_collections.ConfigDict, str], object],
       sys.exit(2)
     command_line_durations(config.value, config_flags.get_override_values(flags.FLAGS["config"]))
     if config.value.trainer.get("distributed"):  # before the experiment's first JAX call
+      try:
+        parallel.check_distributed(config.value.trainer)
+      except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
       if workdirs.is_remote(workdir.value):  # each host would mirror its own staging folder
         print(f"error: --workdir={workdir.value}: several hosts need a workdir on a file "
               "system they all see (a URI workdir is staged per host).", file=sys.stderr)
         sys.exit(2)
       parallel.initialize_distributed(config.value.trainer)
+      if jax.process_index():  # process 0 prints the progress and the results; the others, errors
+        logging.set_verbosity(logging.WARNING)
+        sys.stdout = open(os.devnull, "w")
     def staged_run():
       with workdirs.staged(workdir.value) as local:  # gs://...: a mirrored local folder
         return run_fn(config.value, local)

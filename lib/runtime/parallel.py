@@ -19,7 +19,17 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from lib.data.errors import ConfigError
+
 _INITIALIZED = False
+
+
+def check_distributed(trainer_config: Any) -> None:
+  """A multi-host run needs data-parallel placement (the batch sharded over every
+  process's devices, the state replicated): checkpoints are written from global arrays."""
+  if trainer_config.get("distributed") and not trainer_config.get("data_parallel"):
+    raise ConfigError("trainer.distributed=True needs trainer.data_parallel=True: each process "
+                      "trains on its shard of the batch and the state is one global array.")
 
 
 def initialize_distributed(trainer_config: Optional[Any] = None) -> None:

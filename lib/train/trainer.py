@@ -87,6 +87,7 @@ class _Run:
     self.task, self.config, self.workdir = task, config, workdir
     self.tc = config.trainer
     if self.tc.get("distributed"):  # before any JAX call (the entry point has done it already)
+      parallel.check_distributed(self.tc)
       parallel.initialize_distributed(self.tc)
     self.is_chief = jax.process_index() == 0
     optim.make_optimizer(config.optimizer, self.tc.num_steps)  # a bad value: refused, nothing written
@@ -210,7 +211,7 @@ class _Run:
              and self._printed_step != self.step)
     due = (now - self._last_print > self.tc.progress_every_s and self._printed_step != self.step
            ) or final
-    if due and self.progress is not None:
+    if due and self.progress is not None and self.is_chief:
       self._last_print, self._printed_step = now, self.step
       logging.info("%s", self.progress.line(self.step, self.last_train))
 

@@ -53,7 +53,19 @@ def test_two_processes_match_one(tmp_path):
   outs = [p.communicate(timeout=240)[0] for p in procs]
   for p, out in zip(procs, outs):
     assert p.returncode == 0, out[-3000:]
+  assert "completed after" in outs[0] and "completed after" not in outs[1], outs[1][-3000:]
+  assert "step 30/30" in outs[0] and "step 30/30" not in outs[1]  # one progress log
   a, b = _final(one, 1), _final(two, 2)
   assert a.keys() == b.keys()
   for k in a:
     assert b[k] == pytest.approx(a[k], rel=1e-5, abs=1e-6), k
+
+
+def test_distributed_without_data_parallel_is_refused_before_anything_runs(tmp_path):
+  r = subprocess.run([sys.executable, "-m", MAIN, *COMMON, f"--workdir={tmp_path}/run",
+                      "--config.trainer.distributed=True", "--config.trainer.data_parallel=False"],
+                     cwd=REPO, env=_env(1), capture_output=True, text=True, timeout=240)
+  err = r.stderr.strip().splitlines()
+  assert r.returncode == 2 and len(err) == 1, r.stderr[-2000:]
+  assert err[0].startswith("error: trainer.distributed=True needs trainer.data_parallel=True")
+  assert not (tmp_path / "run").exists()
