@@ -22,6 +22,7 @@ from lib.runtime import cli
 BENCHMARKS = {
     "rnn_step": "launch.benchmarks.rnn_step",
     "lm_step": "launch.benchmarks.lm_step",
+    "ptb_cells": "launch.benchmarks.lm_step:run_ptb_cells",
     "varrnn_step": "launch.benchmarks.varrnn_step",
     "flax_rnn": "launch.benchmarks.flax_rnn",
     "trial_step": "launch.benchmarks.trial_step",

@@ -16,12 +16,14 @@ numpy and PyTorch peers, in the same process, get the same allocator.
 """
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from launch.benchtools import time_pair_ms
+from launch.benchtools import time_ms, time_pair_ms
 from experiments.rnnlm.config import NOTES_LM
 from lib.nn import lm
 from lib.train.state import TrainState
@@ -120,4 +122,43 @@ def run(peers=("torch",), repeats: int = 7) -> list[dict]:
                  peer_tokens_per_s=B * T / theirs * 1e3)
     rows.append(row)
     print(row, flush=True)
+  return rows
+
+
+COLUMNS_BY_FUNCTION = {"run_ptb_cells": ("cell", "hidden", "params", "ms", "tokens_per_s",
+                                         "s_per_epoch", "vs_lstm")}
+PTB_TRAIN_TOKENS = 929_589  # ptb.train.txt with an end-of-sentence token per line
+
+
+def run_ptb_cells(peers=(), repeats: int = 5) -> list[dict]:
+  """The PTB-small train step (batch 20 x 20, V 10000, 2 layers, SGD, no dropout) of
+  the LSTM and of ptb_small's linear-recurrence variants at its parameter count
+  (``experiments/rnnlm/config.py``: ``PTB_SMALL_LINEAR``), timed in alternation;
+  ``s_per_epoch`` = ms x the 2,323 steps of an epoch."""
+  del peers
+  from experiments.rnnlm.config import PTB_SMALL_LINEAR
+  V, B, T = 10_000, 20, 20
+  ids = _tokens(V, B, T, seed=1)
+  sizes = {"lstm": 200, **PTB_SMALL_LINEAR}
+  steps, models = {}, {}
+  for cell, hidden in sizes.items():
+    models[cell] = lm.RecurrentLM(V, hidden, cell=cell, layers=2)
+    steps[cell] = rnnlab_step(models[cell], ids[:, :-1], ids[:, 1:], 0.1)
+  times = {c: [] for c in steps}
+  for fn in steps.values():
+    jax.block_until_ready(fn())
+  for _ in range(repeats):  # alternating: every cell sees the same machine state
+    for cell, fn in steps.items():
+      times[cell].append(time_ms(fn, number=10, repeats=1, warmup=0,
+                                 sync=jax.block_until_ready))
+  per_epoch = PTB_TRAIN_TOKENS // (B * T)
+  rows = []
+  for cell, hidden in sizes.items():
+    ms = float(np.median(times[cell]))
+    shapes = jax.eval_shape(models[cell].init, jax.random.key(0))
+    rows.append({"cell": cell, "hidden": hidden,
+                 "params": sum(math.prod(x.shape) for x in jax.tree.leaves(shapes)), "ms": ms,
+                 "tokens_per_s": B * T / ms * 1e3, "s_per_epoch": ms * per_epoch / 1e3,
+                 "vs_lstm": float(np.median(times["lstm"])) / ms})
+    print(rows[-1], flush=True)
   return rows
