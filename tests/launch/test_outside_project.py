@@ -32,7 +32,14 @@ def project(tmp_path):
       "from __future__ import annotations\n",
       "from __future__ import annotations\n\nfrom mycount import tasks  # noqa: F401\n", 1))
   (folder / "tasks.py").write_text("NAME = 'mycount'\n")
-  return tmp_path / "proj"
+  _forget_mycount()  # each test's project is another folder: import it afresh
+  yield tmp_path / "proj"
+  _forget_mycount()
+
+
+def _forget_mycount():
+  for name in [m for m in sys.modules if m == "mycount" or m.startswith("mycount.")]:
+    del sys.modules[name]
 
 
 def _run(args, cwd, env=None):
@@ -49,18 +56,18 @@ def test_the_entry_point_and_local_and_vmapped_sweeps_run_it_and_resume(project,
             "--config.trainer.num_epochs=6"], cwd=project)
   assert r.returncode == 0, r.stderr[-2000:]
   assert _summary(tmp_path / "one")["status"] == "completed"
-  r = _run(["launch.run", "--experiment=mycount:rprop", f"--workdir={tmp_path}/two",
-            "--config.trainer.num_epochs=6"], cwd=tmp_path, env={"PYTHONPATH": str(project)})
-  assert r.returncode == 0 and _summary(tmp_path / "two")["final"] == _summary(tmp_path / "one")["final"]
-  for backend in ("local", "vmap"):
-    out = tmp_path / backend
-    args = ["launch.sweep", "--config=mycount/config.py:rprop", f"--out={out}",
-            f"--backend={backend}", "--grid=optimizer.lr=0.01,0.02", TINY]
-    r = _run(args, cwd=project)
-    assert r.returncode == 0, r.stderr[-2000:]
+  r = _run(["launch.sweep", "--config=mycount/config.py:rprop", f"--out={tmp_path}/local",
+            "--grid=optimizer.lr=0.01,0.02", TINY], cwd=project)  # trials through launch.run
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert json.loads((tmp_path / "local" / "sweep.json").read_text())["config"] == (
+      f"{project}/mycount/config.py:rprop")
+  s = sweep_lib.sweep(f"{project}/mycount/config.py:rprop", "", str(tmp_path / "vmap"),
+                      backend="vmap", grid=["optimizer.lr=0.01,0.02"],
+                      common={"trainer.num_epochs": 6, "trainer.plot": False})
+  for out in (tmp_path / "local", tmp_path / "vmap"):
     assert [_summary(out / t)["status"] for t in ("t000", "t001")] == ["completed"] * 2
-    assert json.loads((out / "sweep.json").read_text())["config"] == (
-        f"{project}/mycount/config.py:rprop")
+  assert s["rows"][0]["train/loss"] == pytest.approx(_summary(tmp_path / "local" / "t000")[
+      "final"]["train/loss"], rel=1e-4)
   os.remove(tmp_path / "local" / "t001" / "summary.json")  # killed before its summary
   r = _run(["launch.sweep", f"--config={project}/mycount/config.py:rprop", f"--out={tmp_path}/local",
             "--grid=optimizer.lr=0.01,0.02", TINY], cwd=tmp_path)
@@ -68,6 +75,15 @@ def test_the_entry_point_and_local_and_vmapped_sweeps_run_it_and_resume(project,
   attempts = [json.loads((tmp_path / "local" / t / "trial.json").read_text())["attempts"]
               for t in ("t000", "t001")]
   assert attempts == [1, 2] and _summary(tmp_path / "local" / "t001")["resumed_from"] == 6
+
+
+def test_an_experiment_named_by_its_package_runs_by_the_entry_point(project, monkeypatch):
+  from launch import run
+  monkeypatch.syspath_prepend(str(project))
+  spec, argv = run._spec(["run.py", "--experiment=mycount:rprop", "--workdir=w"])
+  assert spec == f"{project}/mycount/config.py:rprop"
+  assert argv == ["run.py", f"--config={spec}", "--workdir=w"]
+  assert locate.experiment_module(spec).__name__ == "mycount.experiment"
 
 
 def test_a_ray_tune_sweep_runs_it(project, tmp_path):
