@@ -1,17 +1,49 @@
 """Loss-curve figures (PNG) of the kind the notes show.
 
 Figures are ``matplotlib.figure.Figure`` objects drawn on the Agg canvas:
-nothing here touches pyplot's global state or the process's backend.
+nothing here touches pyplot's global state or the process's backend. Text falls back
+to a CJK font (IPAexGothic from ``matplotlib-fontja``: kana and the JIS kanji, so
+Japanese and most Chinese Han characters) after the default family, inside each
+figure's own ``rc_context``; the font is registered with matplotlib's font manager at
+the first figure, never on import (``matplotlib_fontja`` itself, which would switch
+every figure's family, is not imported).
 """
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
-import warnings
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
 
+import matplotlib
+from matplotlib import font_manager
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 import numpy as np
+
+CJK_FONT = "IPAexGothic"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@functools.cache
+def font_families() -> tuple[str, ...]:
+  """The default family, then the CJK font when ``matplotlib-fontja`` is installed."""
+  spec = importlib.util.find_spec("matplotlib_fontja")  # finds it; runs none of its code
+  folder = (spec.submodule_search_locations or [None])[0] if spec else None
+  path = os.path.join(folder, "fonts", "ipaexg.ttf") if folder else ""
+  if not os.path.isfile(path):
+    return ("sans-serif",)
+  font_manager.fontManager.addfont(path)
+  return ("sans-serif", CJK_FONT)
+
+
+def _fonts(fn: F) -> F:
+  """Draws ``fn``'s figure with :func:`font_families` (glyphs the default lacks fall back)."""
+  @functools.wraps(fn)
+  def wrapped(*args, **kwargs):
+    with matplotlib.rc_context({"font.family": list(font_families())}):
+      return fn(*args, **kwargs)
+  return wrapped  # type: ignore[return-value]
 
 
 def _figure(figsize: tuple[float, float], dpi: int = 110) -> Figure:
@@ -27,6 +59,7 @@ def _save(fig: Figure, path: str) -> str:
   return path
 
 
+@_fonts
 def plot_curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], path: str, *,
                 title: str = "", xlabel: str = "step", ylabel: str = "loss",
                 logy: bool = False, ends: Optional[Mapping[str, tuple[float, float]]] = None
@@ -50,6 +83,7 @@ def plot_curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], p
   return _save(fig, path)
 
 
+@_fonts
 def plot_surface(x: np.ndarray, y: np.ndarray, z_YxX: np.ndarray, path: str, *,
                  title: str = "", xlabel: str = "", ylabel: str = "",
                  paths: Optional[Mapping[str, tuple[Sequence[float], Sequence[float]]]] = None,
@@ -71,6 +105,7 @@ def plot_surface(x: np.ndarray, y: np.ndarray, z_YxX: np.ndarray, path: str, *,
   return path
 
 
+@_fonts
 def plot_panels(panels: Sequence[tuple[str, str, Mapping[str, tuple[Sequence[float], Sequence[float]]]]],
                 path: str, *, xlabel: str = "epoch", title: str = "",
                 logy: Sequence[bool] = ()) -> str:
@@ -97,11 +132,10 @@ def plot_panels(panels: Sequence[tuple[str, str, Mapping[str, tuple[Sequence[flo
         axes[i].legend(fontsize=8)
   if title:
     fig.suptitle(title)
-  with warnings.catch_warnings():  # a script the font lacks (CJK) draws as boxes: say it once
-    warnings.filterwarnings("ignore", message=r"Glyph .* missing from font")
-    return _save(fig, path)
+  return _save(fig, path)
 
 
+@_fonts
 def plot_scatter_panels(panels: Sequence[tuple[str, Mapping[str, tuple[Sequence[Any], Sequence[float]]]]],
                         path: str, *, ylabel: str = "") -> str:
   """One panel per ``(xlabel, {name: (x, y)})``: points. Numbers on a log x axis when
@@ -129,6 +163,7 @@ def plot_scatter_panels(panels: Sequence[tuple[str, Mapping[str, tuple[Sequence[
   return _save(fig, path)
 
 
+@_fonts
 def plot_heatmaps(panels: Sequence[tuple[str, np.ndarray, Sequence[str], Sequence[str]]],
                   path: str, *, title: str = "", xlabel: str = "", ylabel: str = "") -> str:
   """One heatmap per ``(title, matrix_RxC, column_labels, row_labels)`` panel, stacked
@@ -144,11 +179,10 @@ def plot_heatmaps(panels: Sequence[tuple[str, np.ndarray, Sequence[str], Sequenc
     fig.colorbar(im, ax=ax, fraction=0.03)
   if title:
     fig.suptitle(title)
-  with warnings.catch_warnings():  # a script the font lacks (CJK) draws as boxes: say it once
-    warnings.filterwarnings("ignore", message=r"Glyph .* missing from font")
-    return _save(fig, path)
+  return _save(fig, path)
 
 
+@_fonts
 def plot_reliability(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], path: str, *,
                      title: str = "") -> str:
   """Reliability diagram: accuracy against mean confidence per bin, one line per model,

@@ -31,3 +31,19 @@ def test_reliability_and_heatmaps_write_pngs(tmp_path):
   h = plotting.plot_heatmaps([("x -> y", np.eye(3), list("abc"), list("xyz"))], str(tmp_path / "h.png"))
   assert (tmp_path / "r.png").stat().st_size > 5_000 and (tmp_path / "h.png").stat().st_size > 5_000
   assert p.endswith("r.png") and h.endswith("h.png")
+
+
+def test_japanese_text_draws_with_every_glyph_and_leaves_the_global_font_alone(tmp_path):
+  """The notes' language pair: an attention heatmap's Japanese title and ticks."""
+  import warnings
+  import matplotlib
+  import numpy as np
+  before = list(matplotlib.rcParams["font.family"])
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")  # a missing glyph warns: make it fail here
+    plotting.plot_heatmaps([("ねこが すき です", np.eye(3), ["ねこ", "が", "すき"],
+                             ["I", "like", "cats"])], str(tmp_path / "attention.png"),
+                           title="英語から日本語へ")
+  assert plotting.font_families()[-1] == plotting.CJK_FONT
+  assert list(matplotlib.rcParams["font.family"]) == before
+  assert (tmp_path / "attention.png").stat().st_size > 5000
