@@ -93,8 +93,19 @@ def halving(variant: str, sets: dict) -> dict | None:
   return {"rungs": (round(0.4 * steps),), "unit": "steps", "keep": 0.5}
 
 
+def finished(out: str) -> bool:
+  """Whether every trial of the sweep in ``out`` has ended (completed, stopped by halving
+  or diverged): the table reads it as it is."""
+  plan = sweep_lib.read_json(os.path.join(out, "sweep.json"))
+  return bool(plan) and all(
+      (sweep_lib.read_json(os.path.join(t["dir"], "summary.json")) or {}).get("status")
+      in (*sweep_lib.FINISHED, "diverged") for t in plan["trials"])
+
+
 def run_sweep(variant: str, cell: str, hidden: int, out: str, sets: dict) -> None:
-  """The cell's vmapped sweep on one task (re-running resumes or skips it)."""
+  """The cell's vmapped sweep on one task (re-running resumes it; a finished one is kept)."""
+  if finished(out):
+    return
   metric, mode = primary(variant)
   sweep_lib.sweep(f"experiments/long_range/config.py:{variant}", "", out, backend="vmap",
                   metric=metric, mode=mode, grid=[f"optimizer.lr={','.join(map(str, LRS))}"],
