@@ -48,8 +48,6 @@ _PTB = {
     "ptb_medium": (650, 35, 0.5, 39, 6, 0.8, 5.0, 0.05),
     "ptb_large": (1500, 35, 0.65, 55, 14, 1 / 1.15, 10.0, 0.04),
 }
-PAPER_TEST_PPL = {"ptb_small": 114.5, "ptb_medium": 82.7, "ptb_large": 78.4}
-TF_TUTORIAL_TEST_PPL = {"ptb_small": 115.91}
 
 
 def _ptb(hidden, steps, dropout, epochs, decay_after, decay, clip, init) -> dict:

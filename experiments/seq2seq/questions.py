@@ -21,7 +21,6 @@ import numpy as np
 
 from lib.data import char_pairs as pairs
 
-ADDITION_WIDTHS = (7, 4)
 DATE_WIDTHS = (29, 10)
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
            "September", "October", "November", "December")

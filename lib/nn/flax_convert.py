@@ -91,12 +91,6 @@ def _bias(p: dict, name: str, w_rec: jax.Array) -> jax.Array:
   return p[name] if name in p else jnp.zeros(w_rec.shape[-1], w_rec.dtype)
 
 
-def lstm_carry_from_flax(carry):
-  """Flax's LSTM carry ``(c, h)`` -> rnnlab's ``(h, c)``."""
-  c, h = carry
-  return (h, c)
-
-
 def lstm_carry_to_flax(carry):
   """rnnlab's LSTM carry ``(h, c)`` -> Flax's ``(c, h)``."""
   h, c = carry
