@@ -237,8 +237,9 @@ def main(argv):
       out = os.path.join(_OUT.value, variant, cell)
       run_sweep(variant, cell, params[(variant, cell)][0], out, sets)
       rows.append(row(variant, cell, out))
-      header = (f"Long-range table: {len(rows)} sweeps, {time.time() - t0:.0f} s in this sitting; "
-                f"overrides: {sets or 'none'}.")
+      total = sum(r["wall_s"] or 0.0 for r in rows) / 60
+      header = (f"Long-range table: {len(rows)} sweeps, {total:.0f} min of sweep wall time "
+                f"({time.time() - t0:.0f} s in this sitting); overrides: {sets or 'none'}.")
       write_table(rows, params, _OUT.value, header)
       plot_lengths(rows, _OUT.value)
   print(open(os.path.join(_OUT.value, "table.md")).read())

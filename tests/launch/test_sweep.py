@@ -80,10 +80,13 @@ def test_plan_rejects_unknown_keys_before_running(tmp_path, monkeypatch):
   assert not any(p.name.startswith("t0") for p in tmp_path.iterdir())
 
 
-def test_main_module_of_a_config_path():
+def test_main_module_of_a_config_path(tmp_path):
+  """An experiment of the checkout runs by its own main.py, any other by launch.run."""
   assert sweep_lib.main_module("experiments/word2vec/config.py") == "experiments.word2vec.main"
-  with pytest.raises(ValueError, match="experiments/<name>/config.py"):
-    sweep_lib.main_module("lib/optim.py")
+  (tmp_path / "config.py").write_text("")
+  assert sweep_lib.main_module(str(tmp_path / "config.py")) == "launch.run"
+  with pytest.raises(ValueError, match=r"--config=nowhere/config.py: no such file"):
+    sweep_lib.main_module("nowhere/config.py")
 
 
 def test_vmap_backend_refuses_a_key_neither_tunable_nor_structural(tmp_path):

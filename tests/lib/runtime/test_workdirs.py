@@ -96,7 +96,8 @@ def test_several_hosts_refuse_a_uri_workdir():
   import sys
   root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
   out = subprocess.run([sys.executable, "-m", "experiments.counting.main", "--workdir=gs://lab/x",
-                        "--config.trainer.distributed=True"], cwd=root, capture_output=True,
+                        "--config.trainer.distributed=True", "--config.trainer.data_parallel=True"],
+                       cwd=root, capture_output=True,
                        text=True, env={**os.environ, "PYTHONPATH": root}, timeout=120)
   assert out.returncode == 2
   assert "several hosts need a workdir on a file system they all see" in out.stderr
