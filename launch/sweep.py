@@ -26,7 +26,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import csv
-import importlib
 import json
 import math
 import os

@@ -19,12 +19,13 @@ import statistics
 import time
 
 import jax
-import numpy as np
 from absl import app, flags
 
 from experiments.long_range import config as config_lib, experiment, tasks
 from launch import sweep as sweep_lib
+from lib.nn import seq2seq
 from lib.runtime import cli, files, plotting, writers
+from lib.sweeps import space
 
 CELLS = ("elman", "lstm", "gru", "linear", "diagonal", "lru", "mingru", "minlstm", "rglru",
          "mlstm")
@@ -41,21 +42,10 @@ _CELLS = flags.DEFINE_list("cells", list(CELLS), "Cells of the registry.")
 _SET = flags.DEFINE_list("set", [], "key=value overrides for every sweep (e.g. a shorter budget).")
 
 
-def _config(variant: str, **overrides):
-  c = config_lib.get_config(variant)
-  for key, value in overrides.items():
-    *path, field = key.split(".")
-    node = c
-    for part in path:
-      node = node[part]
-    node[field] = value
-  return c
-
-
 def num_params(variant: str, cell: str, hidden: int) -> int:
-  c = _config(variant, **{"model.cell": cell, "model.hidden": hidden})
+  c = space.apply(config_lib.get_config(variant), {"model.cell": cell, "model.hidden": hidden})
   shapes = jax.eval_shape(experiment.make_model(c).init, jax.random.key(0))
-  return sum(math.prod(s.shape) for s in jax.tree.leaves(shapes))
+  return seq2seq.num_params(shapes)
 
 
 def matched_hidden(variant: str, cell: str) -> tuple[int, int, int]:

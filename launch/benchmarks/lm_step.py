@@ -16,8 +16,6 @@ numpy and PyTorch peers, in the same process, get the same allocator.
 """
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -25,7 +23,7 @@ import optax
 
 from launch.benchtools import time_ms, time_pair_ms
 from experiments.rnnlm.config import NOTES_LM
-from lib.nn import lm
+from lib.nn import lm, seq2seq
 from lib.train.state import TrainState
 from lib.train.step import make_train_step
 
@@ -157,7 +155,7 @@ def run_ptb_cells(peers=(), repeats: int = 5) -> list[dict]:
     ms = float(np.median(times[cell]))
     shapes = jax.eval_shape(models[cell].init, jax.random.key(0))
     rows.append({"cell": cell, "hidden": hidden,
-                 "params": sum(math.prod(x.shape) for x in jax.tree.leaves(shapes)), "ms": ms,
+                 "params": seq2seq.num_params(shapes), "ms": ms,
                  "tokens_per_s": B * T / ms * 1e3, "s_per_epoch": ms * per_epoch / 1e3,
                  "vs_lstm": float(np.median(times["lstm"])) / ms})
     print(rows[-1], flush=True)
