@@ -13,7 +13,7 @@ import numpy as np
 from experiments.long_range import tasks
 from lib.data import batching
 from lib.data.errors import ConfigError
-from lib.nn import cells, initializers, recurrence
+from lib.nn import cells, initializers, stacks
 from lib.runtime import configs
 from lib.train import durations, trainer
 from lib.train.metrics import Average
@@ -49,7 +49,7 @@ class Model:
   def init(self, key: jax.Array) -> dict:
     k_e, k_c, k_o = jax.random.split(key, 3)
     width = self.embed_dim or self.in_dim
-    params = {"layers": recurrence.init_stack(self.cells(), k_c, width)}
+    params = {"layers": stacks.init_stack(self.cells(), k_c, width)}
     if self.tokens:
       params["embed"] = initializers.normal(1.0)(k_e, (self.in_dim, self.embed_dim))
     elif self.embed_dim:  # features -> embed_dim, shared by every cell
@@ -69,7 +69,7 @@ class Model:
       h = x.astype(self.param_dtype) @ params["embed"]["w"] + params["embed"]["b"]
     else:
       h = x.astype(self.param_dtype)
-    _, h = recurrence.stack(self.cells(), params["layers"], h, mask_BxT=mask_BxT)
+    _, h = stacks.stack(self.cells(), params["layers"], h, mask_BxT=mask_BxT)
     h = h.astype(jnp.promote_types(h.dtype, jnp.float32))
     if self.readout == "state":
       return h[..., :1]

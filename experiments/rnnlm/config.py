@@ -105,7 +105,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   ))
   c.model = ml_collections.ConfigDict(dict(  # lib.nn.lm.RecurrentLM's fields
       cell="elman", hidden=100, layers=1, dropout=0.0, tie_weights=False, truncate=4, unroll=1,
-      dtype="float32", scan="auto", **NOTES_LM))  # cell: any lib.nn.cells name
+      dtype="float32", scan="auto", order="auto",  # order: the stack's (lib.nn.stacks.Order)
+      **NOTES_LM))  # cell: any lib.nn.cells name
   c.loss_normalize = "sequences"  # gradient of the sum over time, averaged over the batch
   c.optimizer = optim.default_config("sgd", 0.005, plateau_factor=0.5, plateau_patience=1,
                                      plateau_every_epochs=1)  # the notes: every epoch

@@ -17,7 +17,7 @@ import numpy as np
 from lib.data import batching, corpora, sequences, text, tfds_source
 from lib.data.vocab import Vocab
 from lib.eval import generation
-from lib.nn import cells, lm
+from lib.nn import cells, lm, stacks
 from lib.runtime import configs
 from lib.sweeps import tunable
 from lib.train import checkpoint, durations, trainer
@@ -96,7 +96,7 @@ CONFIG_RULES = dict(
     fractions=("model.dropout", "data.valid_fraction"),
     choices={"data.source": ("embedded", "csv", "ptb", "tfds"), "data.mode": ("sentences", "stream"),
              "loss_normalize": ("sequences", "tokens"),
-             **cells.config_choices("cell", "scan", "dtype")})
+             "model.order": stacks.NAMES, **cells.config_choices("cell", "scan", "dtype")})
 
 
 # Sweep keys (lib.sweeps.tunable): the loss reads the dropout rate as a traced value.

@@ -160,3 +160,52 @@ def run_ptb_cells(peers=(), repeats: int = 5) -> list[dict]:
                  "vs_lstm": float(np.median(times["lstm"])) / ms})
     print(rows[-1], flush=True)
   return rows
+
+
+COLUMNS_BY_FUNCTION["run_ptb_orders"] = ("case", "layers_ms", "wavefront_ms", "wavefront_speedup",
+                                         "peer_ms", "vs_peer")
+# (name, hidden, batch, steps): the Zaremba LSTM LMs (V 10000, 2 layers), no dropout.
+PTB_SIZES = (("PTB small", 200, 20, 20), ("PTB medium", 650, 20, 35))
+
+
+def run_ptb_orders(peers=("torch",), repeats: int = 3) -> list[dict]:
+  """The PTB LSTM LM train step with its stack run layer by layer and as a wavefront
+  (``lib.nn.stacks.Order``), and PyTorch's ``nn.LSTM`` where installed, timed in
+  alternation; ``vs_peer``: PyTorch's time over rnnlab's faster order."""
+  V, rows = 10_000, []
+  have_torch = "torch" in peers and _has_torch()
+  for name, H, B, T in PTB_SIZES:
+    ids = _tokens(V, B, T, seed=1)
+    x, y = ids[:, :-1], ids[:, 1:]
+    fns = {o: rnnlab_step(lm.RecurrentLM(V, H, cell="lstm", layers=2, order=o), x, y, 0.1)
+           for o in ("layers", "wavefront")}
+    if have_torch:
+      fns["torch"] = torch_step(V, H, 2, "lstm", x, y, 0.1)
+    times = {k: [] for k in fns}
+    for k, fn in fns.items():
+      fn() if k == "torch" else jax.block_until_ready(fn())
+    for _ in range(repeats):
+      for k, fn in fns.items():
+        times[k].append(time_ms(fn, number=10, repeats=1, warmup=0,
+                                sync=_no_sync if k == "torch" else jax.block_until_ready))
+    ms = {k: float(np.median(v)) for k, v in times.items()}
+    row = {"case": f"{name} LSTM LM: batch {B} x {T}, V {V}, 2x{H}", "layers_ms": ms["layers"],
+           "wavefront_ms": ms["wavefront"], "wavefront_speedup": ms["layers"] / ms["wavefront"]}
+    if have_torch:
+      row.update(peer_ms=ms["torch"], vs_peer=ms["torch"] / min(ms["layers"], ms["wavefront"]))
+    rows.append(row)
+    print(row, flush=True)
+  return rows
+
+
+def _no_sync(v):
+  return v
+
+
+def _has_torch() -> bool:
+  try:
+    import torch  # noqa: F401
+  except ImportError:
+    print("PyTorch is not installed (pip install -r requirements-bench.txt): rnnlab alone.")
+    return False
+  return True

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import optax
 
 from lib.data.errors import ConfigError
-from lib.nn import cells, initializers, recurrence
+from lib.nn import cells, initializers, stacks
 from lib.train.metrics import Average
 
 Params = dict[str, Any]
@@ -45,11 +45,13 @@ class RecurrentLM:
   unroll: int = 1               # lax.scan unroll
   dtype: Optional[str] = None   # the cells' compute type (bfloat16: mixed precision; None: params')
   scan: str = "auto"            # linear cells' scan (lib.nn.scans.ScanType)
+  order: str = "auto"           # the stack's order (lib.nn.stacks.Order: layers, wavefront)
 
   def __post_init__(self):
     if self.truncate and self.layers != 1:
       raise ConfigError("Per-output truncated BPTT (truncate > 0) needs layers=1; "
                        "stacked models truncate by window length (num_steps).")
+    stacks.parse(self.order)
     if self.tie_weights and self.embedding_is_projection:
       raise ConfigError("tie_weights needs an embedding of the hidden size; with "
                        "embedding_is_projection the embedding is the first layer's projection.")
@@ -86,14 +88,6 @@ class RecurrentLM:
     return tuple(self.make_cell(l).zero_carry((batch,), dtype) for l in range(self.layers))
 
   # -- running ------------------------------------------------------------------
-  def _dropout(self, x, rng, train):
-    # A Python 0 skips dropout; a traced rate (trials vmapped over it) always draws.
-    off = isinstance(self.dropout, (int, float)) and self.dropout <= 0.0
-    if not train or off or rng is None:
-      return x
-    keep = jax.random.bernoulli(rng, 1.0 - self.dropout, x.shape)
-    return jnp.where(keep, x / (1.0 - self.dropout), 0.0)
-
   def output_layer(self, params: Params):
     """``(w_HxV, b_V or None)`` of the softmax layer (``embed^T`` when tied)."""
     w = params["out"]["w"] if "w" in params["out"] else params["embed"].T
@@ -106,27 +100,14 @@ class RecurrentLM:
 
   def hidden_states(self, params: Params, x_BxT: jax.Array, carry=None, *,
                     rng: Optional[jax.Array] = None, train: bool = False):
-    """``(new_carry, h_BxTxH)``: the top layer's outputs, before the softmax."""
-    B = x_BxT.shape[0]
-    carry = self.zero_carry(B, params["embed"].dtype) if carry is None else carry
-    rngs = list(jax.random.split(rng, self.layers + 1)) if rng is not None else [None] * (self.layers + 1)
-    h = params["embed"][x_BxT]
-    new_carry = []
-    for l in range(self.layers):
-      cell = self.make_cell(l)
-      if l == 0 and self.embedding_is_projection:  # the embedding row is U x_t
-        kw = dict(projected=True)
-      else:
-        h = self._dropout(h, rngs[l], train)
-        kw = {}
-      if self.truncate:
-        c, h = recurrence.unroll_truncated(cell, params["layers"][l], h, self.truncate,
-                                           initial_carry=carry[l], **kw)
-      else:
-        c, h = recurrence.unroll(cell, params["layers"][l], h, initial_carry=carry[l],
-                                 unroll=self.unroll, **kw)
-      new_carry.append(c)
-    return tuple(new_carry), self._dropout(h, rngs[-1], train)
+    """``(new_carry, h_BxTxH)``: the top layer's outputs, before the softmax.
+    Dropout (when ``train``) on the embeddings, between layers and on the outputs."""
+    carry = self.zero_carry(x_BxT.shape[0], params["embed"].dtype) if carry is None else carry
+    return stacks.stack([self.make_cell(l) for l in range(self.layers)], params["layers"],
+                        params["embed"][x_BxT], initial_carries=carry,
+                        dropout=self.dropout, rng=rng if train else None, dropout_ends=True,
+                        projected=self.embedding_is_projection, truncate=self.truncate,
+                        unroll=self.unroll, order=self.order)
 
   def apply(self, params: Params, x_BxT: jax.Array, carry=None, *,
             rng: Optional[jax.Array] = None, train: bool = False):

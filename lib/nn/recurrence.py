@@ -1,4 +1,5 @@
-"""Unrolling a cell over time: masks, direction, bidirectional, stacks, truncated BPTT.
+"""Unrolling a cell over time: masks, direction, bidirectional, truncated BPTT
+(layers of cells: :mod:`lib.nn.stacks`).
 
 The API is batch-major (``x_BxTxD``); the scans run time-major. Masked steps
 freeze the carry (notes 000's ``masked_step``: ``switch(mask, new, old)``) and
@@ -15,7 +16,7 @@ Hessian-vector products).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
@@ -166,34 +167,6 @@ def last_real_output(y_BxTxH: jax.Array, mask_BxT: jax.Array) -> jax.Array:
   """The output at each sequence's last real step (right padding)."""
   last = jnp.maximum(mask_BxT.sum(axis=1).astype(jnp.int32) - 1, 0)
   return jnp.take_along_axis(y_BxTxH, last[:, None, None], axis=1)[:, 0]
-
-
-def stack(cells: Sequence[Cell], params: Sequence[Params], x_BxTxD: jax.Array, *,
-          mask_BxT: Optional[jax.Array] = None, initial_carries: Optional[Sequence[Any]] = None,
-          dropout: float = 0.0, rng: Optional[jax.Array] = None,
-          unroll: int | bool | None = None, fast_grad: bool = True
-          ) -> tuple[tuple[Any, ...], jax.Array]:
-  """Layers of cells, each reading the outputs of the one below: ``(carries, y_BxTxH)``
-  with every layer's final carry. ``dropout`` (with ``rng``) drops units of each
-  layer's input but the first (the non-recurrent connections only)."""
-  carries, h = [], x_BxTxD
-  keys = jax.random.split(rng, len(cells)) if rng is not None else [None] * len(cells)
-  for l, (cell, p) in enumerate(zip(cells, params)):
-    if l and dropout > 0 and keys[l] is not None:
-      keep = jax.random.bernoulli(keys[l], 1.0 - dropout, h.shape)
-      h = jnp.where(keep, h / (1.0 - dropout), 0.0)
-    c0 = None if initial_carries is None else initial_carries[l]
-    c, h = _unroll(cell, p, h, mask_BxT=mask_BxT, initial_carry=c0, unroll=unroll,
-                   fast_grad=fast_grad)
-    carries.append(c)
-  return tuple(carries), h
-
-
-def init_stack(cells: Sequence[Cell], key: jax.Array, in_dim: int) -> list[Params]:
-  """Parameters of :func:`stack`: layer ``l`` reads layer ``l-1``'s ``hidden`` units."""
-  keys = jax.random.split(key, len(cells))
-  dims = [in_dim] + [c.hidden for c in cells[:-1]]
-  return [c.init(k, d) for c, k, d in zip(cells, keys, dims)]
 
 
 def unroll_truncated(cell: Cell, params: Params, x_BxTxD: jax.Array, truncate: int, *,

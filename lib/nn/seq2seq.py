@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import optax
 
 from lib.data.errors import ConfigError
-from lib.nn import attention as attention_lib, cells, initializers, recurrence
+from lib.nn import attention as attention_lib, cells, initializers, recurrence, stacks
 from lib.train import metrics
 
 Params = dict[str, Any]
@@ -104,7 +104,7 @@ class Seq2Seq:
       p["src_embed"] = embed(k["src"], (self.src_vocab, self.embed_dim))
       p["tgt_embed"] = embed(k["tgt"], (self.tgt_vocab, self.embed_dim))
     src_in = self.embed_dim or self.src_vocab
-    if self.bidirectional:
+    if self.bidirectional:  # one layer of lib.nn.stacks.stack
       p["encoder"] = recurrence.init_bidirectional(self.enc_cell(), self.enc_cell(), k["enc"], src_in)
     else:
       p["encoder"] = self.enc_cell().init(k["enc"], src_in)
@@ -146,18 +146,15 @@ class Seq2Seq:
     if src_len_B is not None:
       mask = (jnp.arange(src_BxS.shape[1])[None, :] < src_len_B[:, None]).astype(jnp.float32)
     table = self._table(params, "src")
-    kw = dict(mask_BxT=mask, unroll=self.unroll, projected=True)
+    cell, pe = self.enc_cell(), params["encoder"]
     if self.bidirectional:
-      cell, pe = self.enc_cell(), params["encoder"]
-      cf, yf = recurrence.unroll(cell, pe["fwd"], self._project(cell, pe["fwd"], table, src_BxS), **kw)
-      cb, yb = recurrence.unroll(cell, pe["bwd"], self._project(cell, pe["bwd"], table, src_BxS),
-                                 reverse=True, **kw)
-      carry = cell.join(cf, cb)
-      memory = jnp.concatenate([yf, yb], -1)
+      xp = tuple(self._project(cell, pe[d], table, src_BxS) for d in ("fwd", "bwd"))
     else:
-      cell = self.enc_cell()
-      carry, memory = recurrence.unroll(
-          cell, params["encoder"], self._project(cell, params["encoder"], table, src_BxS), **kw)
+      xp = self._project(cell, pe, table, src_BxS)
+    (carry,), memory = stacks.stack([cell], [pe], xp, mask_BxT=mask, unroll=self.unroll,
+                                    projected=True, bidirectional=self.bidirectional)
+    if self.bidirectional:
+      carry = cell.join(*carry)
     return Encoded(carry, memory, mask, self.dec_cell().output(carry))
 
   def readout(self, params: Params, enc: Encoded, h_BxTxH: jax.Array) -> jax.Array:

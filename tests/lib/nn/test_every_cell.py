@@ -16,7 +16,7 @@ from flax import nnx as fnnx
 
 from experiments.counting import config as counting_config, experiment as counting
 from experiments.varrnn.model import PairRNN
-from lib.nn import cells, linen, lm, nnx, recurrence, seq2seq, variational as vi
+from lib.nn import cells, linen, lm, nnx, recurrence, seq2seq, stacks, variational as vi
 from lib.sweeps import space, trial_batch
 
 B, T, D, H = 3, 6, 3, 4
@@ -39,14 +39,14 @@ def _finite(tree):
 
 def _unrolls(cell, layers, key, x, garbage, mask, n):
   """Masked, garbage-padded, alone, both directions, bidirectional, a 2-layer stack."""
-  params = recurrence.init_stack(layers, key, D)
+  params = stacks.init_stack(layers, key, D)
   p, out = params[0], {}
   for rev in (False, True):
     out[f"{rev}clean"] = recurrence.unroll(cell, p, x, mask_BxT=mask, reverse=rev)
     out[f"{rev}garbage"] = recurrence.unroll(cell, p, garbage, mask_BxT=mask, reverse=rev)
     out[f"{rev}alone"] = recurrence.unroll(cell, p, x[2:, :n], reverse=rev)
   out["bi"] = recurrence.bidirectional(cell, cell, {"fwd": p, "bwd": p}, x, mask_BxT=mask)
-  out["stack"] = recurrence.stack(layers, params, x, mask_BxT=mask)
+  out["stack"] = stacks.stack(layers, params, x, mask_BxT=mask)
   out["top"] = recurrence.unroll(layers[1], params[1], out["Falseclean"][1], mask_BxT=mask)
   out["grad_x"] = jax.grad(lambda x: sum(jnp.sum(recurrence.unroll(
       cell, p, x, mask_BxT=mask, reverse=r)[1] ** 2) for r in (False, True)))(x)
