@@ -16,6 +16,7 @@ import sys
 
 from absl import app, flags
 
+from launch.benchmarks import sweep_trials
 from launch.benchtools import machine, table
 from lib.runtime import cli
 
@@ -36,14 +37,14 @@ BENCHMARKS = {
     "scans_chunk": "launch.benchmarks.scans:run_chunk",
     "scans_mlstm": "launch.benchmarks.scans:run_mlstm",
     "cell_step": "launch.benchmarks.scans:run_cells",
-    **{f"sweep_{n}": f"launch.benchmarks.sweep_trials:run_{n}" for n in (
-        "counting", "addition", "rnnlm", "translation", "varrnn", "word2vec", "halving")},
+    **{f"sweep_{n}": f"launch.benchmarks.sweep_trials:run_{n}"
+       for n in (*sweep_trials.SWEEPS, "halving")},
 }
 
 # Benchmarks that time an entry point with its own allocator default (its main.py).
 HOST_MALLOC = {"word2vec": "system", "word2vec_english": "system"}
 
-_PEERS = flags.DEFINE_list("peers", ["torch"], "Peer libraries to time beside rnnlab.")
+_PEERS = flags.DEFINE_list("peers", ["torch", "flax"], "Peer libraries to time beside rnnlab.")
 _REPEATS = flags.DEFINE_integer("repeats", 7, "Timed repeats (the median is reported).")
 _OUT = flags.DEFINE_string("out", "runs/bench", "Folder for <name>.json and <name>.md.")
 

@@ -56,6 +56,25 @@ def time_pair_ms(a: Callable[[], object], b: Optional[Callable[[], object]], *, 
   return medians[0], (medians[1] if b is not None else None)
 
 
+def time_alternating_ms(fns: dict[str, Callable[[], object]], *, number: int, repeats: int,
+                        warmup: int = 2, syncs: Optional[dict] = None) -> dict[str, float]:
+  """Median milliseconds per call of each of ``fns``, timed in alternation (as
+  :func:`time_pair_ms`, for any number of systems); ``syncs`` by name (default: none)."""
+  syncs = syncs or {}
+  out = {k: [] for k in fns}
+  for _ in range(warmup):
+    for k, fn in fns.items():
+      syncs.get(k, lambda x: x)(fn())
+  for _ in range(repeats):
+    for k, fn in fns.items():
+      t0 = time.perf_counter()
+      for _ in range(number):
+        res = fn()
+      syncs.get(k, lambda x: x)(res)
+      out[k].append((time.perf_counter() - t0) * 1e3 / number)
+  return {k: statistics.median(v) for k, v in out.items()}
+
+
 def table(rows: Sequence[dict], columns: Sequence[str]) -> str:
   def fmt(v):
     return f"{v:.3g}" if isinstance(v, float) else str(v)

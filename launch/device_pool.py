@@ -13,7 +13,7 @@ import contextlib
 import threading
 from typing import Iterator, Sequence
 
-from lib.data.errors import ConfigError
+from lib.errors import ConfigError
 
 MEMORY_SHARE = 0.9  # of a device's memory, split between the trials that share it
 

@@ -297,10 +297,10 @@ def run(config_spec: str, trials: Sequence, out: str, *, metric: str, mode: str,
       ray.shutdown()
   if unit != "group":
     return {t.index: _settle(t, scheduler) for t in trials}
-  from launch import sweep as sweep_lib
+  from launch import vmap_backend
   records = {}
   for g, group in enumerate(units):
-    group_dir = os.path.join(out, f"{sweep_lib.VMAP_GROUP}-{g}")
+    group_dir = os.path.join(out, f"{vmap_backend.VMAP_GROUP}-{g}")
     files.WorkdirLock(group_dir).wait_released(120)  # a stopped group may still be saving
     records.update({t.index: _settle(t, scheduler) for t in group})
     if all(trials_lib.is_done(t) for t in group):  # stopped by the scheduler: nothing to resume
@@ -312,11 +312,10 @@ def _groups(config_spec: str, trials: Sequence, out: str) -> list[list]:
   """The vmap backend's groups of ``trials`` (every one, so a group's index names its
   folder), or none when every trial has finished; the trials' workdirs absolute,
   as the group processes plan them."""
-  from launch import sweep as sweep_lib
-  from launch import trials as trials_lib
-  groups = sweep_lib.check_vmap(config_spec, trials)
+  from launch import trials as trials_lib, vmap_backend
+  groups = vmap_backend.check_vmap(config_spec, trials)
   if all(trials_lib.is_done(t) for t in trials) and not any(
-      os.path.isdir(os.path.join(out, f"{sweep_lib.VMAP_GROUP}-{g}")) for g in range(len(groups))):
+      os.path.isdir(os.path.join(out, f"{vmap_backend.VMAP_GROUP}-{g}")) for g in range(len(groups))):
     return []
   return [[trials_lib.Trial(t.index, t.overrides, os.path.abspath(t.workdir), t.common)
            for t in g] for g in groups]
@@ -363,14 +362,14 @@ def _settle(t, scheduler: str) -> dict:
 def run_group(sweep_dir: str, group: int) -> int:
   """Trains group ``group`` of the trials planned in ``<sweep_dir>/sweep.json`` as the
   vmap backend does (its halving, its trials per block); 1 if a trial failed."""
-  from launch import sweep as sweep_lib, trials as trials_lib
+  from launch import trials as trials_lib, vmap_backend
   from lib.sweeps import trial_batch
   spec = files.read_json(os.path.join(sweep_dir, "sweep.json"))
   trials = [trials_lib.Trial(i, t["overrides"], os.path.join(sweep_dir, os.path.basename(t["dir"])),
                              spec["set"]) for i, t in enumerate(spec["trials"])]
   halving = spec["halving"] and trial_batch.Halving(metric=spec["metric"], mode=spec["mode"],
                                                     **spec["halving"])
-  records = sweep_lib.run_vmap(spec["config"], trials, halving or None, spec["trials_per_block"],
+  records = vmap_backend.run_vmap(spec["config"], trials, halving or None, spec["trials_per_block"],
                                only=group)
   failed = [r for r in records.values() if r.get("status") == "failed"]
   if failed:  # one program: its error is every trial's

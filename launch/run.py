@@ -10,7 +10,7 @@ such an experiment through this entry point.
 """
 import sys
 
-from lib.data.errors import ConfigError
+from lib.errors import ConfigError
 from lib.runtime import cli, locate
 
 

@@ -39,28 +39,13 @@ from typing import Optional, Sequence
 
 from absl import app, flags
 
+from lib.errors import ConfigError, Preempted
 from lib.runtime import cli, files, locate, plotting, workdirs, writers
 from lib.runtime.cli import parse_sets
-from lib.data.errors import ConfigError
 from lib.sweeps import space as sweeps, trial_batch, tunable
-from launch import device_pool, trials as trials_lib
+from launch import device_pool, trials as trials_lib, vmap_backend
 from launch.trials import (FINISHED, REPO, TRIAL_FILE, Trial, command, is_done, main_module,
                            read_json, set_aside_changed)
-from lib.train.trainer import Preempted, sigterm_as_interrupt
-
-VMAP_GROUP = "vmap-group"  # the vmap backend's checkpoint of its unfinished group
-
-
-def _module_of(config_path: str):
-  return cli.config_module(config_path)
-
-
-def base_config(config_spec: str, common: Optional[dict] = None):
-  path, _, variant = config_spec.partition(":")
-  module = _module_of(path)
-  base = module.get_config(variant) if variant else module.get_config()
-  return module, sweeps.apply(base, common or {})
-
 
 def parse_grid(items: Sequence[str]) -> list[tuple[str, list]]:
   """``['optimizer.lr=1e-3,3e-3', 'model.dropout=0,0.5']`` -> ``[(key, values), ...]``
@@ -87,7 +72,7 @@ def plan(config_spec: str, sweep_name: str, out: str, common: Optional[dict] = N
   the config module's named sweep (``sweep_name``), times the ``--grid`` axes,
   times ``seeds`` seeds from the config's own; ``common`` overrides apply to every
   trial (``--set``)."""
-  module, base = base_config(config_spec, common)
+  module, base = vmap_backend.base_config(config_spec, common)
   named = bool(sweep_name) or not (grid or seeds)
   if named and not hasattr(module, "sweep"):
     raise ValueError(f"{config_spec} defines no sweep(add, name); see lib/sweeps/space.py, "
@@ -220,70 +205,6 @@ def run_ray(config_spec: str, trials: Sequence[Trial], metric: str = "train/loss
   from launch import ray_tune
   return ray_tune.run(config_spec, trials, os.path.dirname(trials[0].workdir), metric=metric,
                       mode=mode, **options)
-
-
-def experiment_module(config_spec: str):
-  """``<folder>/config.py[:variant]`` -> the ``experiment`` module beside it."""
-  return locate.experiment_module(config_spec)
-
-
-def check_vmap(config_spec: str, trials: Sequence[Trial]) -> list[list[Trial]]:
-  """The vmap backend's groups (one program each), or a :class:`ConfigError` naming
-  a key that is neither tunable nor structural, before anything runs."""
-  exp = experiment_module(config_spec)
-  overrides = [t.overrides for t in trials]
-  tunable.check(exp, overrides, config_spec.partition(":")[0].split(os.sep)[-2])
-  groups = [[trials[i] for i in g] for g in tunable.groups(exp, overrides)]
-  _, base = base_config(config_spec, trials[0].common if trials else None)
-  for g in groups:  # trials with other seeds must read the same batches
-    configs = [sweeps.apply(base, t.overrides) for t in g]
-    if len({c.seed for c in configs}) > 1:
-      trial_batch.check_same_batches(exp.build, configs)
-  return groups
-
-
-def run_vmap(config_spec: str, trials: Sequence[Trial],
-             halving: Optional["trial_batch.Halving"] = None,
-             trials_per_block: int = 0, only: Optional[int] = None) -> dict[int, dict]:
-  """Trains the trials that are not finished, one jitted program per group of equal
-  structural values (``lib.sweeps.trial_batch``), one group after another (or
-  group ``only`` alone), built with the experiment's ``build(config)``."""
-  exp = experiment_module(config_spec)
-  out = os.path.dirname(trials[0].workdir)
-  results: dict[int, dict] = {}
-  for g, group in enumerate(check_vmap(config_spec, trials)):
-    if only is not None and g != only:
-      continue
-    group_dir = os.path.join(out, f"{VMAP_GROUP}-{g}")
-    unfinished = set(trial_batch.group_workdirs(group_dir))  # a killed group: resume it whole
-    todo = [t for t in group if not is_done(t) or os.path.abspath(t.workdir) in unfinished]
-    if todo:
-      results.update(_run_group(exp, config_spec, todo, group_dir, halving, trials_per_block))
-  return results
-
-
-def _run_group(exp, config_spec: str, todo: Sequence[Trial], group_dir: str,
-               halving, trials_per_block: int) -> dict[int, dict]:
-  _, base = base_config(config_spec, todo[0].common)
-  for t in todo:
-    trials_lib.start(t)
-  t0 = time.perf_counter()
-  try:
-    with sigterm_as_interrupt():
-      summaries = trial_batch.train(exp.build, base, [t.overrides for t in todo],
-                                    [t.workdir for t in todo], group_dir=group_dir,
-                                    halving=halving, trials_per_block=trials_per_block)
-  except KeyboardInterrupt:
-    for t in todo:
-      if not is_done(t):
-        trials_lib.record(t, status="interrupted")
-    raise
-  except Exception as e:  # one program: a failure fails every trial in it
-    return {t.index: trials_lib.record(t, status="failed", error=f"{type(e).__name__}: {e}") for t in todo}
-  wall = round(time.perf_counter() - t0, 2)
-  # A trial that diverged (NaN/Inf) stopped alone; halving stopped others; the rest completed.
-  return {t.index: trials_lib.record(t, status=s["status"], error=s["error"], wall_s=wall)
-          for t, s in zip(todo, summaries)}
 
 
 def summarize(out: str, trials: Sequence[Trial], metric: str, mode: str = "min",
@@ -449,7 +370,7 @@ def sweep(config_spec: str, sweep_name: str, out: str, backend: str = "local", p
                         "--backend=ray --tune_unit=group (or --backend=ray --scheduler=asha).")
     halver = trial_batch.Halving(metric=metric, mode=mode, **halving)
   if groups:
-    check_vmap(config_spec, trials)  # before anything is written
+    vmap_backend.check_vmap(config_spec, trials)  # before anything is written
   os.makedirs(out, exist_ok=True)
   set_aside_changed(trials)
   files.atomic_write(os.path.join(out, "sweep.json"), json.dumps(
@@ -462,7 +383,7 @@ def sweep(config_spec: str, sweep_name: str, out: str, backend: str = "local", p
     if backend == "local":
       run_local(config_spec, trials, parallel, gpus, trials_per_gpu=trials_per_gpu)
     elif backend == "vmap":
-      run_vmap(config_spec, trials, halver, trials_per_block)
+      vmap_backend.run_vmap(config_spec, trials, halver, trials_per_block)
     else:
       run_ray(config_spec, trials, metric, mode, **(ray_options or {}))
   except KeyboardInterrupt:  # SIGTERM or Ctrl-C: the trials saved; say where things stand

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import sys
+from typing import Sequence
 
 from lib.runtime import files, locate, process
 from lib.sweeps import space as sweeps

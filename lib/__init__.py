@@ -6,7 +6,7 @@ Subpackages by concern (importing any of them changes no global state):
   models (language-model stacks, seq2seq, variational layers, skip-gram).
 * :mod:`lib.losses`: softmax NLL, NCE and negative sampling, their samplers.
 * :mod:`lib.data`: step-indexed batching, the vocabulary, tokenizing, corpus
-  and pair-file readers, :class:`lib.data.errors.DataError`.
+  and pair-file readers, :class:`lib.errors.DataError`.
 * :mod:`lib.eval`: scores, decoding, sampling, word-vector evaluation.
 * :mod:`lib.train`: the experiment contract, train state and step, the loop,
   optimizers, checkpoints, metrics and durations.

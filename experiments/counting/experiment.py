@@ -7,11 +7,11 @@ import ml_collections
 import numpy as np
 
 from lib.data import batching as data_lib
+from lib.metrics import Average
 from lib.nn import cells, initializers, recurrence
-from lib.runtime import configs
-from lib.train import durations, trainer
+from lib.runtime import configs, durations
+from lib.train import trainer
 from lib.train.task import Built, Task
-from lib.train.metrics import Average
 
 
 def make_data(num_samples: int, seq_len: int, seed: int) -> dict[str, np.ndarray]:

@@ -12,11 +12,11 @@ import numpy as np
 
 from experiments.long_range import tasks
 from lib.data import batching
-from lib.data.errors import ConfigError
+from lib.errors import ConfigError
+from lib.metrics import Average
 from lib.nn import cells, initializers, stacks
-from lib.runtime import configs
-from lib.train import durations, trainer
-from lib.train.metrics import Average
+from lib.runtime import configs, durations
+from lib.train import trainer
 from lib.train.task import Built, Task
 
 

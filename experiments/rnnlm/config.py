@@ -30,7 +30,7 @@ Variants (``config.py:<name>``):
 
 Durations are given in epochs (``trainer.num_epochs``, ``optimizer.decay_start_epochs``,
 ``optimizer.plateau_every_epochs``, ...) and become steps once the data is loaded
-(:mod:`lib.train.durations`); the resolved config is saved as ``config.json``.
+(:mod:`lib.runtime.durations`); the resolved config is saved as ``config.json``.
 """
 import ml_collections
 

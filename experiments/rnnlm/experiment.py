@@ -18,11 +18,11 @@ from lib.data import batching, corpora, sequences, text, tfds_source
 from lib.data.vocab import Vocab
 from lib.eval import generation
 from lib.nn import cells, lm, stacks
-from lib.runtime import configs
+from lib.runtime import configs, durations
 from lib.sweeps import tunable
-from lib.train import checkpoint, durations, trainer
-from lib.train.task import Built, Task
+from lib.train import checkpoint, trainer
 from lib.train.state import init_state, restore_params
+from lib.train.task import Built, Task
 
 PTB_EOS = "<eos>"
 PTB_UNK = "<unk>"

@@ -12,13 +12,13 @@ import numpy as np
 
 from experiments.seq2seq import questions
 from lib.data import batching, char_pairs as pairs
-from lib.eval import decoding as seq2seq_train
 from lib.data.vocab import Vocab
+from lib.eval import decoding
 from lib.nn import cells, seq2seq
-from lib.runtime import configs
-from lib.train import durations, trainer
-from lib.train.task import Built
+from lib.runtime import configs, durations
+from lib.train import seq2seq_task, trainer
 from lib.train.state import restore_params
+from lib.train.task import Built
 
 START = pairs.QA_SEPARATOR  # the book feeds '_' as the decoder's first input
 
@@ -66,10 +66,10 @@ def build(config: ml_collections.ConfigDict, data: Dataset | None = None) -> Bui
   configs.check(config, **CONFIG_RULES)
   ds = data or load(config.data)
   model = make_model(config.model, len(ds.vocab))
-  evaluator = seq2seq_train.Evaluator(model, ds.valid, ds.vocab, ds.vocab, start=START, end=None,
+  evaluator = decoding.Evaluator(model, ds.valid, ds.vocab, ds.vocab, start=START, end=None,
                                       fixed_width=True, batch_size=config.data.eval_batch_size)
   order = batching.order_seed(config)
-  task = seq2seq_train.teacher_forcing_task(
+  task = seq2seq_task.teacher_forcing_task(
       f"seq2seq/{config.data.task}/{config.variant}", model, ds.train,
       batch_size=config.data.batch_size, seed=order, fixed_width=True, evaluators=(evaluator,))
   config = durations.resolve(config, task.train_batch.steps_per_epoch,
@@ -99,7 +99,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, data: Dataset | None
     print(msg, flush=True)
   summary = trainer.train(task, config, workdir)
   final, decoded = task.evaluators[0].evaluate(restore_params(task, config, workdir)[0])
-  samples = seq2seq_train.format_samples(decoded, sample_indices(decoded.correct, config.num_samples))
+  samples = decoding.format_samples(decoded, sample_indices(decoded.correct, config.num_samples))
   with open(os.path.join(workdir, "samples.txt"), "w") as f:
     f.write(samples + "\n")
   ds.vocab.save(os.path.join(workdir, "vocab.json"))

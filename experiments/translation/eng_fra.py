@@ -23,7 +23,7 @@ import os
 from absl import app, flags
 
 from experiments.translation import config as config_lib, experiment
-from lib.eval import decoding as seq2seq_train
+from lib.eval import decoding
 from lib.runtime import cli
 from lib.sweeps import space as sweeps
 from lib.train.state import restore_params
@@ -73,13 +73,13 @@ def train_decodes(config, workdir: str, data, n: int = 500) -> dict:
   params = _params(built, workdir)
   n = min(n, len(data.train["src"]))
   seen = {k: v[:n] for k, v in data.train.items()}
-  ev = seq2seq_train.Evaluator(built.model, seen, data.src_vocab, data.tgt_vocab,
+  ev = decoding.Evaluator(built.model, seen, data.src_vocab, data.tgt_vocab,
                                start=experiment.START, end=experiment.END, fixed_width=False,
                                batch_size=n, text_metrics=experiment.chrf)
   metrics, decoded = ev.evaluate(params)
   metrics["exact_any"] = exact_any(decoded)
   with open(os.path.join(workdir, "train_samples.txt"), "w", encoding="utf-8") as f:
-    f.write(seq2seq_train.format_samples(decoded, range(0, n, max(n // 10, 1)), as_lists=False) + "\n")
+    f.write(decoding.format_samples(decoded, range(0, n, max(n // 10, 1)), as_lists=False) + "\n")
   return metrics
 
 

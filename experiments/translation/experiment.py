@@ -13,13 +13,13 @@ import sacrebleu
 
 from experiments.translation import numbers
 from lib.data import batching, char_pairs as pairs, tfds_source
-from lib.eval import decoding as seq2seq_train
 from lib.data.vocab import Vocab
+from lib.eval import decoding
 from lib.nn import cells, seq2seq
-from lib.runtime import configs, plotting, writers
-from lib.train import durations, trainer
-from lib.train.task import Built
+from lib.runtime import configs, durations, plotting, writers
+from lib.train import seq2seq_task, trainer
 from lib.train.state import restore_params
+from lib.train.task import Built
 
 START, END = "\t", "\n"  # the notes' (and Keras') start and stop characters
 
@@ -85,12 +85,12 @@ def build(config: ml_collections.ConfigDict, data: Dataset | None = None) -> Bui
   ds = data or load(config.data)
   model = seq2seq.Seq2Seq(src_vocab=len(ds.src_vocab), tgt_vocab=len(ds.tgt_vocab),
                           **config.model.to_dict())
-  evaluator = seq2seq_train.Evaluator(model, ds.valid, ds.src_vocab, ds.tgt_vocab, start=START,
+  evaluator = decoding.Evaluator(model, ds.valid, ds.src_vocab, ds.tgt_vocab, start=START,
                                       end=END, fixed_width=False,
                                       batch_size=config.data.eval_batch_size, text_metrics=chrf,
                                       beam=config.decoding.beam,
                                       length_penalty=config.decoding.length_penalty)
-  task = seq2seq_train.teacher_forcing_task(
+  task = seq2seq_task.teacher_forcing_task(
       f"translation/{config.variant}", model, ds.train, batch_size=config.data.batch_size,
       seed=batching.order_seed(config), fixed_width=False, evaluators=(evaluator,))
   config = durations.resolve(config, task.train_batch.steps_per_epoch,
@@ -158,7 +158,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, data: Dataset | None
     stop = {**stop, "best_epoch": stop["best_step"] and stop["best_step"] / spe}
   final, decoded = task.evaluators[0].evaluate(params)
   idx = list(range(min(config.num_samples, len(decoded.inputs))))
-  samples = seq2seq_train.format_samples(decoded, idx, as_lists=False)
+  samples = decoding.format_samples(decoded, idx, as_lists=False)
   with open(os.path.join(workdir, "samples.txt"), "w", encoding="utf-8") as f:
     f.write(samples + "\n")
   ds.src_vocab.save(os.path.join(workdir, "src_vocab.json"))

@@ -22,12 +22,13 @@ import numpy as np
 
 from experiments.varrnn import inputs
 from experiments.varrnn.model import BOW, PairRNN, kl_notes
+from lib import metrics
 from lib.data import batching
 from lib.eval import scores
 from lib.nn import cells, variational as vi
-from lib.runtime import configs, plotting, writers
+from lib.runtime import configs, durations, plotting, writers
 from lib.sweeps import tunable
-from lib.train import durations, metrics, trainer
+from lib.train import trainer
 from lib.train.task import Built, Task
 
 INPUTS = ("ids1", "mask1", "ids2", "mask2")

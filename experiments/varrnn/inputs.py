@@ -25,8 +25,8 @@ import numpy as np
 
 from experiments.varrnn import sentence_pairs
 from lib.data import tfds_source, word_vectors
-from lib.data.errors import DataError
 from lib.data.vocab import Vocab
+from lib.errors import DataError
 
 MARKERS = ("red", "green", "blue")
 FILLER = tuple("""the a of to and in is it that was for on are with as his they be at one

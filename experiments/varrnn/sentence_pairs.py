@@ -23,8 +23,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from lib.data import text, tfds_source
-from lib.data.errors import DataError
 from lib.data.vocab import Vocab
+from lib.errors import DataError
 
 
 @dataclasses.dataclass

@@ -10,15 +10,15 @@ import ml_collections
 import numpy as np
 
 from experiments.word2vec import skipgram
-from lib.data.errors import ConfigError, DataError
 from lib.data import batching as data_lib, corpora, text, tfds_source, word_vectors
+from lib.errors import ConfigError, DataError
 from lib.eval import word_eval
 from lib.nn import word2vec
-from lib.runtime import configs
+from lib.runtime import configs, durations
 from lib.sweeps import tunable
-from lib.train import durations, trainer
-from lib.train.task import Built, Task
+from lib.train import sparse_sgd, trainer
 from lib.train.state import restore_params
+from lib.train.task import Built, Task
 
 VECTORS_FILE = "vectors.txt"
 
@@ -161,7 +161,7 @@ def build(config: ml_collections.ConfigDict, data: Data | None = None) -> Built:
     _check_sparse(config)
     if spec.loss == "softmax":
       raise ValueError("the softmax loss has no sparse path; set --config.train.sparse=False.")
-    make_step = word2vec.make_sparse_step(spec, noise, t.minibatch)
+    make_step = sparse_sgd.make_sparse_step(spec, noise, t.minibatch)
   elif t.minibatches_per_step != 1:
     raise ValueError("the dense path (train.sparse=False) takes one minibatch per step: "
                      "set --config.train.minibatches_per_step=1.")
@@ -177,7 +177,7 @@ def build(config: ml_collections.ConfigDict, data: Data | None = None) -> Built:
               train_batch=data_lib.Prefetch(data.stream.batch, data.stream.num_steps),
               make_step=make_step, rate_unit=("words", words_per_step),
               hparams=tunable.hparams(config, TUNABLE),
-              compiler_options=word2vec.step_compiler_options() if make_step else {})
+              compiler_options=sparse_sgd.step_compiler_options() if make_step else {})
   return Built(task=task, config=config, model=spec, data=data)
 
 

@@ -23,10 +23,14 @@ COLUMNS = ("batch", "steps", "input", "hidden", "unroll", "rnnlab_ms", "flax_ms"
 NUMBER = 20
 
 
+FLAX_CELLS = {"lstm": fnnx.OptimizedLSTMCell, "gru": fnnx.GRUCell}
+
+
 def _model(kind: str, D: int, H: int, unroll: int):
+  """``rnnlab``: rnnlab's LSTM as an NNX module; ``lstm`` / ``gru``: Flax's own cell."""
   if kind == "rnnlab":
     return nnx.RNN(cells.LSTM(hidden=H), D, unroll=unroll, rngs=fnnx.Rngs(0))
-  return fnnx.RNN(fnnx.OptimizedLSTMCell(D, H, rngs=fnnx.Rngs(0)), unroll=unroll)
+  return fnnx.RNN(FLAX_CELLS[kind](D, H, rngs=fnnx.Rngs(0)), unroll=unroll)
 
 
 def train_step(kind: str, B: int, T: int, D: int, H: int, unroll: int):
@@ -58,7 +62,7 @@ def run(peers=(), repeats: int = 7, shapes=SHAPES) -> list[dict]:
   for B, T, D, H in shapes:
     unroll = choose_unroll(T)
     ours, theirs = time_pair_ms(train_step("rnnlab", B, T, D, H, unroll),
-                                train_step("flax", B, T, D, H, unroll), number=NUMBER,
+                                train_step("lstm", B, T, D, H, unroll), number=NUMBER,
                                 repeats=repeats, sync_a=jax.block_until_ready,
                                 sync_b=jax.block_until_ready)
     rows.append({"batch": B, "steps": T, "input": D, "hidden": H, "unroll": unroll,

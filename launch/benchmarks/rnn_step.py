@@ -1,7 +1,8 @@
 """Training-step throughput (forward + backward + SGD update) of one recurrent layer:
 rnnlab's ``lib`` (jitted ``make_train_step`` over ``recurrence.unroll``) against
-PyTorch ``nn.LSTM`` / ``nn.RNN`` on the same shapes, batch-first, MSE on every
-step's output.
+PyTorch ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` and Flax (``nnx.RNN`` over
+``OptimizedLSTMCell`` / ``GRUCell``, one jitted step) on the same shapes, batch-first,
+MSE on every step's output; the three timed in alternation in one process.
 
 Shapes (batch, steps, input, hidden): the PTB small config (20, 20, 200, 200),
 an MNIST-rows classifier (64, 28, 70, 256), a short-sequence case (128, 7, 16, 128).
@@ -15,15 +16,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from launch.benchtools import time_pair_ms
+from launch.benchtools import time_alternating_ms
 from lib.nn import cells, recurrence
 from lib.train.state import TrainState
 from lib.train.step import make_train_step
 
 SHAPES = ((20, 20, 200, 200), (64, 28, 70, 256), (128, 7, 16, 128))
-KINDS = ("lstm", "elman")
+KINDS = ("lstm", "gru", "elman")
 COLUMNS = ("cell", "batch", "steps", "input", "hidden", "unroll", "rnnlab_ms", "torch_ms",
-           "speedup_vs_torch", "rnnlab_examples_per_s")
+           "speedup_vs_torch", "flax_ms", "speedup_vs_flax", "rnnlab_examples_per_s")
 NUMBER = 20  # steps per timed repeat
 
 
@@ -39,7 +40,7 @@ def choose_unroll(T: int) -> int:
 
 
 def rnnlab_step(kind: str, B: int, T: int, D: int, H: int, unroll: int):
-  cell = cells.LSTM(H) if kind == "lstm" else cells.Elman(H)
+  cell = cells.make(kind, H)
   x, y = map(jnp.asarray, _data(B, T, D, H))
 
   def loss_fn(params, batch, rng):
@@ -64,8 +65,9 @@ def torch_step(kind: str, B: int, T: int, D: int, H: int):
   import torch
   x, y = map(torch.from_numpy, _data(B, T, D, H))
   torch.manual_seed(0)
-  net = (torch.nn.LSTM(D, H, batch_first=True) if kind == "lstm"
-         else torch.nn.RNN(D, H, nonlinearity="tanh", batch_first=True))
+  net = {"lstm": lambda: torch.nn.LSTM(D, H, batch_first=True),
+         "gru": lambda: torch.nn.GRU(D, H, batch_first=True),
+         "elman": lambda: torch.nn.RNN(D, H, nonlinearity="tanh", batch_first=True)}[kind]()
   opt = torch.optim.SGD(net.parameters(), lr=0.01)
 
   def run():
@@ -79,26 +81,32 @@ def torch_step(kind: str, B: int, T: int, D: int, H: int):
   return run
 
 
-def run(peers=("torch",), repeats: int = 7, shapes=SHAPES, kinds=KINDS) -> list[dict]:
+def run(peers=("torch", "flax"), repeats: int = 7, shapes=SHAPES, kinds=KINDS) -> list[dict]:
+  from launch.benchmarks import flax_rnn
   have_torch = "torch" in peers
   if have_torch:
     try:
       import torch  # noqa: F401
     except ImportError:
-      print("PyTorch is not installed (pip install torch): timing rnnlab alone.")
+      print("PyTorch is not installed (pip install -r requirements-bench.txt): no torch column.")
       have_torch = False
   rows = []
   for kind in kinds:
     for B, T, D, H in shapes:
       unroll = choose_unroll(T)
-      peer = torch_step(kind, B, T, D, H) if have_torch else None
-      # In alternation, so the machine's drift stays out of the ratio.
-      ours, theirs = time_pair_ms(rnnlab_step(kind, B, T, D, H, unroll), peer, number=NUMBER,
-                                  repeats=repeats, sync_a=jax.block_until_ready)
-      row = {"cell": kind, "batch": B, "steps": T, "input": D, "hidden": H, "unroll": unroll,
-             "rnnlab_ms": ours, "rnnlab_examples_per_s": B / ours * 1e3}
+      fns = {"rnnlab": rnnlab_step(kind, B, T, D, H, unroll)}
       if have_torch:
-        row.update(torch_ms=theirs, speedup_vs_torch=theirs / ours)
+        fns["torch"] = torch_step(kind, B, T, D, H)
+      if "flax" in peers and kind in flax_rnn.FLAX_CELLS:
+        fns["flax"] = flax_rnn.train_step(kind, B, T, D, H, unroll)
+      # In alternation, so the machine's drift stays out of the ratios.
+      ms = time_alternating_ms(fns, number=NUMBER, repeats=repeats,
+                               syncs={"rnnlab": jax.block_until_ready, "flax": jax.block_until_ready})
+      row = {"cell": kind, "batch": B, "steps": T, "input": D, "hidden": H, "unroll": unroll,
+             "rnnlab_ms": ms["rnnlab"], "rnnlab_examples_per_s": B / ms["rnnlab"] * 1e3}
+      for peer in ("torch", "flax"):
+        if peer in ms:
+          row.update({f"{peer}_ms": ms[peer], f"speedup_vs_{peer}": ms[peer] / ms["rnnlab"]})
       rows.append(row)
       print(functools.reduce(lambda s, kv: s + f" {kv[0]}={kv[1]:.3g}" if isinstance(kv[1], float)
                              else s + f" {kv[0]}={kv[1]}", row.items(), ""), flush=True)

@@ -6,8 +6,9 @@
   commands one after another, as a shell ``for`` loop would run them;
 * ``local``: ``python -m launch.sweep --backend=local --parallel=2``.
 
-``python -m launch.bench sweep_<name>`` for each experiment's quick config, over the
-learning rate (8 values) and one more tunable key (4 values): ``SWEEPS``. For
+``python -m launch.bench sweep_<name>`` for each registered experiment's quick config
+(``SWEEPS``: one per experiment of ``launch/registry.py``, tested), over the learning
+rate (8 values) and one more tunable key (4 values). For
 the slower experiments the shell loop and the local backend run the 8 trials at
 the second key's first value and are scaled by 4 (the runs differ only in two
 numbers; the row says so). ``sweep_halving``
@@ -50,6 +51,9 @@ SWEEPS = {
     "word2vec": ("experiments/word2vec/config.py:embedded", [],
                  [f"optimizer.lr={LRS8(0.005, 0.1)}", "model.negatives=2,5,10,15"],
                  "train/loss", "min", True),
+    "long_range": ("experiments/long_range/config.py:adding_100", ["trainer.num_steps=300"],
+                   [f"optimizer.lr={LRS8(1e-3, 3e-2)}", "optimizer.b1=0.8,0.9,0.95,0.99"],
+                   "eval/mse", "min", True),
 }
 # Halving: the addition sweep run to 4 epochs; rungs at half an epoch and one epoch, a
 # quarter of the trials kept at each (32 -> 8 -> 2).
@@ -150,8 +154,13 @@ def _runner(name):
   return run
 
 
-run_counting, run_addition, run_rnnlm, run_translation, run_varrnn, run_word2vec = (
-    _runner(n) for n in ("counting", "addition", "rnnlm", "translation", "varrnn", "word2vec"))
+def experiment_of(name: str) -> str:
+  """The registered experiment a sweep of :data:`SWEEPS` runs (its config's folder)."""
+  return SWEEPS[name][0].split("/")[1]
+
+
+# One benchmark per sweep: `python -m launch.bench sweep_<name>` calls run_<name>.
+globals().update({f"run_{n}": _runner(n) for n in SWEEPS})
 
 
 def run_halving(peers=(), repeats: int = 1) -> list[dict]:

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lib.data.errors import ConfigError
+from lib.errors import ConfigError
 
 
 class FullBatch:

@@ -23,8 +23,8 @@ from typing import Iterable, Optional, Sequence
 from absl import logging
 import numpy as np
 
-from lib.data.errors import DataError
 from lib.data.vocab import Vocab
+from lib.errors import DataError
 
 PAD = "<pad>"
 UNK = "<unk>"

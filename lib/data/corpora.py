@@ -20,7 +20,7 @@ from typing import Optional
 
 from absl import logging
 
-from lib.data.errors import DataError
+from lib.errors import DataError
 
 PTB_SPLITS = ("train", "valid", "test")
 

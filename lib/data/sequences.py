@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from lib.data.errors import ConfigError, DataError
+from lib.errors import ConfigError, DataError
 
 
 def pad_batch(seqs: Sequence[np.ndarray], length: int, pad_id: int = 0

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from lib.data.errors import ConfigError, DataError
+from lib.errors import ConfigError, DataError
 
 _CHUNK = 1024  # records per __getitems__ call
 

@@ -11,7 +11,7 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from lib.data.errors import DataError
+from lib.errors import DataError
 
 
 def write(path: str, words: Sequence[str], vectors_VxD: np.ndarray) -> None:

@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from lib.data import corpora
-from lib.data.errors import DataError
+from lib.errors import DataError
 
 
 def normalize(vectors_VxD: np.ndarray) -> np.ndarray:

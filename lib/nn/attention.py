@@ -18,7 +18,7 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 
-from lib.data.errors import ConfigError
+from lib.errors import ConfigError
 from lib.nn import initializers
 
 KINDS = ("dot", "general", "additive")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lib.data.errors import ConfigError
+from lib.errors import ConfigError
 
 Initializer = jax.nn.initializers.Initializer
 

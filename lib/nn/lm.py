@@ -23,9 +23,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lib.data.errors import ConfigError
+from lib.errors import ConfigError
+from lib.metrics import Average
 from lib.nn import cells, initializers, stacks
-from lib.train.metrics import Average
 
 Params = dict[str, Any]
 

@@ -38,7 +38,7 @@ from typing import Any, Callable, Optional
 import jax
 import jax.numpy as jnp
 
-from lib.data.errors import ConfigError
+from lib.errors import ConfigError
 
 
 class ScanType(str, enum.Enum):

@@ -31,9 +31,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lib.data.errors import ConfigError
+from lib import metrics
+from lib.errors import ConfigError
 from lib.nn import attention as attention_lib, cells, initializers, recurrence, stacks
-from lib.train import metrics
 
 Params = dict[str, Any]
 

@@ -17,8 +17,7 @@ connections between layers, every layer's final carry returned) in one of two or
   LSTMs, one set of weights, padding as ``seq_lengths``), chosen explicitly: a
   vmapped sweep cannot batch the cuDNN call, and ``auto`` cannot see a ``vmap``.
 
-``auto`` picks ``layers`` or ``wavefront`` by platform (:data:`AUTO_RULES`, measured
-by ``launch.bench ptb_orders``).
+``auto`` picks by platform (:data:`AUTO_RULES`, measured by ``launch.bench ptb_orders``).
 """
 from __future__ import annotations
 
@@ -28,7 +27,7 @@ from typing import Any, Optional, Sequence
 import jax
 import jax.numpy as jnp
 
-from lib.data.errors import ConfigError
+from lib.errors import ConfigError
 from lib.nn import cudnn, recurrence
 from lib.nn.cells import Cell, Params, acc_dtype
 
@@ -41,9 +40,10 @@ class Order(enum.Enum):
 
 
 NAMES = tuple(o.value for o in Order)
-# The order `auto` runs on each backend: on XLA:CPU the wavefront's in-scan input product
-# and per-step weight gradients cost more than the steps it saves (launch/benchmarks/README.md).
-AUTO_RULES = {"cpu": Order.LAYERS, "gpu": Order.WAVEFRONT, "tpu": Order.WAVEFRONT}
+# The order `auto` runs on each backend (`layers` where none is listed). On XLA:CPU the
+# wavefront is 0.56-0.85x the layer-by-layer step: its upper layers' input products move
+# into the scan and autodiff sums weight gradients step by step (launch/benchmarks/README.md).
+AUTO_RULES = {"cpu": Order.LAYERS}
 
 
 def parse(order: str | Order) -> Order:

@@ -40,7 +40,7 @@ from typing import Any, Callable, NamedTuple, Union
 import jax
 import jax.numpy as jnp
 
-from lib.data.errors import ConfigError
+from lib.errors import ConfigError
 
 Tree = Any
 SIGMA_MODES = ("shared", "group", "weight")

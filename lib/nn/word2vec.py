@@ -12,11 +12,12 @@ bound how many pairs push one sampled row in a single step (with one group
 over thousands of pairs, frequent noise words receive thousands of summed
 updates at once and training fails).
 
-:func:`make_sparse_step` is the fast path: it gathers the rows a minibatch
+:func:`sparse_update` is the fast path: it gathers the rows a minibatch
 touches, differentiates the loss with respect to those rows only, and adds
 ``-lr * grad`` back in place (a scatter-add), so a step costs O(B D), not
-O(V D); a ``lax.scan`` runs many minibatches per dispatched step. It is exactly
-SGD on the same loss that :func:`loss` gives the dense path (any optax optimizer).
+O(V D). It is exactly SGD on the same loss that :func:`loss` gives the dense path
+(any optax optimizer); :func:`lib.train.sparse_sgd.make_sparse_step` runs many
+minibatches of it per dispatched trainer step.
 """
 from __future__ import annotations
 
@@ -27,10 +28,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lib.data.errors import ConfigError
+from lib.errors import ConfigError
 from lib.losses import sampled as sampled_losses, samplers as cs
-from lib.train import optim
-from lib.train.metrics import Average
+from lib.metrics import Average
 
 _FAST = "promise_in_bounds"  # ids come from the vocabulary: skip bounds handling
 
@@ -214,46 +214,3 @@ def sparse_update(spec: Spec, params: dict, batch: dict, samples: cs.Sampled,
     new["bias"] = params["bias"].at[out_idx].add(-lr * grads[2], mode=_FAST)
   per_pair_sum = value * jnp.maximum(m.sum(), 1.0) if spec.reduce == "mean" else value
   return new, per_pair_sum
-
-
-def step_compiler_options() -> dict[str, str]:
-  """XLA options for the sparse step on the CPU: YNNPACK for the matmuls only (its
-  fused reductions and element-wise kernels make the step about 6% slower on
-  XLA:CPU, jax 0.10); none elsewhere."""
-  if jax.default_backend() != "cpu":
-    return {}
-  return {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
-
-
-def make_sparse_step(spec: Spec, noise: Noise, minibatch: int):
-  """A trainer step (see ``lib.train.task.Task.make_step``) that runs the step's
-  pairs as ``P / minibatch`` sparse SGD minibatches in one ``lax.scan``; the
-  learning rate follows ``schedule`` at fractional steps, so a linear decay
-  falls minibatch by minibatch, as word2vec's falls word by word."""
-
-  def make(tx, schedule):
-    del tx  # plain SGD, applied row by row
-
-    def train_step(state, batch, rng, hp=None):
-      negatives = (hp or {}).get("model.negatives")  # swept: traced
-      P = batch["input"].shape[0]
-      if P % minibatch:
-        raise ConfigError(f"pairs per step {P} is not a multiple of the minibatch {minibatch}.")
-      M = P // minibatch
-      mbs = {k: v.reshape(M, minibatch) for k, v in batch.items()}
-      samples = draw_samples(spec, noise, rng, mbs["target"])  # one draw for the M minibatches
-
-      def body(params, xs):
-        j, mb, smp = xs
-        lr = optim.lr_at(schedule, state.opt_state, state.step + j / M)
-        return sparse_update(spec, params, mb, smp, lr, negatives)
-
-      params, totals = jax.lax.scan(body, state.params, (jnp.arange(M), mbs, samples))
-      n = jnp.sum(batch["mask"])
-      metrics = {"loss": Average.of(jnp.sum(totals), n), "pairs": Average.of(n),
-                 "lr": Average.of(optim.current_lr(schedule, state.opt_state, state.step))}
-      return state.replace(step=state.step + 1, params=params), metrics
-
-    return train_step
-
-  return make

@@ -22,13 +22,9 @@ import jax
 import ml_collections
 from ml_collections import config_flags
 
-from lib.runtime import configs, files, hostmem, locate, logs, parallel, workdirs
+from lib.errors import ConfigChanged, ConfigError, DataError, NonFiniteError, Preempted, StorageError
+from lib.runtime import configs, durations, files, hostmem, locate, logs, parallel, workdirs
 from lib.runtime.process import EXIT_INTERRUPTED, EXIT_SIGTERM, STOP_WITH_PARENT  # noqa: F401
-from lib.data.errors import ConfigError, DataError
-from lib.train import durations
-from lib.train.checkpoint import StorageError
-from lib.train.summary import ConfigChanged
-from lib.train.trainer import NonFiniteError, Preempted
 
 T = TypeVar("T")
 _OVERRIDE = re.compile(r"^--?(\w+)\.([\w.]+)=")
@@ -145,7 +141,7 @@ def _one_line(text: str) -> str:
   last = lines[-1]
   name, sep, message = last.partition(": ")
   if sep and name.rsplit(".", 1)[-1].endswith("Error") and " " not in name:
-    last = message  # "lib.data.errors.ConfigError: Unknown ..." -> "Unknown ..."
+    last = message  # "lib.errors.ConfigError: Unknown ..." -> "Unknown ..."
   head = lines[0].split(": ")[0] if lines[0].startswith("flag --") else ""
   return f"{head}: {last}" if head else last
 
@@ -240,7 +236,7 @@ def os_error_line(e: OSError) -> str:
 def command_line_durations(config: ml_collections.ConfigDict,
                            given: Mapping[str, object]) -> None:
   """A duration set on the command line (``--config.trainer.num_steps=50``) replaces
-  the file's, whatever unit the file wrote it in (:mod:`lib.train.durations`)."""
+  the file's, whatever unit the file wrote it in (:mod:`lib.runtime.durations`)."""
   found = {k: durations.duration_of(config, k) for k in given}
   named = [f[0] for f in found.values() if f]
   for key, value in given.items():

@@ -7,8 +7,8 @@ from typing import Any, Mapping, Sequence
 
 import ml_collections
 
-from lib.train import durations
-from lib.data.errors import ConfigError
+from lib.errors import ConfigError
+from lib.runtime import durations
 
 
 def start(experiment: str, variant: str, variants: Sequence[str]) -> ml_collections.ConfigDict:
@@ -29,7 +29,7 @@ def finish(c: ml_collections.ConfigDict, variants: Mapping[str, Mapping[str, Any
   A variant is a dict of dotted overrides (``{'model.cell': 'lstm', 'trainer.num_epochs': 10}``);
   a ConfigDict value replaces a whole section (``{'optimizer': optim.default_config(...)}``).
   Every key must already exist in the base config, so a variant cannot add a field;
-  a duration replaces the base's in whatever unit (:func:`lib.train.durations.override`).
+  a duration replaces the base's in whatever unit (:func:`lib.runtime.durations.override`).
   """
   name = variant or c.variant
   for key, value in variants[name].items():

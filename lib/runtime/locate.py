@@ -16,7 +16,7 @@ import importlib.util
 import os
 import sys
 
-from lib.data.errors import ConfigError
+from lib.errors import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from lib.data.errors import ConfigError
+from lib.errors import ConfigError
 
 _INITIALIZED = False
 

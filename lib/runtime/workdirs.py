@@ -28,7 +28,7 @@ from typing import Iterator
 
 from etils import epath
 
-from lib.data.errors import ConfigError
+from lib.errors import ConfigError
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 SCHEMES = ("gs", "s3", "az", "hf")  # the URI schemes etils.epath serves (through fsspec)

@@ -22,8 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 import ml_collections
 import numpy as np
 
-from lib.runtime import configs
-from lib.train import durations
+from lib.runtime import configs, durations
 
 Trial = dict[str, Any]
 
@@ -117,7 +116,7 @@ def build(sweep_fn: Callable[..., None], name: str = "") -> list[Trial]:
 def apply(config: ml_collections.ConfigDict, trial: Mapping[str, Any]) -> ml_collections.ConfigDict:
   """A copy of ``config`` with the trial's overrides; unknown keys raise ``KeyError``
   naming the key. A duration replaces the config's in whatever unit
-  (:func:`lib.train.durations.override`); the copy stays locked, as the config
+  (:func:`lib.runtime.durations.override`); the copy stays locked, as the config
   files lock it."""
   c = copy.deepcopy(config)
   for key, value in trial.items():

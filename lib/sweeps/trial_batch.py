@@ -39,15 +39,16 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from lib.data.errors import ConfigError
+from lib import metrics as metrics_lib
+from lib.errors import ConfigError
 from lib.runtime import files, writers
 from lib.runtime.progress import Progress
 from lib.sweeps import space as sweeps, tunable
-from lib.train import checkpoint, metrics as metrics_lib, optim
-from lib.train.task import Built
+from lib.train import checkpoint, optim
 from lib.train.state import init_state
 from lib.train.step import task_step
 from lib.train.summary import make_summary, save_config, write_summary
+from lib.train.task import Built
 from lib.train.trainer import StopRequests, plot_loss_curve
 
 GROUP_FILE = "group.json"

@@ -17,9 +17,9 @@ from typing import Any, Mapping, Sequence
 
 import ml_collections
 
-from lib.data.errors import ConfigError
-from lib.runtime import configs
-from lib.train import durations, optim
+from lib.errors import ConfigError
+from lib.runtime import configs, durations
+from lib.train import optim
 
 COMMON_TUNABLE = ("seed",) + tuple(f"optimizer.{k}" for k in optim.TUNABLE)
 COMMON_STRUCTURAL = tuple(f"optimizer.{k}" for k in optim.STRUCTURAL)

@@ -3,5 +3,5 @@
 every experiment shares (:func:`lib.train.trainer.train`), optax optimizers
 from config, orbax checkpoints, metric sums and counts, summaries, and the one
 rule that turns ``*_epochs`` / ``*_examples`` into steps
-(:mod:`~lib.train.durations`).
+(:mod:`~lib.runtime.durations`).
 """

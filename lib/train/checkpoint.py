@@ -6,11 +6,8 @@ from typing import Any, Optional
 
 import orbax.checkpoint as ocp
 
+from lib.errors import StorageError
 from lib.runtime import files
-
-
-class StorageError(RuntimeError):
-  """A checkpoint could not be written (an unwritable or full folder)."""
 
 
 def _storage(directory: str, e: Exception) -> StorageError:

@@ -19,7 +19,7 @@ from typing import Iterable, Mapping, Optional
 
 import ml_collections
 
-from lib.data.errors import ConfigError
+from lib.errors import ConfigError
 
 BEST_DIR = "best"
 

@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from lib.train import durations
-from lib.data.errors import ConfigError
+from lib.errors import ConfigError
+from lib.runtime import durations
 
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam", "adamw", "adagrad", "rprop")
 SCHEDULES = ("constant", "linear", "cosine", "step")
@@ -19,7 +19,7 @@ SCHEDULES = ("constant", "linear", "cosine", "step")
 def default_config(name: str = "sgd", lr: float = 1e-3, **overrides) -> ml_collections.ConfigDict:
   """Every optimizer field, so any of them can be set from the command line.
 
-  Its durations (:mod:`lib.train.durations`) take any unit: ``decay_every_epochs=1``.
+  Its durations (:mod:`lib.runtime.durations`) take any unit: ``decay_every_epochs=1``.
   """
   c = ml_collections.ConfigDict(durations.fields(dict(
       warmup=("steps", 0),

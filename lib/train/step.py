@@ -7,7 +7,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lib.train import metrics as metrics_lib, optim
+from lib import metrics as metrics_lib
+from lib.train import optim
 from lib.train.state import TrainState
 from lib.train.task import Batch, LossFn, Task
 

@@ -7,6 +7,7 @@ from typing import Any, Mapping, Optional
 
 import ml_collections
 
+from lib.errors import ConfigChanged
 from lib.runtime import files
 from lib.train.task import Params, Task
 
@@ -19,10 +20,6 @@ REPORTING_FIELDS = ("trainer.tensorboard", "trainer.plot", "trainer.progress_eve
                     "trainer.flush_every", "trainer.max_checkpoints", "trainer.resume_longer",
                     "trainer.distributed", "trainer.coordinator_address",
                     "trainer.num_processes", "trainer.process_id")
-
-
-class ConfigChanged(ValueError):
-  """A resume with a config other than the one the workdir's run started with."""
 
 
 def save_config(config: ml_collections.ConfigDict, workdir: str) -> None:

@@ -52,7 +52,7 @@ class Task:
     init_params: ``key -> params``.
     loss_fn: ``(params, batch, rng) -> (objective, metrics)``; the objective is
       what gets differentiated; metrics map names to scalars or
-      :class:`lib.train.metrics.Average` (sum, count) pairs.
+      :class:`lib.metrics.Average` (sum, count) pairs.
     train_batch: ``step -> batch``, a pure function of ``step`` (and the
       config's seed) so that resuming is exact; it has ``steps_per_epoch``.
     evaluators: run every ``trainer.eval_every_steps`` and at the end; their
@@ -107,7 +107,7 @@ class Built:
 
   Attributes:
     task: what the trainer runs.
-    config: the config with every duration in steps (:func:`lib.train.durations.resolve`),
+    config: the config with every duration in steps (:func:`lib.runtime.durations.resolve`),
       locked; the one the run saves as ``config.json``.
     model: the model object (its hyperparameters and pure functions).
     data: the loaded data set, in the experiment's own type.

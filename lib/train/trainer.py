@@ -26,26 +26,20 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from lib.data.errors import ConfigError
-from lib.runtime import files, parallel, plotting, workdirs, writers
-from lib.train import checkpoint, durations, early_stopping, metrics as metrics_lib, optim
+from lib import metrics as metrics_lib
+from lib.errors import ConfigError, NonFiniteError, Preempted, StorageError
+from lib.runtime import durations, files, parallel, plotting, workdirs, writers
 from lib.runtime.progress import Progress
+from lib.train import checkpoint, early_stopping, optim
 from lib.train.state import init_state
 from lib.train.step import task_step
 from lib.train.summary import (SUMMARY_FILE, check_same_run, make_summary, read_summary,
                                 save_config, write_summary)
 from lib.train.task import Task, evaluate
 
-class NonFiniteError(RuntimeError):
-  """Training produced NaN or Inf; the last good checkpoint is kept."""
-
-
-class Preempted(KeyboardInterrupt):
-  """SIGTERM arrived (a scheduler's preemption); handled like Ctrl-C."""
-
 
 def default_config(**overrides) -> ml_collections.ConfigDict:
-  """Every trainer field. Durations (:mod:`lib.train.durations`) take any unit:
+  """Every trainer field. Durations (:mod:`lib.runtime.durations`) take any unit:
   ``default_config(num_epochs=10, eval_every_epochs=1)``."""
   c = ml_collections.ConfigDict(durations.fields(dict(
       num=("steps", 1000),
@@ -291,7 +285,7 @@ class _Run:
         self.ckpt.close()
         if self.best_ckpt is not None:
           self.best_ckpt.close()
-      except checkpoint.StorageError as e:
+      except StorageError as e:
         status, error, failed = "failed", str(e), e
       more = {} if self.early is None else {"early_stop": self.early.summary(self.stopped_at)}
       summary = make_summary(self.task, self.config, self.state.params, status=status,
@@ -400,7 +394,7 @@ def _run_to_end(run: _Run) -> tuple[str, Optional[str]]:
   except NonFiniteError as e:
     run.outcome = ("diverged", str(e))
     raise
-  except checkpoint.StorageError as e:
+  except StorageError as e:
     run.outcome = ("failed", str(e))
     raise
   except BaseException as e:  # interrupted, or an error: keep what was done, then re-raise
@@ -421,8 +415,8 @@ def train(task: Task, config: ml_collections.ConfigDict, workdir: str) -> dict:
   ``config`` needs ``seed``, ``optimizer`` (see :func:`lib.train.optim.default_config`)
   and ``trainer`` (see :func:`default_config`). Returns the summary written to
   ``<workdir>/summary.json``. Raises :class:`NonFiniteError` on NaN/Inf (the
-  summary says ``diverged``), :class:`~lib.train.checkpoint.StorageError` when a
-  checkpoint cannot be written (``failed``), :class:`~lib.train.summary.ConfigChanged`
+  summary says ``diverged``), :class:`~lib.errors.StorageError` when a
+  checkpoint cannot be written (``failed``), :class:`~lib.errors.ConfigChanged`
   and :class:`~lib.runtime.files.WorkdirBusy` before touching a workdir that holds
   another config's run or a live run, and re-raises interruptions after checkpointing.
   """

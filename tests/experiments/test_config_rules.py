@@ -6,7 +6,7 @@ import re
 import pytest
 
 from launch import registry
-from lib.data.errors import ConfigError
+from lib.errors import ConfigError
 from lib.runtime import configs
 
 EXPERIMENTS = tuple(registry.EXPERIMENTS)

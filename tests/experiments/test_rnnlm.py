@@ -11,10 +11,10 @@ import pytest
 from experiments.rnnlm import config as config_lib, experiment
 from experiments.rnnlm.config import NOTES_LM
 from experiments.rnnlm.numpy_reference import RNNNumpy
-from lib.data.errors import DataError
-from lib.nn import lm
 from lib.data import text
 from lib.data.vocab import Vocab
+from lib.errors import DataError
+from lib.nn import lm
 from tests.lib.data import tfds_builders
 from lib.train import checkpoint, optim, trainer
 from lib.train.state import init_state, restore_params

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from experiments.seq2seq import compare, config as config_lib, questions, experiment
-from lib.data.errors import DataError
+from lib.errors import DataError
 
 pytestmark = pytest.mark.slow  # trains or starts processes: left out of `make test-fast`
 
@@ -114,7 +114,7 @@ def _tiny_quick(over=None):
 def test_vmap_refuses_seeds_whose_minibatch_order_differs_before_anything_runs(tmp_path):
   """``data.shuffle_seed=-1``: the minibatch order follows ``seed``."""
   from launch import sweep as sweep_lib
-  from lib.data.errors import ConfigError
+  from lib.errors import ConfigError
   from lib.sweeps import trial_batch
   follow = {"data.shuffle_seed": -1}
   with pytest.raises(ConfigError, match="depend on the seed.*data.shuffle_seed >= 0"):

@@ -9,7 +9,7 @@ from experiments.translation import config as config_lib, numbers, experiment
 from lib.data import batching, char_pairs as pairs
 from tests import interrupt
 from tests.lib.data import tfds_builders
-from lib.data.errors import DataError
+from lib.errors import DataError
 from lib.runtime import writers
 
 pytestmark = pytest.mark.slow  # trains or starts processes: left out of `make test-fast`

@@ -15,8 +15,8 @@ from experiments.varrnn import sentence_pairs
 from lib.data import batching, word_vectors
 from tests import interrupt
 from tests.lib.data import tfds_builders
+from lib.errors import DataError
 from lib.nn import variational as vi
-from lib.data.errors import DataError
 
 pytestmark = pytest.mark.slow  # trains or starts processes: left out of `make test-fast`
 

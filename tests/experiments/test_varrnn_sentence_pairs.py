@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from experiments.varrnn import sentence_pairs
-from lib.data.vocab import Vocab
 from lib.data import word_vectors
-from lib.data.errors import DataError
+from lib.data.vocab import Vocab
+from lib.errors import DataError
 
 # Hand-made STS-B rows in the benchmark's layout: genre, file, year, id, score,
 # sentence 1, sentence 2, and on some rows two extra source columns.

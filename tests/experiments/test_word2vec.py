@@ -9,8 +9,8 @@ import pytest
 
 from experiments.word2vec import config as config_lib, experiment
 from experiments.word2vec import skipgram
-from lib.data.errors import DataError
 from lib.data import word_vectors
+from lib.errors import DataError
 from tests import interrupt
 from tests.lib.data import tfds_builders
 

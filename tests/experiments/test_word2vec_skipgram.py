@@ -10,6 +10,7 @@ import pytest
 from experiments.word2vec import skipgram
 from lib.eval import word_eval
 from lib.nn import word2vec
+from lib.train import sparse_sgd
 from lib.train.state import TrainState
 
 
@@ -138,7 +139,7 @@ def test_skipgram_learns_planted_topics():
                                epochs=3, pairs_per_step=2048, seed=0)
   spec = word2vec.Spec(len(vocab), 16, num_sampled=8, negatives=5, group_size=16)
   # A 20-word vocabulary: every row recurs in a minibatch, so minibatches stay small.
-  step = jax.jit(word2vec.make_sparse_step(spec, word2vec.Noise(spec, vocab.counts), 32)(
+  step = jax.jit(sparse_sgd.make_sparse_step(spec, word2vec.Noise(spec, vocab.counts), 32)(
       None, lambda s: 0.025))
   state = TrainState(step=jnp.asarray(0), params=word2vec.init_params(spec, jax.random.key(0)),
                              opt_state=())

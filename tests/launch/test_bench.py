@@ -8,10 +8,10 @@ from launch.benchmarks import rnn_step
 
 def test_rnn_step_runs_and_reports_rows():
   rows = rnn_step.run(peers=(), repeats=1, shapes=((4, 3, 5, 6),))
-  assert [r["cell"] for r in rows] == ["lstm", "elman"]
+  assert [r["cell"] for r in rows] == ["lstm", "gru", "elman"]
   assert all(r["rnnlab_ms"] > 0 and "torch_ms" not in r for r in rows)
   md = benchtools.table(rows, rnn_step.COLUMNS)
-  assert md.count("\n") == 3 and "| lstm | 4 | 3 |" in md
+  assert md.count("\n") == 4 and "| lstm | 4 | 3 |" in md
 
 
 def test_train_step_updates_parameters():
@@ -54,7 +54,7 @@ def test_word2vec_train_loop_on_a_tiny_corpus(tmp_path, monkeypatch):
 
 def test_flax_rnn_steps_train_and_report_rows():
   from launch.benchmarks import flax_rnn
-  for kind in ("rnnlab", "flax"):
+  for kind in ("rnnlab", "lstm", "gru"):
     step = flax_rnn.train_step(kind, 4, 3, 5, 6, unroll=3)
     first, second = float(step()), float(step())
     assert np.isfinite(first) and second < first
@@ -73,3 +73,18 @@ def test_step_floor_chains_products_of_both_orientations():
   # One step is the product itself, cut to (or tiled back from) the carry's width.
   np.testing.assert_allclose(step_floor._chain(h, w, 1, 6), (h @ w)[:, :6], rtol=1e-6)
   np.testing.assert_allclose(step_floor._chain(d, w_t, 1, 6), np.tile(d @ w_t, (1, 4)), rtol=1e-6)
+
+
+def test_time_alternating_ms_times_each_system_in_turn():
+  order = []
+  ms = benchtools.time_alternating_ms({"a": lambda: order.append("a"), "b": lambda: order.append("b")},
+                                      number=2, repeats=2, warmup=1)
+  assert set(ms) == {"a", "b"} and all(v >= 0 for v in ms.values())
+  assert order == ["a", "b"] + ["a", "a", "b", "b"] * 2
+
+
+def test_every_registered_experiment_has_a_sweep_benchmark():
+  from launch import registry
+  from launch.benchmarks import sweep_trials
+  assert {sweep_trials.experiment_of(n) for n in sweep_trials.SWEEPS} == set(registry.EXPERIMENTS)
+  assert all(hasattr(sweep_trials, f"run_{n}") for n in sweep_trials.SWEEPS)

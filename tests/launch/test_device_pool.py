@@ -6,7 +6,7 @@ import pytest
 
 from launch import device_pool, sweep as sweep_lib
 from launch.trials import Trial
-from lib.data.errors import ConfigError
+from lib.errors import ConfigError
 
 
 class Tracker:

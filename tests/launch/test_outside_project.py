@@ -109,14 +109,14 @@ def test_a_wrong_path_is_one_line_and_exit_2(tmp_path):
     ("a/config.py", "b", "give --config="),
 ])
 def test_the_experiment_is_named_by_one_of_config_and_experiment(config, experiment, message):
-  from lib.data.errors import ConfigError
+  from lib.errors import ConfigError
   from lib.runtime import cli
   with pytest.raises(ConfigError, match="^" + re.escape(message)):
     cli.experiment_spec(config, experiment)
 
 
 def test_a_config_without_its_experiment_is_refused(tmp_path):
-  from lib.data.errors import ConfigError
+  from lib.errors import ConfigError
   (tmp_path / "config.py").write_text("def get_config(arg=None):\n  return None\n")
   with pytest.raises(ConfigError, match="no experiment.py beside it"):
     locate.experiment_module(str(tmp_path / "config.py"))

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from launch import sweep as sweep_lib
+from launch import sweep as sweep_lib, vmap_backend
 from lib.runtime import writers
 
 pytestmark = pytest.mark.slow  # starts Ray and processes: left out of `make test-fast`
@@ -21,8 +21,8 @@ ASHA = {"num_cpus": 1, "scheduler": "asha", "grace_steps": 300, "reduction": 2}
 
 def _sweep(tmp_path, monkeypatch, trials: dict, common: dict = {}, **options) -> dict:
   """The counting sweep of ``trials`` (``add.zip``'s columns) on the ray backend under ASHA."""
-  real = sweep_lib._module_of
-  monkeypatch.setattr(sweep_lib, "_module_of", lambda p: (
+  real = vmap_backend._module_of
+  monkeypatch.setattr(vmap_backend, "_module_of", lambda p: (
       lambda m: setattr(m, "sweep", lambda add, name="": add.zip(trials)) or m)(real(p)))
   return sweep_lib.sweep("experiments/counting/config.py:rmsprop", "", str(tmp_path),
                          backend="ray", metric="train/cost",
@@ -80,7 +80,7 @@ def test_ray_tune_runs_vmapped_groups_as_tune_trials(tmp_path, monkeypatch):
   assert plan["unit"] == "group"
   assert (tmp_path / "tune" / "tuner.pkl").exists()
   # Finished groups (completed, or stopped by ASHA) leave no group checkpoint to resume.
-  assert not [n for n in os.listdir(tmp_path) if n.startswith(sweep_lib.VMAP_GROUP)]
+  assert not [n for n in os.listdir(tmp_path) if n.startswith(vmap_backend.VMAP_GROUP)]
 
 
 @pytest.mark.parametrize("mode", ["min", "max"])

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from launch import sweep as sweep_lib, trials as trials_lib
-from lib.data.errors import ConfigError
+from launch import sweep as sweep_lib, trials as trials_lib, vmap_backend
+from lib.errors import ConfigError
 from lib.runtime import cli, writers
 from lib.train.state import restore_params
 
@@ -25,13 +25,13 @@ def tiny(monkeypatch):
   def tiny_sweep(add, name=""):
     add.zip({"optimizer.name": ["rprop", "no_such_optimizer", "rprop"], "seed": [1, 2, 3]})
     add.grid("trainer.num_epochs", [30])
-  real = sweep_lib._module_of
+  real = vmap_backend._module_of
 
   def module_of(path):
     m = real(path)
     m.sweep = tiny_sweep
     return m
-  monkeypatch.setattr(sweep_lib, "_module_of", module_of)
+  monkeypatch.setattr(vmap_backend, "_module_of", module_of)
   # Subprocesses import the real config module: pass the overrides explicitly instead.
   return tiny_sweep
 
@@ -73,8 +73,8 @@ def test_a_sweep_with_failed_trials_exits_non_zero(tmp_path):
 def test_plan_rejects_unknown_keys_before_running(tmp_path, monkeypatch):
   def bad(add, name=""):
     add.grid("optimizer.lrr", [0.1])
-  real = sweep_lib._module_of
-  monkeypatch.setattr(sweep_lib, "_module_of", lambda p: (lambda m: setattr(m, "sweep", bad) or m)(real(p)))
+  real = vmap_backend._module_of
+  monkeypatch.setattr(vmap_backend, "_module_of", lambda p: (lambda m: setattr(m, "sweep", bad) or m)(real(p)))
   with pytest.raises(KeyError, match="lrr"):
     sweep_lib.sweep(CONFIG, "", str(tmp_path))
   assert not any(p.name.startswith("t0") for p in tmp_path.iterdir())
@@ -90,7 +90,7 @@ def test_main_module_of_a_config_path(tmp_path):
 
 
 def test_vmap_backend_refuses_a_key_neither_tunable_nor_structural(tmp_path):
-  from lib.data.errors import ConfigError
+  from lib.errors import ConfigError
   with pytest.raises(ConfigError, match=r"cannot vary data.eval_samples\. Tunable \(one "
                      r"program\): seed, optimizer.lr, .*Structural .*model.hidden"):
     sweep_lib.sweep(CONFIG, "", str(tmp_path), backend="vmap",
@@ -104,7 +104,7 @@ def test_vmap_backend_refuses_a_key_neither_tunable_nor_structural(tmp_path):
 
 
 def test_trials_per_block_takes_a_count_or_auto():
-  from lib.data.errors import ConfigError
+  from lib.errors import ConfigError
   assert sweep_lib._trials_per_block("auto") == -1 and sweep_lib._trials_per_block("4") == 4
   with pytest.raises(ConfigError, match="expected a count .* or 'auto'"):
     sweep_lib._trials_per_block("fast")

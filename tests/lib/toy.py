@@ -9,10 +9,10 @@ import ml_collections
 import numpy as np
 
 from lib.data import batching
+from lib.metrics import Average
 from lib.nn import cells, recurrence
-from lib.runtime import configs
-from lib.train import durations, optim, trainer
-from lib.train.metrics import Average
+from lib.runtime import configs, durations
+from lib.train import optim, trainer
 from lib.train.task import Built, Task
 
 VARIANTS = {"rmsprop": {}, "gd": {"optimizer": optim.default_config("sgd", 1e-5)}}

@@ -40,7 +40,7 @@ from typing import Any, Callable, ClassVar, Optional
 import jax
 import jax.numpy as jnp
 
-from lib.data.errors import ConfigError
+from lib.errors import ConfigError
 from lib.nn import initializers, scans
 
 Params = dict[str, jax.Array]

@@ -30,7 +30,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from lib.data.errors import ConfigError
+from lib.errors import ConfigError
 from lib.nn import scans
 from lib.nn.cells.base import LinearCell, _last_real, acc_dtype, register
 

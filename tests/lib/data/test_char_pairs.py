@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from lib.data import char_pairs as pairs
-from lib.data.errors import DataError
+from lib.errors import DataError
 
 
 def test_qa_lines_split_at_the_separator_and_keep_padding():

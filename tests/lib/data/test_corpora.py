@@ -1,8 +1,8 @@
 """Corpus readers: errors name the file and line; the embedded corpus needs no download."""
 import pytest
 
-from lib.data.errors import DataError
 from lib.data import corpora
+from lib.errors import DataError
 
 GOOD = 'body,score\n"first comment. two sentences!",1\n"multi\nline ""quoted""",2\n'
 

@@ -2,7 +2,7 @@
 import pytest
 
 from lib.data import tfds_source
-from lib.data.errors import ConfigError, DataError
+from lib.errors import ConfigError, DataError
 from tests.lib.data import tfds_builders
 
 

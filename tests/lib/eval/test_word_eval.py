@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from lib.data import word_vectors
+from lib.errors import DataError
 from lib.eval import word_eval
-from lib.data.errors import DataError
 
 WORDS = ["man", "woman", "king", "queen", "paris", "france", "rome", "italy", "apple"]
 

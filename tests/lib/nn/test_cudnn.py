@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lib.data.errors import ConfigError
+from lib.errors import ConfigError
 from lib.nn import cells, cudnn, recurrence, stacks
 
 B, T, D, H = 3, 6, 4, 5

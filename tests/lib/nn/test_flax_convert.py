@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lib.data.errors import ConfigError
+from lib.errors import ConfigError
 from lib.nn import cells, flax_convert as fc, linen, recurrence
 
 B, T, D, H = 3, 7, 4, 6

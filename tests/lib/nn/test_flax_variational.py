@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lib.data.errors import ConfigError
+from lib.errors import ConfigError
 from lib.nn import cells, flax_variational, linen, variational
 
 D, H, SIGMA = 6, 3, 0.3

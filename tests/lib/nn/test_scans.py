@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lib.data.errors import ConfigError
+from lib.errors import ConfigError
 from lib.nn import cells, recurrence, scans
 
 B, T, D, H = 3, 11, 3, 4

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lib.data.errors import ConfigError
+from lib.errors import ConfigError
 from lib.nn import cells, lm, recurrence, stacks
 
 B, T, D, H = 3, 7, 5, 6
@@ -65,7 +65,8 @@ def test_bidirectional_stack_is_two_passes_per_layer():
 
 def test_auto_and_refusals():
   layers = [cells.make("lstm", H)] * 2
-  assert stacks.resolve("auto", layers, False, 0) is stacks.AUTO_RULES[jax.default_backend()]
+  assert stacks.resolve("auto", layers, False, 0) is stacks.AUTO_RULES.get(
+      jax.default_backend(), stacks.Order.LAYERS)
   assert stacks.resolve("auto", layers, True, 0) is stacks.Order.LAYERS
   with pytest.raises(ConfigError, match="one direction"):
     stacks.resolve("wavefront", layers, True, 0)

@@ -8,6 +8,7 @@ import pytest
 
 from lib.losses import sampled as sampled_losses
 from lib.nn import word2vec
+from lib.train import sparse_sgd
 from lib.train.state import TrainState
 
 V, D = 40, 8
@@ -80,7 +81,7 @@ def test_scanned_step_equals_minibatches_one_by_one():
   spec = SPECS["neg"]
   noise = word2vec.Noise(spec, np.arange(V, 0, -1))
   sched = lambda s: 0.1 * (1.0 - s / 10.0)
-  step = word2vec.make_sparse_step(spec, noise, minibatch=8)(None, sched)
+  step = sparse_sgd.make_sparse_step(spec, noise, minibatch=8)(None, sched)
   params = _params(spec)
   state = TrainState(step=jnp.asarray(2), params=params, opt_state=())
   batch = _batch(24, seed=3)

@@ -6,7 +6,7 @@ import pytest
 from etils import epath
 from etils.epath import testing as epath_testing
 
-from lib.data.errors import ConfigError
+from lib.errors import ConfigError
 from lib.runtime import workdirs
 
 

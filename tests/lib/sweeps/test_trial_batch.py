@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from tests.lib import toy
+from lib import errors, metrics as metrics_lib
 from lib.runtime import writers
 from lib.sweeps import space as sweeps, trial_batch
-from lib.train import metrics as metrics_lib, trainer
+from lib.train import trainer
 from lib.train.state import restore_params
 from lib.train.summary import read_summary
 
@@ -277,7 +278,7 @@ def test_sigterm_is_taken_at_a_chunk_end_where_the_trials_save(tmp_path, signal_
     train_batch.steps_per_epoch = batch.steps_per_epoch
     return dataclasses.replace(b, task=dataclasses.replace(b.task, train_batch=train_batch))
   dirs, group = [str(tmp_path / f"t{i}") for i in range(2)], str(tmp_path / "group")
-  with pytest.raises(trainer.Preempted):
+  with pytest.raises(errors.Preempted):
     trial_batch.train(build, base, trials, dirs, max_chunk=7, group_dir=group)
   for i, d in enumerate(dirs):  # saved at the first chunk end after it that closes a window
     s = read_summary(d)

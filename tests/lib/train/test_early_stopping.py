@@ -4,7 +4,7 @@ import pytest
 
 from tests import interrupt
 from tests.lib import toy
-from lib.data.errors import ConfigError
+from lib.errors import ConfigError
 from lib.runtime import writers
 from lib.sweeps import space as sweeps
 from lib.train import early_stopping, trainer

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import optax
 import pytest
 
-from lib.data.errors import ConfigError
+from lib.errors import ConfigError
 from lib.train import optim
 
 

@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 
 from tests.lib import toy
+from lib import errors
+from lib.errors import ConfigChanged
 from lib.runtime import files, writers
 from lib.train import checkpoint, trainer
 from lib.train.state import TrainState, restore_params
 from lib.train.step import make_train_step
-from lib.train.summary import ConfigChanged, read_summary
+from lib.train.summary import read_summary
 
 pytestmark = pytest.mark.slow  # trains or starts processes: left out of `make test-fast`
 
@@ -137,7 +139,7 @@ def test_nan_stops_cleanly_and_keeps_last_good_checkpoint(tmp_path):
   c = small_config("gd", epochs=100)
   c.optimizer.lr = 0.02  # far too large for the sum-of-squares cost: diverges
   c.trainer.checkpoint_every_steps = 2
-  with pytest.raises(trainer.NonFiniteError, match="Non-finite training metrics at step"):
+  with pytest.raises(errors.NonFiniteError, match="Non-finite training metrics at step"):
     trainer.train(*built(c), str(tmp_path))
   summary = read_summary(str(tmp_path))
   assert summary["status"] == "diverged" and "last good checkpoint" in summary["error"]
@@ -154,7 +156,7 @@ def test_a_run_that_diverges_before_any_checkpoint_says_so(tmp_path):
   c = small_config("gd", epochs=100)
   c.optimizer.lr = 0.02
   c.trainer.checkpoint_every_steps = 0  # only at the end: none exists when it diverges
-  with pytest.raises(trainer.NonFiniteError, match="there is no checkpoint yet"):
+  with pytest.raises(errors.NonFiniteError, match="there is no checkpoint yet"):
     trainer.train(*built(c), str(tmp_path))
   s = read_summary(str(tmp_path))
   assert s["status"] == "diverged" and s["checkpoint_step"] is None
@@ -260,7 +262,7 @@ def test_a_checkpoint_that_cannot_be_written_stops_the_run_with_a_summary(tmp_pa
   def full(self, *args, **kwargs):
     raise OSError(28, "No space left on device")
   monkeypatch.setattr(checkpoint.ocp.CheckpointManager, "save", full)
-  with pytest.raises(checkpoint.StorageError, match="No space left on device"):
+  with pytest.raises(errors.StorageError, match="No space left on device"):
     trainer.train(*built(small_config(epochs=30)), str(tmp_path))
   s = read_summary(str(tmp_path))
   assert s["status"] == "failed" and "writing a checkpoint in" in s["error"]

@@ -28,7 +28,7 @@ from typing import Any, Mapping, Optional
 import ml_collections
 from ml_collections import config_dict
 
-from lib.data.errors import ConfigError
+from lib.errors import ConfigError
 
 UNITS = ("steps", "epochs", "examples")
 _TYPES = {"steps": int, "epochs": float, "examples": int}

@@ -2,8 +2,8 @@
 import ml_collections
 import pytest
 
-from lib.runtime import cli, configs
-from lib.train import durations, optim, trainer
+from lib.runtime import cli, configs, durations
+from lib.train import optim, trainer
 
 
 def config(**trainer_fields):
