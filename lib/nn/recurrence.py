@@ -1,5 +1,5 @@
-"""Unrolling a cell over time: masks, direction, bidirectional, truncated BPTT
-(layers of cells: :mod:`lib.nn.stacks`).
+"""Unrolling a cell over time: masks, direction, truncated BPTT (both directions and
+layers of cells: :mod:`lib.nn.stacks`).
 
 The API is batch-major (``x_BxTxD``); the scans run time-major. Masked steps
 freeze the carry (notes 000's ``masked_step``: ``switch(mask, new, old)``) and
@@ -138,29 +138,6 @@ def _run(cell, params, x_BxTxD, mask_BxT, initial_carry, reverse, unroll, fast_g
   carry, y_TxBxH = cell.run(params, xp_TxBxG, m_TxBx1, carry, reverse=reverse,
                             unroll=None if unroll is None else int(unroll), fast_grad=fast_grad)
   return carry, jnp.swapaxes(y_TxBxH, 0, 1).astype(out_dtype)
-
-
-def bidirectional(fwd: Cell, bwd: Cell, params: dict[str, Params], x_BxTxD: jax.Array, *,
-                  mask_BxT: Optional[jax.Array] = None,
-                  unroll: int | bool | None = None, fast_grad: bool = True
-                  ) -> tuple[tuple[Any, Any], jax.Array]:
-  """A forward and a reverse pass (params ``{'fwd': ..., 'bwd': ...}``).
-
-  Returns ``((fwd_carry, bwd_carry), y_BxTx(Hf+Hb))`` with the two outputs
-  concatenated per step, as Keras' ``Bidirectional(merge_mode='concat')``.
-  """
-  kw = dict(mask_BxT=mask_BxT, unroll=unroll, fast_grad=fast_grad)
-  cf, yf = _unroll(fwd, params["fwd"], x_BxTxD, **kw)
-  cb, yb = _unroll(bwd, params["bwd"], x_BxTxD, reverse=True, **kw)
-  return (cf, cb), jnp.concatenate([yf, yb], axis=-1)
-
-
-_unroll = unroll  # `bidirectional` shadows the name with its own argument.
-
-
-def init_bidirectional(fwd: Cell, bwd: Cell, key: jax.Array, in_dim: int) -> dict[str, Params]:
-  kf, kb = jax.random.split(key)
-  return {"fwd": fwd.init(kf, in_dim), "bwd": bwd.init(kb, in_dim)}
 
 
 def last_real_output(y_BxTxH: jax.Array, mask_BxT: jax.Array) -> jax.Array:

@@ -105,7 +105,7 @@ class Seq2Seq:
       p["tgt_embed"] = embed(k["tgt"], (self.tgt_vocab, self.embed_dim))
     src_in = self.embed_dim or self.src_vocab
     if self.bidirectional:  # one layer of lib.nn.stacks.stack
-      p["encoder"] = recurrence.init_bidirectional(self.enc_cell(), self.enc_cell(), k["enc"], src_in)
+      p["encoder"] = stacks.init_bidirectional(self.enc_cell(), self.enc_cell(), k["enc"], src_in)
     else:
       p["encoder"] = self.enc_cell().init(k["enc"], src_in)
     dec = self.dec_cell()

@@ -82,6 +82,26 @@ def _no_wavefront(cells: Sequence[Cell], bidirectional: bool, truncate: int) -> 
   return ""
 
 
+def bidirectional(fwd: Cell, bwd: Cell, params: dict[str, Params], x_BxTxD: jax.Array, *,
+                  mask_BxT: Optional[jax.Array] = None,
+                  unroll: int | bool | None = None, fast_grad: bool = True
+                  ) -> tuple[tuple[Any, Any], jax.Array]:
+  """A forward and a reverse pass (params ``{'fwd': ..., 'bwd': ...}``).
+
+  Returns ``((fwd_carry, bwd_carry), y_BxTx(Hf+Hb))`` with the two outputs
+  concatenated per step, as Keras' ``Bidirectional(merge_mode='concat')``.
+  """
+  kw = dict(mask_BxT=mask_BxT, unroll=unroll, fast_grad=fast_grad)
+  cf, yf = recurrence.unroll(fwd, params["fwd"], x_BxTxD, **kw)
+  cb, yb = recurrence.unroll(bwd, params["bwd"], x_BxTxD, reverse=True, **kw)
+  return (cf, cb), jnp.concatenate([yf, yb], axis=-1)
+
+
+def init_bidirectional(fwd: Cell, bwd: Cell, key: jax.Array, in_dim: int) -> dict[str, Params]:
+  kf, kb = jax.random.split(key)
+  return {"fwd": fwd.init(kf, in_dim), "bwd": bwd.init(kb, in_dim)}
+
+
 def init_stack(cells: Sequence[Cell], key: jax.Array, in_dim: int, *,
                bidirectional: bool = False) -> list[Params]:
   """Parameters of :func:`stack`: layer ``l`` reads layer ``l-1``'s outputs (``hidden``
@@ -90,7 +110,7 @@ def init_stack(cells: Sequence[Cell], key: jax.Array, in_dim: int, *,
   width = 2 if bidirectional else 1
   dims = [in_dim] + [width * c.hidden for c in cells[:-1]]
   if bidirectional:
-    return [recurrence.init_bidirectional(c, c, k, d) for c, k, d in zip(cells, keys, dims)]
+    return [init_bidirectional(c, c, k, d) for c, k, d in zip(cells, keys, dims)]
   return [c.init(k, d) for c, k, d in zip(cells, keys, dims)]
 
 

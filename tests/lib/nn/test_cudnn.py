@@ -17,7 +17,7 @@ def _close(a, b):
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_pack_round_trips(bidirectional):
   cell = cells.make("lstm", H)
-  p = (recurrence.init_bidirectional(cell, cell, jax.random.key(0), D) if bidirectional
+  p = (stacks.init_bidirectional(cell, cell, jax.random.key(0), D) if bidirectional
        else cell.init(jax.random.key(0), D))
   w = cudnn.pack(p, bidirectional)
   n = 2 if bidirectional else 1
@@ -30,7 +30,7 @@ def test_pack_round_trips(bidirectional):
 def test_reference_equals_unroll(bidirectional):
   cell = cells.make("lstm", H)
   kp, kx, kc = jax.random.split(jax.random.key(1), 3)
-  p = (recurrence.init_bidirectional(cell, cell, kp, D) if bidirectional else cell.init(kp, D))
+  p = (stacks.init_bidirectional(cell, cell, kp, D) if bidirectional else cell.init(kp, D))
   x = jax.random.normal(kx, (B, T, D))
   lengths = jnp.array([T, 3, 1], jnp.int32)
   c0 = jax.tree.map(lambda z: 0.3 * jax.random.normal(kc, z.shape), cell.zero_carry((B,)))

@@ -45,7 +45,7 @@ def _unrolls(cell, layers, key, x, garbage, mask, n):
     out[f"{rev}clean"] = recurrence.unroll(cell, p, x, mask_BxT=mask, reverse=rev)
     out[f"{rev}garbage"] = recurrence.unroll(cell, p, garbage, mask_BxT=mask, reverse=rev)
     out[f"{rev}alone"] = recurrence.unroll(cell, p, x[2:, :n], reverse=rev)
-  out["bi"] = recurrence.bidirectional(cell, cell, {"fwd": p, "bwd": p}, x, mask_BxT=mask)
+  out["bi"] = stacks.bidirectional(cell, cell, {"fwd": p, "bwd": p}, x, mask_BxT=mask)
   out["stack"] = stacks.stack(layers, params, x, mask_BxT=mask)
   out["top"] = recurrence.unroll(layers[1], params[1], out["Falseclean"][1], mask_BxT=mask)
   out["grad_x"] = jax.grad(lambda x: sum(jnp.sum(recurrence.unroll(

@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from lib.nn import cells, flax_convert, linen, recurrence
+from lib.nn import cells, flax_convert, linen, recurrence, stacks
 
 B, T, D, H = 3, 6, 4, 5
 LENGTHS = jnp.array([6, 3, 1])
@@ -104,7 +104,7 @@ def test_bidirectional_and_the_step_module():
   v = bi.init(jax.random.key(0), x)
   y = bi.apply(v, x, seq_lengths=LENGTHS)
   p = v["params"]
-  _, y_ref = recurrence.bidirectional(
+  _, y_ref = stacks.bidirectional(
       cell, cell, {"fwd": p["forward_rnn"], "bwd": p["backward_rnn"]}, x,
       mask_BxT=linen.lengths_to_mask(LENGTHS, T))
   np.testing.assert_allclose(y, y_ref, atol=1e-6)

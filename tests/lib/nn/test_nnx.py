@@ -6,7 +6,7 @@ import numpy as np
 import optax
 from flax import nnx as fnnx
 
-from lib.nn import cells, linen, nnx, recurrence
+from lib.nn import cells, linen, nnx, recurrence, stacks
 
 B, T, D, H = 3, 6, 4, 5
 LENGTHS = jnp.array([6, 2, 4])
@@ -79,7 +79,7 @@ def test_nnx_bidirectional_step_module_and_loading_params():
   fwd, bwd = nnx.RNN(cell, D, rngs=fnnx.Rngs(0)), nnx.RNN(cell, D, rngs=fnnx.Rngs(1))
   bi = fnnx.Bidirectional(fwd, bwd)
   mask = linen.lengths_to_mask(LENGTHS, T)
-  _, y_ref = recurrence.bidirectional(
+  _, y_ref = stacks.bidirectional(
       cell, cell, {"fwd": fwd.cell_params(), "bwd": bwd.cell_params()}, x, mask_BxT=mask)
   np.testing.assert_allclose(bi(x, seq_lengths=LENGTHS), y_ref, atol=1e-6)
 

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lib.nn import cells, gradcheck, recurrence
+from lib.nn import cells, gradcheck, recurrence, stacks
 
 B, T, D, H = 4, 7, 3, 5
 LENGTHS = np.array([7, 3, 1, 5])
@@ -87,9 +87,9 @@ def test_reverse_is_forward_on_flipped_input():
 
 def test_bidirectional_concatenates_both_directions():
   fwd, bwd = cells.LSTM(H), cells.GRU(H + 1)
-  params = recurrence.init_bidirectional(fwd, bwd, jax.random.key(1), D)
+  params = stacks.init_bidirectional(fwd, bwd, jax.random.key(1), D)
   _, _, x, mask = setup()
-  (cf, cb), y = recurrence.bidirectional(fwd, bwd, params, x, mask_BxT=mask)
+  (cf, cb), y = stacks.bidirectional(fwd, bwd, params, x, mask_BxT=mask)
   assert y.shape == (B, T, 2 * H + 1)
   _, yf = recurrence.unroll(fwd, params["fwd"], x, mask_BxT=mask)
   cb_ref, yb = recurrence.unroll(bwd, params["bwd"], x, mask_BxT=mask, reverse=True)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from lib.errors import ConfigError
-from lib.nn import cells, lm, recurrence, stacks
+from lib.nn import cells, lm, stacks
 
 B, T, D, H = 3, 7, 5, 6
 
@@ -53,8 +53,8 @@ def test_bidirectional_stack_is_two_passes_per_layer():
   params = stacks.init_stack(layers, key, D, bidirectional=True)
   assert params[1]["fwd"]["w_x"].shape == (2 * H, 4 * 4)
   (c0, c1), y = stacks.stack(layers, params, x, mask_BxT=mask, bidirectional=True)
-  (r0, h0) = recurrence.bidirectional(layers[0], layers[0], params[0], x, mask_BxT=mask)
-  (r1, h1) = recurrence.bidirectional(layers[1], layers[1], params[1], h0, mask_BxT=mask)
+  (r0, h0) = stacks.bidirectional(layers[0], layers[0], params[0], x, mask_BxT=mask)
+  (r1, h1) = stacks.bidirectional(layers[1], layers[1], params[1], h0, mask_BxT=mask)
   jax.tree.map(_close, (c0, c1, y), (r0, r1, h1))
   assert y.shape == (B, T, 8) and isinstance(c1, tuple) and len(c1) == 2
   # Layer 0's input projections given directly, one per direction.
