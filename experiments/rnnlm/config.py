@@ -26,7 +26,7 @@ Variants (``config.py:<name>``):
   ptb_small_lru, ptb_small_mingru, ptb_small_rglru
               ptb_small's schedule and budget with 2 layers of LRU (hidden 210), minGRU
               (222) or RG-LRU (218): each within 0.1% of ptb_small's 4,651,600 parameters.
-              Test perplexity 137.34 / 131.65 / 117.08, about 50 min each on 2 CPU cores
+              Test perplexity 137.34 / 131.65 / 117.08, about half an hour each on 2 CPU cores
               (README.md beside this file).
   Add ``--config.model.tie_weights=True`` to tie the softmax to the embedding.
 
