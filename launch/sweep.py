@@ -354,7 +354,7 @@ def sweep(config_spec: str, sweep_name: str, out: str, backend: str = "local", p
 
   ``halving`` (vmap backend): ``{'rungs': (...), 'unit': 'epochs'|'steps', 'keep': f}``
   ranked by ``metric`` / ``mode``; ``trials_per_block`` (vmap backend): see
-  :func:`lib.sweeps.trial_batch.train`."""
+  :func:`lib.sweeps.trial_batch.fit`."""
   if backend not in ("local", "vmap", "ray"):
     raise ValueError(f"Unknown backend {backend!r}; expected 'local', 'vmap' or 'ray'.")
   config_spec = locate.config_spec(config_spec)  # absolute: trials and reruns run from anywhere

@@ -75,7 +75,7 @@ def _run_group(exp, config_spec: str, todo: Sequence[Trial], group_dir: str,
   t0 = time.perf_counter()
   try:
     with sigterm_as_interrupt():
-      summaries = trial_batch.train(exp.build, base, [t.overrides for t in todo],
+      summaries = trial_batch.fit(exp.build, base, [t.overrides for t in todo],
                                     [t.workdir for t in todo], group_dir=group_dir,
                                     halving=halving, trials_per_block=trials_per_block)
   except KeyboardInterrupt:

@@ -141,7 +141,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, data: dict | None = 
   built = build(config, data)
   task = built.task
   init_w = weights(task.init_params(jax.random.split(jax.random.key(config.seed))[0]))
-  summary = trainer.train(task, built.config, workdir)
+  summary = trainer.fit(task, built.config, workdir)
   if verbose:
     _print_like_notes(workdir, init_w, summary)
   return summary

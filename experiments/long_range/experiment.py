@@ -204,7 +204,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, data=None, verbose: 
   """Trains one task; a float64 model runs with JAX's 64-bit types on (for this run only)."""
   with jax.enable_x64(_needs_x64(config) or bool(jax.config.jax_enable_x64)):
     built = build(config, data)
-    summary = trainer.train(built.task, built.config, workdir)
+    summary = trainer.fit(built.task, built.config, workdir)
   if verbose:
     final = {k: round(float(v), 4) for k, v in summary["final"].items() if k.startswith("eval/")}
     print(f"{summary['experiment']} ({config.model.cell}): {summary['status']} after "

@@ -222,7 +222,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, data: Corpus | None 
   logging.info(msg)
   if verbose:
     print(msg, flush=True)
-  summary = trainer.train(task, config, workdir)
+  summary = trainer.fit(task, config, workdir)
   params, _ = restore_params(task, config, workdir)
   checkpoint.export_npz(params, os.path.join(workdir, "params.npz"))
   vocab.save(os.path.join(workdir, "vocab.json"))

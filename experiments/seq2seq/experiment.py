@@ -97,7 +97,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, data: Dataset | None
   logging.info(msg)
   if verbose:
     print(msg, flush=True)
-  summary = trainer.train(task, config, workdir)
+  summary = trainer.fit(task, config, workdir)
   final, decoded = task.evaluators[0].evaluate(restore_params(task, config, workdir)[0])
   samples = decoding.format_samples(decoded, sample_indices(decoded.correct, config.num_samples))
   with open(os.path.join(workdir, "samples.txt"), "w") as f:

@@ -150,7 +150,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, data: Dataset | None
   logging.info(msg)
   if verbose:
     print(msg, flush=True)
-  summary = trainer.train(task, config, workdir)
+  summary = trainer.fit(task, config, workdir)
   stop = summary.get("early_stop")
   params = restore_params(task, config, workdir, best=stop is not None)[0]
   if stop is not None:

@@ -288,7 +288,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, data: inputs.Dataset
   logging.info(msg)
   if verbose:
     print(msg, flush=True)
-  summary = trainer.train(task, config, workdir)
+  summary = trainer.fit(task, config, workdir)
   # The trainer evaluates the final parameters (also when a finished run is re-run).
   final = {k[len("eval/"):]: v for k, v in summary["final"].items() if k.startswith("eval/")}
   figure = plot(workdir, spe, f"{task.name}: {ds.info.split(':')[0]}")

@@ -167,7 +167,7 @@ class Records:
       self._partial = tuple(x[np.asarray(trials)] for x in self._partial)
 
 
-def train(build: Callable[..., Built], base: ml_collections.ConfigDict,
+def fit(build: Callable[..., Built], base: ml_collections.ConfigDict,
           trials: Sequence[dict], workdirs: Sequence[str], max_chunk: int = 200,
           group_dir: Optional[str] = None, halving: Optional[Halving] = None,
           trials_per_block: int = 0) -> list[dict]:

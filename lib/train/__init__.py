@@ -1,6 +1,6 @@
 """Training: the experiment contract (:class:`~lib.train.task.Task`,
 :class:`~lib.train.task.Built`), the train state and pure step, the one loop
-every experiment shares (:func:`lib.train.trainer.train`), optax optimizers
+every experiment shares (:func:`lib.train.trainer.fit`), optax optimizers
 from config, orbax checkpoints, metric sums and counts, summaries, and the one
 rule that turns ``*_epochs`` / ``*_examples`` into steps
 (:mod:`~lib.runtime.durations`).

@@ -2,7 +2,7 @@
 the step :mod:`lib.train.step`, the run's files :mod:`lib.train.summary`).
 
 An experiment describes itself as a :class:`Task` (pure functions plus a
-step-indexed batch source) and calls :func:`train`. The loop gives it, for
+step-indexed batch source) and calls :func:`fit`. The loop gives it, for
 free: a jitted ``train_step(state, batch, rng, hp)``, optax optimizers from config,
 metrics as JSON lines and TensorBoard events, a progress line with rate and
 ETA, periodic evaluation, orbax checkpoints with automatic resume, a NaN/Inf
@@ -75,7 +75,7 @@ def _all_finite(tree) -> bool:
 
 
 class _Run:
-  """One invocation of :func:`train`; split in short methods, state on ``self``."""
+  """One invocation of :func:`fit`; split in short methods, state on ``self``."""
 
   def __init__(self, task: Task, config: ml_collections.ConfigDict, workdir: str):
     self.task, self.config, self.workdir = task, config, workdir
@@ -409,7 +409,7 @@ def _run_to_end(run: _Run) -> tuple[str, Optional[str]]:
     raise
 
 
-def train(task: Task, config: ml_collections.ConfigDict, workdir: str) -> dict:
+def fit(task: Task, config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains ``task`` as ``config`` says, resuming from ``workdir`` if it holds checkpoints.
 
   ``config`` needs ``seed``, ``optimizer`` (see :func:`lib.train.optim.default_config`)

@@ -83,7 +83,7 @@ def test_two_training_steps_per_config(variant, data_dir, tmp_path):
   b = experiment.build(c)
   task, c = b.task, b.config
   c.trainer.num_steps, c.trainer.eval_every_steps, c.trainer.checkpoint_every_steps = 2, 0, 0
-  summary = trainer.train(task, c, str(tmp_path))
+  summary = trainer.fit(task, c, str(tmp_path))
   assert summary["status"] == "completed" and summary["steps"] == 2
   assert math.isfinite(summary["final"]["train/nll"]) and math.isfinite(summary["final"]["eval/ppl"])
   if variant.startswith("ptb"):

@@ -118,7 +118,7 @@ def test_vmap_refuses_seeds_whose_minibatch_order_differs_before_anything_runs(t
   from lib.sweeps import trial_batch
   follow = {"data.shuffle_seed": -1}
   with pytest.raises(ConfigError, match="depend on the seed.*data.shuffle_seed >= 0"):
-    trial_batch.train(experiment.build, _tiny_quick(follow), [{"seed": 0}, {"seed": 1}],
+    trial_batch.fit(experiment.build, _tiny_quick(follow), [{"seed": 0}, {"seed": 1}],
                       [str(tmp_path / "t0"), str(tmp_path / "t1")])
   with pytest.raises(ConfigError, match="depend on the seed"):
     sweep_lib.sweep("experiments/seq2seq/config.py:quick", "", str(tmp_path / "sweep"),

@@ -152,7 +152,7 @@ def test_two_trials_of_a_vmapped_sweep(name, tmp_path):
       "trainer.num_epochs": 3, "data.num_samples": 8, "data.batch_size": 8,
       "data.eval_samples": 8, "trainer.tensorboard": False, "trainer.plot": False})
   trials = [{"optimizer.lr": 0.01}, {"optimizer.lr": 0.03}]
-  summaries = trial_batch.train(counting.build, base, trials,
+  summaries = trial_batch.fit(counting.build, base, trials,
                                 [str(tmp_path / "t0"), str(tmp_path / "t1")])
   assert [s["status"] for s in summaries] == ["completed", "completed"]
   losses = [s["final"]["train/mse"] for s in summaries]

@@ -78,7 +78,7 @@ def test_the_mirror_copies_only_what_changed_and_the_trainer_refuses_a_uri(bucke
   assert not epath.Path("gs://lab/m/.a.txt.tmp123").exists()
   from lib.train import trainer
   with pytest.raises(ConfigError, match=r"workdir 'gs://lab/x' is a URI.*staged"):
-    trainer.train(None, None, "gs://lab/x")
+    trainer.fit(None, None, "gs://lab/x")
 
 
 def test_a_scheme_without_a_file_system_is_one_line(tmp_path, monkeypatch):

@@ -78,7 +78,7 @@ def _check(name, variant, overrides, trials, tmp_path, evaluate=True, seeds=Fals
   if seeds:  # each trial with two seeds: a 2-seed x 2-configuration sweep
     trials = [{**t, "seed": t.get("seed", base.seed) + s} for t in trials for s in (0, 1)]
   dirs = [str(tmp_path / f"t{i}") for i in range(len(trials))]
-  together = trial_batch.train(build, base, trials, dirs)
+  together = trial_batch.fit(build, base, trials, dirs)
   assert [s["status"] for s in together] == ["completed"] * len(trials)
   if seeds:  # the sweep's summary: mean and spread over the seeds of each configuration
     from launch import sweep as sweep_lib
@@ -88,7 +88,7 @@ def _check(name, variant, overrides, trials, tmp_path, evaluate=True, seeds=Fals
     assert [c["completed"] for c in configs] == [2, 2], configs
     assert all(np.isfinite(c["mean"]) and np.isfinite(c["std"]) for c in configs), configs
   built = build(sweeps.apply(base, trials[-1]))
-  alone = trainer.train(built.task, built.config, str(tmp_path / "alone"))
+  alone = trainer.fit(built.task, built.config, str(tmp_path / "alone"))
   assert together[-1]["final"].keys() == alone["final"].keys()
   for k, v in alone["final"].items():
     assert together[-1]["final"][k] == pytest.approx(v, rel=2e-4, abs=1e-5), (name, k)

@@ -64,10 +64,10 @@ def test_every_record_equals_a_separate_run(tmp_path):
   base = _config(log_every_steps=4, eval_every_steps=25, flush_every=3)
   trials = [{"seed": 1, "optimizer.lr": 1e-3}, {"seed": 5, "optimizer.lr": 3e-3}]
   dirs = [str(tmp_path / f"t{i}") for i in range(2)]
-  trial_batch.train(toy.build, base, trials, dirs, max_chunk=7)
+  trial_batch.fit(toy.build, base, trials, dirs, max_chunk=7)
   for i, t in enumerate(trials):
     c = sweeps.apply(base, t)
-    trainer.train(*built(c), str(tmp_path / f"alone{i}"))
+    trainer.fit(*built(c), str(tmp_path / f"alone{i}"))
     together = writers.read_records(dirs[i])
     alone = writers.read_records(str(tmp_path / f"alone{i}"))
     assert [(r["step"], r["split"]) for r in together] == [(r["step"], r["split"]) for r in alone]
@@ -84,10 +84,10 @@ def test_trials_differing_in_clipping_and_decay_equal_separate_runs(tmp_path):
   trials = [{"seed": 1, "optimizer.clip_norm": 0.0, "optimizer.weight_decay": 0.0},
             {"seed": 1, "optimizer.clip_norm": 0.05, "optimizer.weight_decay": 0.1}]
   dirs = [str(tmp_path / f"t{i}") for i in range(2)]
-  trial_batch.train(toy.build, base, trials, dirs)
+  trial_batch.fit(toy.build, base, trials, dirs)
   finals = []
   for i, t in enumerate(trials):
-    trainer.train(*built(sweeps.apply(base, t)), str(tmp_path / f"alone{i}"))
+    trainer.fit(*built(sweeps.apply(base, t)), str(tmp_path / f"alone{i}"))
     together = writers.read_records(dirs[i])[-1]
     alone = writers.read_records(str(tmp_path / f"alone{i}"))[-1]
     for k in set(alone) - {"step", "split", "time"}:
@@ -108,7 +108,7 @@ def test_trials_stepped_in_blocks_write_what_one_vmap_writes(tmp_path, blocks, m
   records = {}
   for block in (0, blocks):
     dirs = [str(tmp_path / f"b{block}-t{i}") for i in range(3)]
-    trial_batch.train(toy.build, base, trials, dirs, max_chunk=7, trials_per_block=block)
+    trial_batch.fit(toy.build, base, trials, dirs, max_chunk=7, trials_per_block=block)
     records[block] = [writers.read_records(d) for d in dirs]
   assert chosen == ([] if blocks > 0 else [chosen[0]]) and set(chosen) <= {0, 1}
   for together, blocked in zip(records[0], records[blocks]):
@@ -148,11 +148,11 @@ def test_an_evaluator_split_in_outputs_and_score_is_vmapped_then_scored_per_tria
   base = _config(log_every_steps=10, eval_every_steps=30)
   trials = [{"seed": 1, "optimizer.lr": 1e-3}, {"seed": 2, "optimizer.lr": 1e-2}]
   dirs = [str(tmp_path / f"t{i}") for i in range(2)]
-  trial_batch.train(build, base, trials, dirs)
+  trial_batch.fit(build, base, trials, dirs)
   assert calls and all(t is np.ndarray for t in calls)  # scored on the host, per trial
   for i, t in enumerate(trials):
     b = build(sweeps.apply(base, t))
-    trainer.train(b.task, b.config, str(tmp_path / f"alone{i}"))
+    trainer.fit(b.task, b.config, str(tmp_path / f"alone{i}"))
     together = [r for r in writers.read_records(dirs[i]) if r["split"] == "eval"]
     alone = [r for r in writers.read_records(str(tmp_path / f"alone{i}")) if r["split"] == "eval"]
     assert [r["step"] for r in together] == [r["step"] for r in alone] == [30, 60]
@@ -166,7 +166,7 @@ def test_a_diverging_trial_stops_alone_and_the_others_complete(tmp_path):
   base = _config()
   trials = [{"optimizer.lr": 1e-3}, {"optimizer.lr": 1e4}]
   dirs = [str(tmp_path / f"t{i}") for i in range(2)]
-  ok, bad = trial_batch.train(toy.build, base, trials, dirs)
+  ok, bad = trial_batch.fit(toy.build, base, trials, dirs)
   assert ok["status"] == "completed" and ok["checkpoint_step"] == 60
   assert bad["status"] == "diverged" and "Non-finite" in bad["error"]
   assert bad["checkpoint_step"] is None
@@ -202,14 +202,14 @@ def test_a_stopped_group_resumes_from_its_checkpoint_to_the_same_records(tmp_pat
   base = _config(log_every_steps=2, eval_every_steps=25, checkpoint_every_steps=15)
   trials = [{"seed": 1, "optimizer.lr": 1e-3}, {"seed": 5, "optimizer.lr": 3e-3}]
   ref = [str(tmp_path / f"ref{i}") for i in range(2)]
-  want = trial_batch.train(toy.build, base, trials, ref, max_chunk=7)
+  want = trial_batch.fit(toy.build, base, trials, ref, max_chunk=7)
 
   crashing, _ = _crash_once_from(40)  # the group stops at step 40, once
   dirs, group = [str(tmp_path / f"t{i}") for i in range(2)], str(tmp_path / "group")
   with pytest.raises(Crash):
-    trial_batch.train(crashing, base, trials, dirs, max_chunk=7, group_dir=group)
+    trial_batch.fit(crashing, base, trials, dirs, max_chunk=7, group_dir=group)
   assert trial_batch.group_workdirs(group) == [os.path.abspath(d) for d in dirs]
-  got = trial_batch.train(crashing, base, trials, dirs, max_chunk=7, group_dir=group)
+  got = trial_batch.fit(crashing, base, trials, dirs, max_chunk=7, group_dir=group)
   assert [s["resumed_from"] for s in got] == [30, 30]  # saved at 16 and 30 (window-aligned)
   assert not os.path.exists(group)  # removed once every summary is written
   for w, r, a, b in zip(dirs, ref, want, got):
@@ -230,11 +230,11 @@ def test_halving_stops_the_worst_trials_at_each_rung(tmp_path):
   base = _config(checkpoint_every_steps=0)
   trials = [{"optimizer.lr": lr} for lr in LRS]
   ref = [str(tmp_path / f"ref{i}") for i in range(4)]
-  trial_batch.train(toy.build, base, trials, ref)  # every trial to the end
+  trial_batch.fit(toy.build, base, trials, ref)  # every trial to the end
   first = sorted(range(4), key=lambda i: _costs_at(ref[i], 20))[:2]
   second = min(first, key=lambda i: _costs_at(ref[i], 40))
   dirs = [str(tmp_path / f"t{i}") for i in range(4)]
-  got = trial_batch.train(toy.build, base, trials, dirs, halving=HALVING)
+  got = trial_batch.fit(toy.build, base, trials, dirs, halving=HALVING)
   want_status = ["completed" if i == second else "stopped" for i in range(4)]
   assert [s["status"] for s in got] == want_status
   for i, s in enumerate(got):
@@ -263,7 +263,7 @@ def test_sigterm_is_taken_at_a_chunk_end_where_the_trials_save(tmp_path, signal_
   base = _config(log_every_steps=2, eval_every_steps=25, checkpoint_every_steps=15)
   trials = [{"seed": 1, "optimizer.lr": 1e-3}, {"seed": 5, "optimizer.lr": 3e-3}]
   ref = [str(tmp_path / f"ref{i}") for i in range(2)]
-  want = trial_batch.train(toy.build, base, trials, ref, max_chunk=7)
+  want = trial_batch.fit(toy.build, base, trials, ref, max_chunk=7)
   sent = []
 
   def build(c, data=None):  # SIGTERM once, while the chunk holding that step is prepared
@@ -279,7 +279,7 @@ def test_sigterm_is_taken_at_a_chunk_end_where_the_trials_save(tmp_path, signal_
     return dataclasses.replace(b, task=dataclasses.replace(b.task, train_batch=train_batch))
   dirs, group = [str(tmp_path / f"t{i}") for i in range(2)], str(tmp_path / "group")
   with pytest.raises(errors.Preempted):
-    trial_batch.train(build, base, trials, dirs, max_chunk=7, group_dir=group)
+    trial_batch.fit(build, base, trials, dirs, max_chunk=7, group_dir=group)
   for i, d in enumerate(dirs):  # saved at the first chunk end after it that closes a window
     s = read_summary(d)
     assert s["status"] == "interrupted" and s["steps"] == s["checkpoint_step"], s
@@ -288,7 +288,7 @@ def test_sigterm_is_taken_at_a_chunk_end_where_the_trials_save(tmp_path, signal_
     params, step = restore_params(*built(sweeps.apply(base, trials[i])), d)
     assert step == end  # the single-run trainer restores where the group stopped
   assert trial_batch.group_workdirs(group)  # kept for the rerun
-  got = trial_batch.train(build, base, trials, dirs, max_chunk=7, group_dir=group)
+  got = trial_batch.fit(build, base, trials, dirs, max_chunk=7, group_dir=group)
   assert [(s["status"], s["resumed_from"]) for s in got] == [("completed", end)] * 2
   strip = lambda recs: [{k: v for k, v in x.items() if k != "time"} for x in recs]  # noqa: E731
   for w, r, a, b in zip(dirs, ref, want, got):
@@ -300,14 +300,14 @@ def test_a_killed_halving_group_resumes_to_the_same_outcome(tmp_path):
   base = _config(checkpoint_every_steps=15)
   trials = [{"optimizer.lr": lr} for lr in LRS]
   ref = [str(tmp_path / f"ref{i}") for i in range(4)]
-  want = trial_batch.train(toy.build, base, trials, ref, halving=HALVING,
+  want = trial_batch.fit(toy.build, base, trials, ref, halving=HALVING,
                            group_dir=str(tmp_path / "ref-group"))
 
   crashing, _ = _crash_once_from(35)  # after rung 20 and the save at 30
   dirs, group = [str(tmp_path / f"t{i}") for i in range(4)], str(tmp_path / "group")
   with pytest.raises(Crash):
-    trial_batch.train(crashing, base, trials, dirs, halving=HALVING, group_dir=group)
-  got = trial_batch.train(crashing, base, trials, dirs, halving=HALVING, group_dir=group)
+    trial_batch.fit(crashing, base, trials, dirs, halving=HALVING, group_dir=group)
+  got = trial_batch.fit(crashing, base, trials, dirs, halving=HALVING, group_dir=group)
   assert [s["status"] for s in got] == [s["status"] for s in want]
   assert sorted(s["resumed_from"] for s in got if s["steps"] > 20) == [30, 30]
   strip = lambda recs: [{k: v for k, v in x.items() if k != "time"} for x in recs]  # noqa: E731
@@ -323,12 +323,12 @@ def test_vmapped_trials_compile_with_the_tasks_compiler_options(tmp_path):
     return dataclasses.replace(b, task=dataclasses.replace(b.task, compiler_options=opts))
   trials = [{"seed": 1}, {"seed": 2}]
   with pytest.raises(Exception, match="xla_cpu_experimental_ynn_fusion_type"):
-    trial_batch.train(build, _config(), trials, [str(tmp_path / f"t{i}") for i in range(2)])
+    trial_batch.fit(build, _config(), trials, [str(tmp_path / f"t{i}") for i in range(2)])
 
 
 def test_early_stopping_is_refused_in_vmapped_trials(tmp_path):
   base = sweeps.apply(_config(eval_every_steps=5), {"trainer.early_stop_metric": "mse",
                                                     "trainer.early_stop_patience": 2})
   with pytest.raises(ValueError, match="--halving"):
-    trial_batch.train(toy.build, base, [{"seed": 1}, {"seed": 2}],
+    trial_batch.fit(toy.build, base, [{"seed": 1}, {"seed": 2}],
                       [str(tmp_path / f"t{i}") for i in range(2)])

@@ -23,7 +23,7 @@ def _config(**trainer_fields):
 
 def _train(c, workdir):
   b = toy.build(c)
-  return trainer.train(b.task, b.config, str(workdir))
+  return trainer.fit(b.task, b.config, str(workdir))
 
 
 def test_the_tracker_counts_evaluations_since_the_best():

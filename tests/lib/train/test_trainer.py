@@ -40,10 +40,10 @@ def small_config(variant="rmsprop", epochs=60):
 
 
 def test_a_completed_run_run_again_trains_and_writes_nothing(tmp_path):
-  first = trainer.train(*built(small_config()), str(tmp_path))
+  first = trainer.fit(*built(small_config()), str(tmp_path))
   before = {os.path.relpath(os.path.join(d, f), tmp_path): os.stat(os.path.join(d, f)).st_mtime_ns
             for d, _, fs in os.walk(tmp_path) for f in fs}
-  again = trainer.train(*built(small_config()), str(tmp_path))
+  again = trainer.fit(*built(small_config()), str(tmp_path))
   after = {os.path.relpath(os.path.join(d, f), tmp_path): os.stat(os.path.join(d, f)).st_mtime_ns
            for d, _, fs in os.walk(tmp_path) for f in fs}
   assert again == first
@@ -55,7 +55,7 @@ def test_an_invalid_optimizer_value_is_refused_before_anything_is_written(tmp_pa
   c.optimizer.lr = -1.0
   task, c = built(c)
   with pytest.raises(trainer.ConfigError, match=r"^optimizer.lr=-1.0: expected a positive"):
-    trainer.train(task, c, str(tmp_path / "run"))
+    trainer.fit(task, c, str(tmp_path / "run"))
   assert not (tmp_path / "run").exists()
 
 
@@ -72,7 +72,7 @@ def crashing(task, at_step):
 
 
 def test_run_writes_everything(tmp_path):
-  summary = trainer.train(*built(small_config()), str(tmp_path))
+  summary = trainer.fit(*built(small_config()), str(tmp_path))
   for f in ("config.json", "summary.json", "metrics.jsonl", "loss_curve.png"):
     assert (tmp_path / f).exists(), f
   assert any(n.startswith("events") for n in os.listdir(tmp_path / "tb"))
@@ -95,9 +95,9 @@ def test_window_metrics_are_weighted_means(tmp_path):
   """A record's 'cost' is the mean over its window of per-step costs."""
   c1 = small_config(epochs=10)
   c1.trainer.log_every_steps = 1
-  trainer.train(*built(c1), str(tmp_path / "a"))
+  trainer.fit(*built(c1), str(tmp_path / "a"))
   c5 = small_config(epochs=10)
-  trainer.train(*built(c5), str(tmp_path / "b"))
+  trainer.fit(*built(c5), str(tmp_path / "b"))
   per_step = [r["cost"] for r in writers.read_records(str(tmp_path / "a"), "train")]
   windows = [r["cost"] for r in writers.read_records(str(tmp_path / "b"), "train")]
   np.testing.assert_allclose(windows, [np.mean(per_step[:5]), np.mean(per_step[5:])], rtol=1e-5)
@@ -106,11 +106,11 @@ def test_window_metrics_are_weighted_means(tmp_path):
 @pytest.mark.parametrize("lose_crash_checkpoint", [False, True])
 def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, lose_crash_checkpoint):
   ref_dir, run_dir = str(tmp_path / "ref"), str(tmp_path / "run")
-  ref = trainer.train(*built(small_config()), ref_dir)
+  ref = trainer.fit(*built(small_config()), ref_dir)
 
   with pytest.raises(Crash):
     task, rc = built(small_config())
-    trainer.train(crashing(task, 47), rc, run_dir)
+    trainer.fit(crashing(task, 47), rc, run_dir)
   stopped = read_summary(run_dir)
   assert stopped["status"] == "failed" and "Crash" in stopped["error"]
   ckpts = checkpoint.Checkpointer(os.path.join(run_dir, "checkpoints"), 20)
@@ -118,7 +118,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, lose_cras
   if lose_crash_checkpoint:  # as after a hard kill: only the periodic checkpoint is left
     shutil.rmtree(os.path.join(run_dir, "checkpoints", "47"))
 
-  resumed = trainer.train(*built(small_config()), run_dir)
+  resumed = trainer.fit(*built(small_config()), run_dir)
   assert resumed["resumed_from"] == (40 if lose_crash_checkpoint else 47)
   assert resumed["steps"] == 60 and resumed["status"] == "completed"
   assert resumed["extra"] == ref["extra"]
@@ -140,7 +140,7 @@ def test_nan_stops_cleanly_and_keeps_last_good_checkpoint(tmp_path):
   c.optimizer.lr = 0.02  # far too large for the sum-of-squares cost: diverges
   c.trainer.checkpoint_every_steps = 2
   with pytest.raises(errors.NonFiniteError, match="Non-finite training metrics at step"):
-    trainer.train(*built(c), str(tmp_path))
+    trainer.fit(*built(c), str(tmp_path))
   summary = read_summary(str(tmp_path))
   assert summary["status"] == "diverged" and "last good checkpoint" in summary["error"]
   last = summary["checkpoint_step"]
@@ -157,7 +157,7 @@ def test_a_run_that_diverges_before_any_checkpoint_says_so(tmp_path):
   c.optimizer.lr = 0.02
   c.trainer.checkpoint_every_steps = 0  # only at the end: none exists when it diverges
   with pytest.raises(errors.NonFiniteError, match="there is no checkpoint yet"):
-    trainer.train(*built(c), str(tmp_path))
+    trainer.fit(*built(c), str(tmp_path))
   s = read_summary(str(tmp_path))
   assert s["status"] == "diverged" and s["checkpoint_step"] is None
   assert "step None" not in s["error"]
@@ -193,7 +193,7 @@ def test_final_progress_line_is_printed_once(tmp_path, monkeypatch):
   monkeypatch.setattr(trainer.logging, "info",
                       lambda fmt, *a, **k: lines.append(str(fmt) % a if a else str(fmt)))
   c = small_config(epochs=30)
-  trainer.train(*built(c), str(tmp_path))
+  trainer.fit(*built(c), str(tmp_path))
   final = [l for l in lines if l.startswith("step 30/30")]
   assert len(final) == 1, final
 
@@ -216,7 +216,7 @@ def _tb_scalars(tb_dir):
 
 def test_tensorboard_events_hold_every_metric_of_every_record(tmp_path):
   c = small_config(epochs=20)
-  trainer.train(*built(c), str(tmp_path))
+  trainer.fit(*built(c), str(tmp_path))
   scalars = _tb_scalars(tmp_path / "tb")
   records = writers.read_records(str(tmp_path))
   want = [(r["step"], f"{r['split']}/{k}", v) for r in records
@@ -228,20 +228,20 @@ def test_tensorboard_events_hold_every_metric_of_every_record(tmp_path):
 
 
 def test_resume_with_another_config_stops_before_touching_the_workdir(tmp_path):
-  trainer.train(*built(small_config(epochs=20)), str(tmp_path))
+  trainer.fit(*built(small_config(epochs=20)), str(tmp_path))
   saved = (tmp_path / "config.json").read_text()
   other = small_config(epochs=20)
   other.optimizer.lr = 3e-3
   with pytest.raises(ConfigChanged, match=r"optimizer.lr 0.001 -> 0.003\): give a new --workdir"):
-    trainer.train(*built(other), str(tmp_path))
+    trainer.fit(*built(other), str(tmp_path))
   assert (tmp_path / "config.json").read_text() == saved
   assert read_summary(str(tmp_path))["steps"] == 20 and not (tmp_path / ".lock").exists()
   longer = small_config(epochs=40)
   with pytest.raises(ConfigChanged, match="trainer.num_steps 20 -> 40.*resume_longer=True"):
-    trainer.train(*built(longer), str(tmp_path))
+    trainer.fit(*built(longer), str(tmp_path))
   longer.trainer.resume_longer = True
   longer.trainer.plot = False  # reporting fields may change on a resume
-  summary = trainer.train(*built(longer), str(tmp_path))
+  summary = trainer.fit(*built(longer), str(tmp_path))
   assert (summary["status"], summary["steps"], summary["resumed_from"]) == ("completed", 40, 20)
 
 
@@ -251,7 +251,7 @@ def test_a_workdir_in_use_refuses_a_second_run(tmp_path):
     (tmp_path / ".lock").write_text(json.dumps({"host": socket.gethostname(),
                                                 "pid": holder.pid}))
     with pytest.raises(files.WorkdirBusy, match="in use by pid"):
-      trainer.train(*built(small_config(epochs=5)), str(tmp_path))
+      trainer.fit(*built(small_config(epochs=5)), str(tmp_path))
     assert not (tmp_path / "config.json").exists()
   finally:
     holder.kill()
@@ -263,7 +263,7 @@ def test_a_checkpoint_that_cannot_be_written_stops_the_run_with_a_summary(tmp_pa
     raise OSError(28, "No space left on device")
   monkeypatch.setattr(checkpoint.ocp.CheckpointManager, "save", full)
   with pytest.raises(errors.StorageError, match="No space left on device"):
-    trainer.train(*built(small_config(epochs=30)), str(tmp_path))
+    trainer.fit(*built(small_config(epochs=30)), str(tmp_path))
   s = read_summary(str(tmp_path))
   assert s["status"] == "failed" and "writing a checkpoint in" in s["error"]
   assert s["steps"] == 20 and not (tmp_path / ".lock").exists()
@@ -271,9 +271,9 @@ def test_a_checkpoint_that_cannot_be_written_stops_the_run_with_a_summary(tmp_pa
 
 def test_a_run_re_entered_after_its_final_checkpoint_reports_its_metrics_once(tmp_path):
   """As after a kill between the final checkpoint and summary.json."""
-  first = trainer.train(*built(small_config()), str(tmp_path))
+  first = trainer.fit(*built(small_config()), str(tmp_path))
   os.remove(tmp_path / "summary.json")
-  again = trainer.train(*built(small_config()), str(tmp_path))
+  again = trainer.fit(*built(small_config()), str(tmp_path))
   assert again["status"] == "completed" and again["steps"] == 60
   assert again["final"] == first["final"] and "train/cost" in again["final"]
   evals = [r["step"] for r in writers.read_records(str(tmp_path), "eval")]
@@ -284,9 +284,9 @@ def test_the_tasks_compiler_options_reach_the_jitted_step(tmp_path):
   task, config = built(small_config(epochs=1))
   bad = dataclasses.replace(task, compiler_options={"xla_cpu_experimental_ynn_fusion_type": "NO_SUCH"})
   with pytest.raises(Exception, match="xla_cpu_experimental_ynn_fusion_type"):
-    trainer.train(bad, config, str(tmp_path / "bad"))
+    trainer.fit(bad, config, str(tmp_path / "bad"))
   good = dataclasses.replace(task, compiler_options={
       "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"})
-  with_options = trainer.train(good, config, str(tmp_path / "good"))
-  plain = trainer.train(task, config, str(tmp_path / "plain"))["final"]
+  with_options = trainer.fit(good, config, str(tmp_path / "good"))
+  plain = trainer.fit(task, config, str(tmp_path / "plain"))["final"]
   assert with_options["final"] == pytest.approx(plain, rel=1e-6)
