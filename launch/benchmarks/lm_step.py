@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from launch.benchtools import time_ms, time_pair_ms
+from launch.benchtools import time_alternating_ms, time_ms, time_pair_ms
 from experiments.rnnlm.config import NOTES_LM
 from lib.nn import lm, seq2seq
 from lib.train.state import TrainState
@@ -58,7 +58,8 @@ def rnnlab_step(model: lm.RecurrentLM, x, y, lr: float):
   return run
 
 
-def torch_step(V, H, layers, kind, x, y, lr):
+def torch_step(V, H, layers, kind, x, y, lr, device: str = "cpu"):
+  """PyTorch's step on ``device`` (``cuda``: cuDNN's LSTM)."""
   import torch
   torch.manual_seed(0)
   notes = kind == "elman"
@@ -66,9 +67,10 @@ def torch_step(V, H, layers, kind, x, y, lr):
   rnn = (torch.nn.RNN(H, H, num_layers=layers, nonlinearity="tanh", bias=False, batch_first=True)
          if notes else torch.nn.LSTM(H, H, num_layers=layers, batch_first=True))
   out = torch.nn.Linear(H, V, bias=not notes)
+  emb, rnn, out = emb.to(device), rnn.to(device), out.to(device)
   params = [*emb.parameters(), *rnn.parameters(), *out.parameters()]
   opt = torch.optim.SGD(params, lr=lr)
-  xt, yt = torch.from_numpy(x).long(), torch.from_numpy(y).long()
+  xt, yt = torch.from_numpy(x).long().to(device), torch.from_numpy(y).long().to(device)
   B = xt.shape[0]
 
   def run():
@@ -163,39 +165,57 @@ def run_ptb_cells(peers=(), repeats: int = 5) -> list[dict]:
 
 
 COLUMNS_BY_FUNCTION["run_ptb_orders"] = ("case", "layers_ms", "wavefront_ms", "wavefront_speedup",
-                                         "peer_ms", "vs_peer")
+                                         "cudnn_ms", "cudnn_max_diff", "peer_ms", "vs_peer")
 # (name, hidden, batch, steps): the Zaremba LSTM LMs (V 10000, 2 layers), no dropout.
 PTB_SIZES = (("PTB small", 200, 20, 20), ("PTB medium", 650, 20, 35))
 
 
-def run_ptb_orders(peers=("torch",), repeats: int = 3) -> list[dict]:
-  """The PTB LSTM LM train step with its stack run layer by layer and as a wavefront
-  (``lib.nn.stacks.Order``), and PyTorch's ``nn.LSTM`` where installed, timed in
-  alternation; ``vs_peer``: PyTorch's time over rnnlab's faster order."""
-  V, rows = 10_000, []
+def run_ptb_orders(peers=("torch",), repeats: int = 3, sizes=PTB_SIZES, vocab: int = 10_000
+                   ) -> list[dict]:
+  """The PTB LSTM LM train step with its stack run layer by layer, as a wavefront and,
+  on a GPU, through cuDNN (``lib.nn.stacks.Order``), and PyTorch's ``nn.LSTM`` where
+  installed (on CUDA when JAX runs on a GPU), timed in alternation. ``vs_peer``:
+  PyTorch's time over rnnlab's fastest order; ``cudnn_max_diff``: the largest difference
+  of the cuDNN order's loss and gradients from the layer-by-layer order's."""
+  rows = []
+  gpu = jax.default_backend() == "gpu"
+  orders = ("layers", "wavefront", "cudnn") if gpu else ("layers", "wavefront")
   have_torch = "torch" in peers and _has_torch()
-  for name, H, B, T in PTB_SIZES:
-    ids = _tokens(V, B, T, seed=1)
+  for name, H, B, T in sizes:
+    ids = _tokens(vocab, B, T, seed=1)
     x, y = ids[:, :-1], ids[:, 1:]
-    fns = {o: rnnlab_step(lm.RecurrentLM(V, H, cell="lstm", layers=2, order=o), x, y, 0.1)
-           for o in ("layers", "wavefront")}
+    models = {o: lm.RecurrentLM(vocab, H, cell="lstm", layers=2, order=o) for o in orders}
+    fns = {o: rnnlab_step(m, x, y, 0.1) for o, m in models.items()}
     if have_torch:
-      fns["torch"] = torch_step(V, H, 2, "lstm", x, y, 0.1)
-    times = {k: [] for k in fns}
-    for k, fn in fns.items():
-      fn() if k == "torch" else jax.block_until_ready(fn())
-    for _ in range(repeats):
-      for k, fn in fns.items():
-        times[k].append(time_ms(fn, number=10, repeats=1, warmup=0,
-                                sync=_no_sync if k == "torch" else jax.block_until_ready))
-    ms = {k: float(np.median(v)) for k, v in times.items()}
-    row = {"case": f"{name} LSTM LM: batch {B} x {T}, V {V}, 2x{H}", "layers_ms": ms["layers"],
+      fns["torch"] = torch_step(vocab, H, 2, "lstm", x, y, 0.1, "cuda" if gpu else "cpu")
+    syncs = {o: jax.block_until_ready for o in orders}
+    if have_torch and gpu:
+      import torch
+      syncs["torch"] = lambda v: torch.cuda.synchronize()
+    ms = time_alternating_ms(fns, number=10, repeats=repeats, syncs=syncs)
+    row = {"case": f"{name} LSTM LM: batch {B} x {T}, V {vocab}, 2x{H}", "layers_ms": ms["layers"],
            "wavefront_ms": ms["wavefront"], "wavefront_speedup": ms["layers"] / ms["wavefront"]}
+    if gpu:
+      row.update(cudnn_ms=ms["cudnn"], cudnn_max_diff=_max_diff(models, x, y))
     if have_torch:
-      row.update(peer_ms=ms["torch"], vs_peer=ms["torch"] / min(ms["layers"], ms["wavefront"]))
+      row.update(peer_ms=ms["torch"], vs_peer=ms["torch"] / min(ms[o] for o in orders))
     rows.append(row)
     print(row, flush=True)
   return rows
+
+
+def _max_diff(models: dict, x, y) -> float:
+  """The largest absolute difference of loss and gradients between the cuDNN and the
+  layer-by-layer orders, at the layer-by-layer model's initial parameters."""
+  params = models["layers"].init(jax.random.key(0))
+  batch = {"x": jnp.asarray(x), "y": jnp.asarray(y)}
+
+  def grads(model):
+    def f(p):
+      return lm.window_loss(model, p, batch, None, None, False)[0]
+    return jax.value_and_grad(f)(params)
+  a, b = grads(models["layers"]), grads(models["cudnn"])
+  return float(max(jnp.max(jnp.abs(u - v)) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b))))
 
 
 def _no_sync(v):

@@ -88,3 +88,14 @@ def test_every_registered_experiment_has_a_sweep_benchmark():
   from launch.benchmarks import sweep_trials
   assert {sweep_trials.experiment_of(n) for n in sweep_trials.SWEEPS} == set(registry.EXPERIMENTS)
   assert all(hasattr(sweep_trials, f"run_{n}") for n in sweep_trials.SWEEPS)
+
+
+def test_ptb_orders_runs_at_a_tiny_size_and_compares_orders():
+  from launch.benchmarks import lm_step
+  from lib.nn import lm
+  rows = lm_step.run_ptb_orders(peers=(), repeats=1, sizes=(("tiny", 8, 2, 3),), vocab=20)
+  assert len(rows) == 1 and rows[0]["layers_ms"] > 0 and rows[0]["wavefront_ms"] > 0
+  models = {"layers": lm.RecurrentLM(20, 8, cell="lstm", layers=2, order="layers"),
+            "cudnn": lm.RecurrentLM(20, 8, cell="lstm", layers=2, order="wavefront")}
+  ids = np.arange(8).reshape(2, 4) % 20
+  assert lm_step._max_diff(models, ids[:, :-1], ids[:, 1:]) < 1e-5
