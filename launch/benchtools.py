@@ -8,6 +8,35 @@ import time
 from typing import Callable, Optional, Sequence
 
 
+def jitted_step(loss_fn: Callable, tx, params, batch: dict, seed: int = 1) -> Callable[[], object]:
+  """A closure running one jitted, state-donating ``make_train_step(loss_fn, tx)`` on the
+  fixed ``batch`` per call (the state carried between calls); it returns the loss total."""
+  import jax
+  import jax.numpy as jnp
+  from lib.train.state import TrainState
+  from lib.train.step import make_train_step
+  state = TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
+  step = jax.jit(make_train_step(loss_fn, tx), donate_argnums=0)
+  holder, rng = [state], jax.random.key(seed)
+
+  def run():
+    holder[0], m = step(holder[0], batch, rng)
+    return m["loss"].total
+  return run
+
+
+def have_torch(peers: Sequence[str]) -> bool:
+  """Whether ``peers`` asks for PyTorch and it is installed (a missing one is said once)."""
+  if "torch" not in peers:
+    return False
+  try:
+    import torch  # noqa: F401
+  except ImportError:
+    print("PyTorch is not installed (pip install -r requirements-bench.txt): no torch column.")
+    return False
+  return True
+
+
 def time_ms(fn: Callable[[], object], *, number: int, repeats: int, warmup: int = 2,
             sync: Callable[[object], object] = lambda x: x) -> float:
   """Median milliseconds per call of ``fn`` over ``repeats`` runs of ``number`` calls.

@@ -14,10 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from launch.benchtools import time_ms
+from launch.benchtools import jitted_step, time_alternating_ms
 from lib.nn import seq2seq
-from lib.train.state import TrainState
-from lib.train.step import make_train_step
 
 COLUMNS = ("setting", "ms", "vs_plain")
 B, S, T, V_SRC, V_TGT, H = 64, 16, 59, 70, 90, 256
@@ -44,32 +42,19 @@ def step_fn(attention: str, batch: dict):
     del rng
     return seq2seq.token_loss(model.apply(params, b), b["tgt_out"], b["tgt_mask"])
 
-  tx = optax.rmsprop(1e-3, decay=0.9, eps=1e-7)
-  params = model.init(jax.random.key(0))
-  state = TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
-  step = jax.jit(make_train_step(loss_fn, tx), donate_argnums=0)
-  holder, rng = [state], jax.random.key(1)
-
-  def run():
-    holder[0], m = step(holder[0], batch, rng)
-    return m["loss"].total
-  return run
+  return jitted_step(loss_fn, optax.rmsprop(1e-3, decay=0.9, eps=1e-7),
+                     model.init(jax.random.key(0)), batch)
 
 
 def run(peers=(), repeats: int = 5) -> list[dict]:
   del peers
   batch = _batch()
   fns = {name: step_fn(att, batch) for name, att in SETTINGS.items()}
-  for fn in fns.values():
-    jax.block_until_ready(fn())
-  times = {name: [] for name in fns}
-  for _ in range(repeats):
-    for name, fn in fns.items():
-      times[name].append(time_ms(fn, number=5, repeats=1, warmup=0, sync=jax.block_until_ready))
-  plain = float(np.median(times["plain (bidirectional)"]))
+  times = time_alternating_ms(fns, number=5, repeats=repeats, warmup=1,
+                              syncs={name: jax.block_until_ready for name in fns})
+  plain = times["plain (bidirectional)"]
   rows = []
-  for name in fns:
-    ms = float(np.median(times[name]))
+  for name, ms in times.items():
     rows.append({"setting": name, "ms": ms, "vs_plain": ms / plain})
     print(rows[-1], flush=True)
   return rows

@@ -21,11 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from launch.benchtools import time_alternating_ms, time_ms, time_pair_ms
+from launch.benchtools import have_torch, jitted_step, time_alternating_ms, time_pair_ms
 from experiments.rnnlm.config import NOTES_LM
 from lib.nn import lm, seq2seq
-from lib.train.state import TrainState
-from lib.train.step import make_train_step
 
 COLUMNS = ("case", "rnnlab_ms", "peer", "peer_ms", "speedup", "rnnlab_tokens_per_s",
            "peer_tokens_per_s")
@@ -46,16 +44,8 @@ def rnnlab_step(model: lm.RecurrentLM, x, y, lr: float):
     objective, (metrics, _) = lm.window_loss(model, params, batch, None, rng, True)
     return objective, metrics
 
-  tx = optax.sgd(lr)
-  params = model.init(jax.random.key(0))
-  state = TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
-  step = jax.jit(make_train_step(loss_fn, tx), donate_argnums=0)
-  batch, rng, holder = {"x": jnp.asarray(x), "y": jnp.asarray(y)}, jax.random.key(1), [state]
-
-  def run():
-    holder[0], m = step(holder[0], batch, rng)
-    return m["loss"].total
-  return run
+  return jitted_step(loss_fn, optax.sgd(lr), model.init(jax.random.key(0)),
+                     {"x": jnp.asarray(x), "y": jnp.asarray(y)})
 
 
 def torch_step(V, H, layers, kind, x, y, lr, device: str = "cpu"):
@@ -101,23 +91,17 @@ def run(peers=("torch",), repeats: int = 7) -> list[dict]:
   print(rows[-1], flush=True)
 
   # (b) batched tokens per second against PyTorch.
-  have_torch = "torch" in peers
-  if have_torch:
-    try:
-      import torch  # noqa: F401
-    except ImportError:
-      print("PyTorch is not installed (pip install -r requirements-bench.txt): rnnlab alone.")
-      have_torch = False
+  with_torch = have_torch(peers)
   for name, V, H, L, kind, B, T in BATCHED:
     ids = _tokens(V, B, T, seed=1)
     x, y = ids[:, :-1], ids[:, 1:]
     model = lm.RecurrentLM(V, H, cell=kind, layers=L, **(NOTES_LM if kind == "elman" else {}))
-    peer = torch_step(V, H, L, kind, x, y, 0.1) if have_torch else None
+    peer = torch_step(V, H, L, kind, x, y, 0.1) if with_torch else None
     ours, theirs = time_pair_ms(rnnlab_step(model, x, y, 0.1), peer, number=20, repeats=repeats,
                                 sync_a=jax.block_until_ready)
     row = {"case": f"{name}: batch {B} x {T} steps, V {V}, {L}x{H}", "rnnlab_ms": ours,
            "rnnlab_tokens_per_s": B * T / ours * 1e3}
-    if have_torch:
+    if with_torch:
       row.update(peer="torch", peer_ms=theirs, speedup=theirs / ours,
                  peer_tokens_per_s=B * T / theirs * 1e3)
     rows.append(row)
@@ -144,22 +128,18 @@ def run_ptb_cells(peers=(), repeats: int = 5) -> list[dict]:
   for cell, hidden in sizes.items():
     models[cell] = lm.RecurrentLM(V, hidden, cell=cell, layers=2)
     steps[cell] = rnnlab_step(models[cell], ids[:, :-1], ids[:, 1:], 0.1)
-  times = {c: [] for c in steps}
-  for fn in steps.values():
-    jax.block_until_ready(fn())
-  for _ in range(repeats):  # alternating: every cell sees the same machine state
-    for cell, fn in steps.items():
-      times[cell].append(time_ms(fn, number=10, repeats=1, warmup=0,
-                                 sync=jax.block_until_ready))
+  # Alternating: every cell sees the same machine state.
+  times = time_alternating_ms(steps, number=10, repeats=repeats, warmup=1,
+                              syncs={c: jax.block_until_ready for c in steps})
   per_epoch = PTB_TRAIN_TOKENS // (B * T)
   rows = []
   for cell, hidden in sizes.items():
-    ms = float(np.median(times[cell]))
+    ms = times[cell]
     shapes = jax.eval_shape(models[cell].init, jax.random.key(0))
     rows.append({"cell": cell, "hidden": hidden,
                  "params": seq2seq.num_params(shapes), "ms": ms,
                  "tokens_per_s": B * T / ms * 1e3, "s_per_epoch": ms * per_epoch / 1e3,
-                 "vs_lstm": float(np.median(times["lstm"])) / ms})
+                 "vs_lstm": times["lstm"] / ms})
     print(rows[-1], flush=True)
   return rows
 
@@ -180,16 +160,16 @@ def run_ptb_orders(peers=("torch",), repeats: int = 3, sizes=PTB_SIZES, vocab: i
   rows = []
   gpu = jax.default_backend() == "gpu"
   orders = ("layers", "wavefront", "cudnn") if gpu else ("layers", "wavefront")
-  have_torch = "torch" in peers and _has_torch()
+  with_torch = have_torch(peers)
   for name, H, B, T in sizes:
     ids = _tokens(vocab, B, T, seed=1)
     x, y = ids[:, :-1], ids[:, 1:]
     models = {o: lm.RecurrentLM(vocab, H, cell="lstm", layers=2, order=o) for o in orders}
     fns = {o: rnnlab_step(m, x, y, 0.1) for o, m in models.items()}
-    if have_torch:
+    if with_torch:
       fns["torch"] = torch_step(vocab, H, 2, "lstm", x, y, 0.1, "cuda" if gpu else "cpu")
     syncs = {o: jax.block_until_ready for o in orders}
-    if have_torch and gpu:
+    if with_torch and gpu:
       import torch
       syncs["torch"] = lambda v: torch.cuda.synchronize()
     ms = time_alternating_ms(fns, number=10, repeats=repeats, syncs=syncs)
@@ -197,7 +177,7 @@ def run_ptb_orders(peers=("torch",), repeats: int = 3, sizes=PTB_SIZES, vocab: i
            "wavefront_ms": ms["wavefront"], "wavefront_speedup": ms["layers"] / ms["wavefront"]}
     if gpu:
       row.update(cudnn_ms=ms["cudnn"], cudnn_max_diff=_max_diff(models, x, y))
-    if have_torch:
+    if with_torch:
       row.update(peer_ms=ms["torch"], vs_peer=ms["torch"] / min(ms[o] for o in orders))
     rows.append(row)
     print(row, flush=True)
@@ -216,16 +196,3 @@ def _max_diff(models: dict, x, y) -> float:
     return jax.value_and_grad(f)(params)
   a, b = grads(models["layers"]), grads(models["cudnn"])
   return float(max(jnp.max(jnp.abs(u - v)) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b))))
-
-
-def _no_sync(v):
-  return v
-
-
-def _has_torch() -> bool:
-  try:
-    import torch  # noqa: F401
-  except ImportError:
-    print("PyTorch is not installed (pip install -r requirements-bench.txt): rnnlab alone.")
-    return False
-  return True

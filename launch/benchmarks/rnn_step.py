@@ -16,10 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from launch.benchtools import time_alternating_ms
+from launch.benchtools import have_torch, jitted_step, time_alternating_ms
 from lib.nn import cells, recurrence
-from lib.train.state import TrainState
-from lib.train.step import make_train_step
 
 SHAPES = ((20, 20, 200, 200), (64, 28, 70, 256), (128, 7, 16, 128))
 KINDS = ("lstm", "gru", "elman")
@@ -47,18 +45,7 @@ def rnnlab_step(kind: str, B: int, T: int, D: int, H: int, unroll: int):
     _, out = recurrence.unroll(cell, params, batch["x"], unroll=unroll)
     return jnp.mean((out - batch["y"]) ** 2), {}
 
-  tx = optax.sgd(0.01)
-  params = cell.init(jax.random.key(0), D)
-  state = TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
-  step = jax.jit(make_train_step(loss_fn, tx), donate_argnums=0)
-  batch, rng = {"x": x, "y": y}, jax.random.key(1)
-  holder = [state]
-
-  def run():
-    holder[0], m = step(holder[0], batch, rng)
-    return m["loss"].total
-
-  return run
+  return jitted_step(loss_fn, optax.sgd(0.01), cell.init(jax.random.key(0), D), {"x": x, "y": y})
 
 
 def torch_step(kind: str, B: int, T: int, D: int, H: int):
@@ -83,19 +70,13 @@ def torch_step(kind: str, B: int, T: int, D: int, H: int):
 
 def run(peers=("torch", "flax"), repeats: int = 7, shapes=SHAPES, kinds=KINDS) -> list[dict]:
   from launch.benchmarks import flax_rnn
-  have_torch = "torch" in peers
-  if have_torch:
-    try:
-      import torch  # noqa: F401
-    except ImportError:
-      print("PyTorch is not installed (pip install -r requirements-bench.txt): no torch column.")
-      have_torch = False
+  with_torch = have_torch(peers)
   rows = []
   for kind in kinds:
     for B, T, D, H in shapes:
       unroll = choose_unroll(T)
       fns = {"rnnlab": rnnlab_step(kind, B, T, D, H, unroll)}
-      if have_torch:
+      if with_torch:
         fns["torch"] = torch_step(kind, B, T, D, H)
       if "flax" in peers and kind in flax_rnn.FLAX_CELLS:
         fns["flax"] = flax_rnn.train_step(kind, B, T, D, H, unroll)

@@ -21,9 +21,8 @@ import numpy as np
 import optax
 
 from launch.benchmarks import rnn_step
+from launch.benchtools import jitted_step
 from lib.nn import cells, recurrence, scans
-from lib.train.state import TrainState
-from lib.train.step import make_train_step
 
 LENGTHS = (256, 1024, 4096, 16384)
 KINDS = ("sequential", "associative", "chunked")
@@ -133,17 +132,7 @@ def _cell_step(name: str, B: int, T: int, D: int, H: int):
     _, out = recurrence.unroll(cell, params, batch["x"], unroll=unroll)
     return jnp.mean((out - batch["y"]) ** 2), {}
 
-  tx = optax.sgd(0.01)
-  params = cell.init(jax.random.key(0), D)
-  holder = [TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))]
-  step = jax.jit(make_train_step(loss_fn, tx), donate_argnums=0)
-  batch, rng = {"x": x, "y": y}, jax.random.key(1)
-
-  def run_once():
-    holder[0], m = step(holder[0], batch, rng)
-    return m["loss"].total
-
-  return run_once
+  return jitted_step(loss_fn, optax.sgd(0.01), cell.init(jax.random.key(0), D), {"x": x, "y": y})
 
 
 COLUMNS_BY_FUNCTION = {"run_cells": ("cell", "batch", "steps", "input", "hidden", "ms", "vs_lstm",

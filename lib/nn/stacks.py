@@ -41,7 +41,7 @@ class Order(enum.Enum):
 
 NAMES = tuple(o.value for o in Order)
 # The order `auto` runs on each backend (`layers` where none is listed). On XLA:CPU the
-# wavefront is 0.56-0.85x the layer-by-layer step: its upper layers' input products move
+# wavefront is 0.66-0.80x the layer-by-layer PTB LM step: its upper layers' input products move
 # into the scan and autodiff sums weight gradients step by step (launch/benchmarks/README.md).
 AUTO_RULES = {"cpu": Order.LAYERS}
 
@@ -54,13 +54,16 @@ def parse(order: str | Order) -> Order:
 
 
 def resolve(order: str | Order, cells: Sequence[Cell], bidirectional: bool, truncate: int,
-            params: Sequence[Params] = (), masked: bool = False) -> Order:
+            params: Sequence[Params] = (), masked: bool = False, projected: bool = False
+            ) -> Order:
   """The order that runs: ``auto`` by platform, where the wavefront applies; an order
   that cannot run these layers is a one-line error."""
   order = parse(order)
   if order is Order.CUDNN:
-    why = cudnn.unsupported(cells, params) or ("padding as seq_lengths, not a mask" if masked
-                                                else "full BPTT (truncate=0)" if truncate else "")
+    why = (cudnn.unsupported(cells, params)
+           or ("padding as seq_lengths, not a mask" if masked else "")
+           or ("full BPTT (truncate=0)" if truncate else "")
+           or ("inputs, not projections (projected=False)" if projected else ""))
     if why:
       raise ConfigError(f"stack: order='cudnn' needs {why}; use order='layers'.")
     return order
@@ -114,10 +117,15 @@ def init_stack(cells: Sequence[Cell], key: jax.Array, in_dim: int, *,
   return [c.init(k, d) for c, k, d in zip(cells, keys, dims)]
 
 
+def _off(rate, key: Optional[jax.Array]) -> bool:
+  """No dropout: no key, or a Python rate of 0 (a traced rate always draws)."""
+  return key is None or (isinstance(rate, (int, float)) and rate <= 0.0)
+
+
 def drop(x: jax.Array, rate, key: Optional[jax.Array]) -> jax.Array:
   """Inverted dropout of ``x``'s units; a Python rate of 0 (or no key) is the identity,
   a traced rate (trials vmapped over it) always draws."""
-  if key is None or (isinstance(rate, (int, float)) and rate <= 0.0):
+  if _off(rate, key):
     return x
   keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
   return jnp.where(keep, x / (1.0 - rate), 0.0)
@@ -162,7 +170,8 @@ def stack(cells: Sequence[Cell], params: Sequence[Params], x_BxTxD: Any, *,
     keys[0] = keys[L] = None
   if projected:
     keys[0] = None
-  ordered = resolve(order, cells, bidirectional, truncate, params, mask_BxT is not None)
+  ordered = resolve(order, cells, bidirectional, truncate, params, mask_BxT is not None,
+                    projected)
   run = {Order.WAVEFRONT: _wavefront, Order.CUDNN: _cudnn}.get(ordered, _layerwise)
   carries, h = run(cells, params, x_BxTxD, mask_BxT=mask_BxT, seq_lengths=seq_lengths,
                    initial_carries=initial_carries, rate=dropout, keys=keys, projected=projected,
@@ -202,11 +211,9 @@ def _layerwise(cells, params, x, *, mask_BxT, seq_lengths, initial_carries, rate
 def _cudnn(cells, params, x, *, mask_BxT, seq_lengths, initial_carries, rate, keys,
            projected, bidirectional, truncate, unroll, fast_grad):
   """The ``cudnn`` order: one cuDNN call per layer, rnnlab's dropout between them."""
-  del mask_BxT, truncate, unroll, fast_grad  # resolve() allowed none of them
+  del mask_BxT, truncate, unroll, fast_grad, projected  # resolve() allowed none of them
   carries, h = [], x
   for l, (cell, p) in enumerate(zip(cells, params)):
-    if projected and l == 0:
-      raise ConfigError("stack: order='cudnn' reads inputs, not projections (projected=False).")
     h = drop(h, rate, keys[l])
     c0 = None if initial_carries is None else initial_carries[l]
     c, h = cudnn.lstm_layer(cell, p, h, seq_lengths=seq_lengths, initial_carry=c0,
@@ -229,7 +236,8 @@ def _wavefront(cells, params, x, *, mask_BxT, seq_lengths, initial_carries, rate
   S = T + L - 1
   xp0_SxBxG = jnp.pad(jnp.swapaxes(xp0.astype(acc), 0, 1), ((0, L - 1), (0, 0), (0, 0)))
   m_SxLxBx1 = _wave_mask(mask, B, T, L, acc)
-  keep_SxLxBxH = _wave_dropout(rate, keys, B, T, L, cell.hidden, acc)
+  dropped = not all(_off(rate, k) for k in keys[1:L])
+  keep_SxLxBxH = _wave_dropout(rate, keys, B, T, L, cell.hidden, acc) if dropped else None
   carry0 = tuple(recurrence._initial_carry(cell, (B,), acc, None if initial_carries is None
                                            else initial_carries[l]) for l in range(L))
   carry0_L = jax.tree.map(lambda *c: jnp.stack(c), *carry0)
@@ -244,7 +252,7 @@ def _wavefront(cells, params, x, *, mask_BxT, seq_lengths, initial_carries, rate
     xp0_BxG, m_LxBx1, keep_LxBxH = inputs
     xp_LxBxG = xp0_BxG[None]
     if upper_L is not None:  # layers 1.. read the layer below's previous wavefront output
-      xin = (below_LxBxH * keep_LxBxH)[:-1]
+      xin = (below_LxBxH if keep_LxBxH is None else below_LxBxH * keep_LxBxH)[:-1]
       xp_up = jax.vmap(cell.project)(upper_L, xin).astype(acc)
       xp_LxBxG = jnp.concatenate([xp_LxBxG, xp_up], 0)
     new_L, y_LxBxH = step(rec_L, carry_L, xp_LxBxG)
