@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 
 from lib.runtime import cli, locate
 from lib.sweeps import space as sweeps, trial_batch, tunable
-from lib.train.trainer import sigterm_as_interrupt
+from lib.train.stops import sigterm_as_interrupt
 from launch import trials as trials_lib
 from launch.trials import Trial, is_done
 

@@ -50,7 +50,12 @@ class Checkpointer:
     return self._mngr.restore(step, args=ocp.args.StandardRestore(target))
 
   def wait(self) -> None:
-    self._mngr.wait_until_finished()
+    """Until every started save is written (its error as :class:`StorageError`)."""
+    with files.signals_held():
+      try:
+        self._mngr.wait_until_finished()
+      except (OSError, ValueError, RuntimeError) as e:
+        raise _storage(self.directory, e) from e
 
   def close(self) -> None:
     with files.signals_held():
