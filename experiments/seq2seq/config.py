@@ -80,6 +80,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict(dict(
       cell="lstm", embed_dim=16, hidden=128, shared_embedding=False, reverse_input=False,
       peeky=False, attention="none", attention_dim=0, bidirectional=False,
+      encoder_layers=1, order="auto",  # order: the encoder stack's (lib.nn.stacks.Order)
       unroll=16,  # scan unroll: these sequences are short, and unrolling halves the step time on CPU
       dtype="float32", scan="auto"))  # cell: any lib.nn.cells name; dtype bfloat16: mixed precision
   c.optimizer = optim.default_config("adam", 1e-3, clip_norm=5.0)

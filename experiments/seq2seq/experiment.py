@@ -14,7 +14,7 @@ from experiments.seq2seq import questions
 from lib.data import batching, char_pairs as pairs
 from lib.data.vocab import Vocab
 from lib.eval import decoding
-from lib.nn import cells, seq2seq
+from lib.nn import cells, seq2seq, stacks
 from lib.runtime import configs, durations
 from lib.train import seq2seq_task, trainer
 from lib.train.state import restore_params
@@ -48,16 +48,17 @@ def make_model(m: ml_collections.ConfigDict, vocab_size: int) -> seq2seq.Seq2Seq
 # Values that would make a run meaningless, refused before anything starts.
 CONFIG_RULES = dict(
     positive=("data.num", "data.batch_size", "data.eval_batch_size", "model.hidden",
-              "model.unroll"),
+              "model.unroll", "model.encoder_layers"),
     nonnegative=("data.valid", "model.embed_dim", "model.attention_dim"),
-    choices={"data.task": ("addition", "date"), **cells.config_choices("cell", "scan", "dtype")})
+    choices={"data.task": ("addition", "date"), "model.order": stacks.NAMES,
+             **cells.config_choices("cell", "scan", "dtype")})
 
 
 # Sweep keys (lib.sweeps.tunable): beyond seed and the optimizer's floats, these
 # split a vmapped sweep into one program per value.
 STRUCTURAL = ("model.cell", "model.dtype", "model.scan", "model.embed_dim", "model.hidden",
               "model.shared_embedding", "model.reverse_input", "model.peeky", "model.attention", "model.attention_dim",
-              "model.bidirectional", "model.unroll", "data.task", "data.num", "data.batch_size",
+              "model.bidirectional", "model.encoder_layers", "model.order", "model.unroll", "data.task", "data.num", "data.batch_size",
               "data.shuffle_seed")
 
 

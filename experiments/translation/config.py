@@ -62,6 +62,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict(dict(
       cell="lstm", embed_dim=0, hidden=256, shared_embedding=False, reverse_input=False,
       peeky=False, attention="none", attention_dim=0, bidirectional=False, unroll=1,
+      encoder_layers=1, order="auto",  # order: the encoder stack's (lib.nn.stacks.Order)
       dtype="float32", scan="auto"))  # cell: any lib.nn.cells name; dtype bfloat16: mixed precision
   c.optimizer = optim.default_config("rmsprop", 1e-3, decay=0.9, eps=1e-7)
   c.decoding = ml_collections.ConfigDict(dict(

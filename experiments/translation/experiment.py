@@ -15,7 +15,7 @@ from experiments.translation import numbers
 from lib.data import batching, char_pairs as pairs, tfds_source
 from lib.data.vocab import Vocab
 from lib.eval import decoding
-from lib.nn import cells, seq2seq
+from lib.nn import cells, seq2seq, stacks
 from lib.runtime import configs, durations, plotting, writers
 from lib.train import seq2seq_task, trainer
 from lib.train.state import restore_params
@@ -65,16 +65,16 @@ def chrf(outputs: list[str], labels: list[str]) -> dict[str, float]:
 # Values that would make a run meaningless, refused before anything starts.
 CONFIG_RULES = dict(
     positive=("data.num", "data.batch_size", "data.eval_batch_size", "model.hidden",
-              "model.unroll", "decoding.beam"),
+              "model.unroll", "model.encoder_layers", "decoding.beam"),
     nonnegative=("data.valid", "data.max_pairs", "model.embed_dim", "model.attention_dim"),
-    choices=cells.config_choices("cell", "scan", "dtype"))
+    choices={"model.order": stacks.NAMES, **cells.config_choices("cell", "scan", "dtype")})
 
 
 # Sweep keys (lib.sweeps.tunable): beyond seed and the optimizer's floats, these
 # split a vmapped sweep into one program per value.
 STRUCTURAL = ("model.cell", "model.dtype", "model.scan", "model.embed_dim", "model.hidden",
               "model.shared_embedding", "model.reverse_input", "model.peeky", "model.attention", "model.attention_dim",
-              "model.bidirectional", "model.unroll", "data.max_pairs", "data.num",
+              "model.bidirectional", "model.encoder_layers", "model.order", "model.unroll", "data.max_pairs", "data.num",
               "data.batch_size", "data.split_seed", "data.shuffle_seed", "decoding.beam",
               "decoding.length_penalty")
 

@@ -68,6 +68,8 @@ class Seq2Seq:
   attention: str = "none"    # none | dot | general | additive
   attention_dim: int = 0     # additive: hidden size (0 = decoder width)
   bidirectional: bool = False
+  encoder_layers: int = 1      # stacked encoder layers; the decoder starts from the top one's carry
+  order: str = "auto"          # the encoder stack's order (lib.nn.stacks.Order)
   unroll: int = 1
   dtype: Optional[str] = None  # the cells' compute type (bfloat16: mixed precision)
   scan: str = "auto"           # linear cells' scan (lib.nn.scans.ScanType)
@@ -79,6 +81,9 @@ class Seq2Seq:
                        f"{self.tgt_vocab}).")
     if self.attention not in ("none", *attention_lib.KINDS):
       raise ConfigError(f"Unknown attention {self.attention!r}.")
+    if self.encoder_layers < 1:
+      raise ConfigError(f"encoder_layers={self.encoder_layers}: expected at least one layer.")
+    stacks.parse(self.order)
 
   # -- shapes and parameters --------------------------------------------------------
   @property
@@ -104,10 +109,10 @@ class Seq2Seq:
       p["src_embed"] = embed(k["src"], (self.src_vocab, self.embed_dim))
       p["tgt_embed"] = embed(k["tgt"], (self.tgt_vocab, self.embed_dim))
     src_in = self.embed_dim or self.src_vocab
-    if self.bidirectional:  # one layer of lib.nn.stacks.stack
-      p["encoder"] = stacks.init_bidirectional(self.enc_cell(), self.enc_cell(), k["enc"], src_in)
-    else:
-      p["encoder"] = self.enc_cell().init(k["enc"], src_in)
+    layers = stacks.init_stack([self.enc_cell()] * self.encoder_layers, k["enc"], src_in,
+                               bidirectional=self.bidirectional)
+    # One layer is stored as itself (the layout of one-layer checkpoints), more as a list.
+    p["encoder"] = layers[0] if self.encoder_layers == 1 else layers
     dec = self.dec_cell()
     p["decoder"] = dec.init(k["dec"], self.embed_dim or self.tgt_vocab)
     glorot = initializers.get("glorot_uniform")
@@ -146,13 +151,16 @@ class Seq2Seq:
     if src_len_B is not None:
       mask = (jnp.arange(src_BxS.shape[1])[None, :] < src_len_B[:, None]).astype(jnp.float32)
     table = self._table(params, "src")
-    cell, pe = self.enc_cell(), params["encoder"]
+    cell = self.enc_cell()
+    layers = [params["encoder"]] if self.encoder_layers == 1 else list(params["encoder"])
     if self.bidirectional:
-      xp = tuple(self._project(cell, pe[d], table, src_BxS) for d in ("fwd", "bwd"))
+      xp = tuple(self._project(cell, layers[0][d], table, src_BxS) for d in ("fwd", "bwd"))
     else:
-      xp = self._project(cell, pe, table, src_BxS)
-    (carry,), memory = stacks.stack([cell], [pe], xp, mask_BxT=mask, unroll=self.unroll,
-                                    projected=True, bidirectional=self.bidirectional)
+      xp = self._project(cell, layers[0], table, src_BxS)
+    carries, memory = stacks.stack([cell] * len(layers), layers, xp, mask_BxT=mask,
+                                   unroll=self.unroll, projected=True,
+                                   bidirectional=self.bidirectional, order=self.order)
+    carry = carries[-1]
     if self.bidirectional:
       carry = cell.join(*carry)
     return Encoded(carry, memory, mask, self.dec_cell().output(carry))

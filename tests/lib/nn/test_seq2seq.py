@@ -268,3 +268,35 @@ def test_a_wide_beam_finds_the_best_scoring_hypothesis(end_id):
   assert (np.asarray(g_toks) != want_tok).any()  # the case needs the search
   _, _, lp2 = m.beam_search(p, b["src"], b["src_len"], beam=2, **kw)
   assert (np.asarray(lp2) <= want_lp + 1e-5).all()
+
+
+@pytest.mark.parametrize("cell, bidirectional", [("lstm", False), ("gru", False), ("lstm", True)])
+def test_a_stacked_encoder_runs_the_same_layer_by_layer_and_as_a_wavefront(cell, bidirectional):
+  kw = dict(src_vocab=13, tgt_vocab=11, embed_dim=8, hidden=16, cell=cell, encoder_layers=3,
+            attention="dot", bidirectional=bidirectional)
+  layers = seq2seq.Seq2Seq(**kw, order="layers")
+  params = layers.init(jax.random.key(0))
+  assert isinstance(params["encoder"], list) and len(params["encoder"]) == 3
+  rng = np.random.default_rng(0)
+  batch = {"src": jnp.asarray(rng.integers(1, 13, (4, 7))), "src_len": jnp.asarray([7, 3, 5, 1]),
+           "tgt_in": jnp.asarray(rng.integers(1, 11, (4, 5)))}
+  if bidirectional:  # a bidirectional layer reads all of the layer below: no wavefront
+    with pytest.raises(ValueError, match="wavefront order needs one direction"):
+      seq2seq.Seq2Seq(**kw, order="wavefront").apply(params, batch)
+    return
+  wave = seq2seq.Seq2Seq(**kw, order="wavefront")
+  loss = lambda m: lambda p: jnp.sum(jnp.tanh(m.apply(p, batch)))  # noqa: E731
+  np.testing.assert_allclose(wave.apply(params, batch), layers.apply(params, batch),
+                             rtol=1e-5, atol=1e-6)
+  for g_w, g_l in zip(jax.tree.leaves(jax.grad(loss(wave))(params)),
+                      jax.tree.leaves(jax.grad(loss(layers))(params))):
+    np.testing.assert_allclose(g_w, g_l, rtol=1e-4, atol=1e-6)
+
+
+def test_one_encoder_layer_keeps_the_layout_of_one_layer_checkpoints():
+  one = seq2seq.Seq2Seq(src_vocab=5, tgt_vocab=5, hidden=4).init(jax.random.key(0))
+  assert set(one["encoder"]) == {"w_x", "w_rec", "b"}
+  bi = seq2seq.Seq2Seq(src_vocab=5, tgt_vocab=5, hidden=4, bidirectional=True)
+  assert set(bi.init(jax.random.key(0))["encoder"]) == {"fwd", "bwd"}
+  with pytest.raises(ValueError, match="encoder_layers=0: expected at least one layer"):
+    seq2seq.Seq2Seq(src_vocab=5, tgt_vocab=5, encoder_layers=0)
