@@ -42,7 +42,7 @@ from absl import app, flags
 from lib.errors import ConfigError, Preempted
 from lib.runtime import cli, files, locate, plotting, workdirs, writers
 from lib.runtime.cli import parse_sets
-from lib.sweeps import space as sweeps, trial_batch, tunable
+from lib.sweeps import space, trial_batch, tunable
 from launch import device_pool, trials as trials_lib, vmap_backend
 from launch.trials import (FINISHED, REPO, TRIAL_FILE, Trial, command, is_done, main_module,
                            read_json, set_aside_changed)
@@ -77,7 +77,7 @@ def plan(config_spec: str, sweep_name: str, out: str, common: Optional[dict] = N
   if named and not hasattr(module, "sweep"):
     raise ValueError(f"{config_spec} defines no sweep(add, name); see lib/sweeps/space.py, "
                      "or give --grid / --seeds.")
-  add = sweeps.Sweep()
+  add = space.Sweep()
   if named:
     module.sweep(add, sweep_name)
   for key, values in parse_grid(grid):
@@ -86,7 +86,7 @@ def plan(config_spec: str, sweep_name: str, out: str, common: Optional[dict] = N
     add.grid("seed", list(range(base.seed, base.seed + seeds)))
   trials = add.trials()
   for t in trials:
-    sweeps.apply(base, t)
+    space.apply(base, t)
   width = max(3, len(str(len(trials) - 1)))
   return [Trial(i, t, os.path.join(out, f"t{i:0{width}d}"), dict(common or {}))
           for i, t in enumerate(trials)]
@@ -271,7 +271,7 @@ def _row(t: Trial) -> dict:
 
 
 def _config_label(overrides: dict) -> str:
-  return sweeps.label({k: v for k, v in overrides.items() if k != "seed"})
+  return space.label({k: v for k, v in overrides.items() if k != "seed"})
 
 
 def _by_config(trials: Sequence[Trial], rows: Sequence[dict], metric: str) -> list[dict]:

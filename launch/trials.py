@@ -12,7 +12,7 @@ import sys
 from typing import Sequence
 
 from lib.runtime import files, locate, process
-from lib.sweeps import space as sweeps
+from lib.sweeps import space
 
 TRIAL_FILE = "trial.json"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,7 +27,7 @@ class Trial:
 
   @property
   def label(self) -> str:
-    return sweeps.label(self.overrides)
+    return space.label(self.overrides)
 
 
 def main_module(config_path: str) -> str:

@@ -8,7 +8,7 @@ import time
 from typing import Optional, Sequence
 
 from lib.runtime import cli, locate
-from lib.sweeps import space as sweeps, trial_batch, tunable
+from lib.sweeps import space, trial_batch, tunable
 from lib.train.stops import sigterm_as_interrupt
 from launch import trials as trials_lib
 from launch.trials import Trial, is_done
@@ -24,7 +24,7 @@ def base_config(config_spec: str, common: Optional[dict] = None):
   path, _, variant = config_spec.partition(":")
   module = _module_of(path)
   base = module.get_config(variant) if variant else module.get_config()
-  return module, sweeps.apply(base, common or {})
+  return module, space.apply(base, common or {})
 
 
 def experiment_module(config_spec: str):
@@ -41,7 +41,7 @@ def check_vmap(config_spec: str, trials: Sequence[Trial]) -> list[list[Trial]]:
   groups = [[trials[i] for i in g] for g in tunable.groups(exp, overrides)]
   _, base = base_config(config_spec, trials[0].common if trials else None)
   for g in groups:  # trials with other seeds must read the same batches
-    configs = [sweeps.apply(base, t.overrides) for t in g]
+    configs = [space.apply(base, t.overrides) for t in g]
     if len({c.seed for c in configs}) > 1:
       trial_batch.check_same_batches(exp.build, configs)
   return groups

@@ -25,7 +25,7 @@ from absl import app, flags
 from experiments.translation import config as config_lib, experiment
 from lib.eval import decoding
 from lib.runtime import cli
-from lib.sweeps import space as sweeps
+from lib.sweeps import space
 from lib.train.state import restore_params
 
 SETTINGS = {
@@ -51,7 +51,7 @@ def _params(built, workdir: str):
 
 def evaluate_beam(config, workdir: str, beam: int, data) -> dict:
   """The trained parameters of ``workdir`` decoded with beam search of width ``beam``."""
-  c = sweeps.apply(config, {"decoding.beam": beam})
+  c = space.apply(config, {"decoding.beam": beam})
   built = experiment.build(c, data)
   return built.task.evaluators[0].evaluate(_params(built, workdir))[0]
 
@@ -88,7 +88,7 @@ def study(out: str, path: str, settings: list[str], epochs: int, beam: int,
   rows = []
   for s in settings:
     variant, overrides = SETTINGS[s]
-    c = sweeps.apply(config_lib.get_config(variant),
+    c = space.apply(config_lib.get_config(variant),
                      {"data.path": path, "trainer.num_epochs": epochs, **overrides})
     workdir = os.path.join(out, s)
     data = experiment.load(c.data)

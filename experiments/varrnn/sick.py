@@ -25,7 +25,7 @@ import numpy as np
 from experiments.varrnn import compare, config as config_lib, experiment, inputs
 from lib.eval import scores
 from lib.runtime import cli, plotting, writers
-from lib.sweeps import space as sweeps
+from lib.sweeps import space
 from lib.train.state import restore_params
 
 # name -> (variant, overrides): the notes' exact settings first, then what it took to learn.
@@ -56,7 +56,7 @@ MIN_BIN = 20  # reliability.png leaves out bins of fewer test pairs
 def config_for(setting: str, sick: str, vectors: str, common: dict):
   variant, overrides = SETTINGS[setting]
   c = config_lib.get_config(variant)
-  return sweeps.apply(c, {"data.format": "sick", "data.path": sick, "data.vectors": vectors,
+  return space.apply(c, {"data.format": "sick", "data.path": sick, "data.vectors": vectors,
                           **_flat(overrides), **common})
 
 

@@ -34,16 +34,16 @@ LRS8 = lambda lo, hi: ",".join(f"{v:.3g}" for v in np.geomspace(lo, hi, 8))  # n
 # loop and the local backend time the 8 trials at the second key's first value, x4.
 SWEEPS = {
     "counting": ("experiments/counting/config.py:rmsprop", [],
-                 [f"optimizer.lr={LRS8(1e-3, 1e-1)}", "optimizer.decay=0.8,0.9,0.95,0.99"],
+                 [f"optimizer.lr={LRS8(1e-3, 1e-1)}", "optimizer.rmsprop.decay=0.8,0.9,0.95,0.99"],
                  "train/cost", "min", False),
     "addition": ("experiments/seq2seq/config.py:quick", ["data.shuffle_seed=0"],
-                 [f"optimizer.lr={LRS8(3e-4, 1e-2)}", "optimizer.b1=0.8,0.9,0.95,0.99"],
+                 [f"optimizer.lr={LRS8(3e-4, 1e-2)}", "optimizer.adam.b1=0.8,0.9,0.95,0.99"],
                  "eval/loss", "min", True),
     "rnnlm": ("experiments/rnnlm/config.py:notes", ["trainer.num_epochs=5"],
               [f"optimizer.lr={LRS8(1e-3, 3e-2)}", "model.dropout=0,0.1,0.25,0.5"],
               "eval/ppl", "min", True),
     "translation": ("experiments/translation/config.py:lstm", ["trainer.num_epochs=3"],
-                    [f"optimizer.lr={LRS8(3e-4, 1e-2)}", "optimizer.decay=0.8,0.9,0.95,0.99"],
+                    [f"optimizer.lr={LRS8(3e-4, 1e-2)}", "optimizer.rmsprop.decay=0.8,0.9,0.95,0.99"],
                     "eval/loss", "min", True),
     "varrnn": ("experiments/varrnn/config.py:notes", ["trainer.num_epochs=10"],
                [f"optimizer.lr={LRS8(1e-3, 1e-1)}", "vi.kl_weight=0.01,0.1,0.3,1"],
@@ -52,7 +52,7 @@ SWEEPS = {
                  [f"optimizer.lr={LRS8(0.005, 0.1)}", "model.negatives=2,5,10,15"],
                  "train/loss", "min", True),
     "long_range": ("experiments/long_range/config.py:adding_100", ["trainer.num_steps=300"],
-                   [f"optimizer.lr={LRS8(1e-3, 3e-2)}", "optimizer.b1=0.8,0.9,0.95,0.99"],
+                   [f"optimizer.lr={LRS8(1e-3, 3e-2)}", "optimizer.adam.b1=0.8,0.9,0.95,0.99"],
                    "eval/mse", "min", True),
 }
 # Halving: the addition sweep run to 4 epochs; rungs at half an epoch and one epoch, a

@@ -21,7 +21,7 @@ import jax
 from launch import sweep as sweep_lib
 from launch.benchtools import time_pair_ms
 from launch.benchmarks import sweep_trials
-from lib.sweeps import space as sweeps, trial_batch
+from lib.sweeps import space, trial_batch
 from lib.train import optim
 from lib.train.step import task_step
 
@@ -34,7 +34,7 @@ def _built(config_path: str, sets: list[str]):
   path, _, variant = config_path.partition(":")
   name = path.split("/")[1]
   cfg = importlib.import_module(f"experiments.{name}.config").get_config(variant or None)
-  cfg = sweeps.apply(cfg, sweep_lib.parse_sets(sets))
+  cfg = space.apply(cfg, sweep_lib.parse_sets(sets))
   experiment = importlib.import_module(f"experiments.{name}.experiment")
   return experiment.build, cfg
 
@@ -44,8 +44,8 @@ def _steps(name: str):
   build, base = _built(config_path, sets)
   lrs = [float(v) for v in grid[0].split("=", 1)[1].split(",")]
   trials = [{"optimizer.lr": lrs[i % len(lrs)], "seed": 1 + i} for i in range(TRIALS)]
-  built = build(sweeps.apply(base, trials[0]))
-  configs = [sweeps.apply(built.config, t) for t in trials]
+  built = build(space.apply(base, trials[0]))
+  configs = [space.apply(built.config, t) for t in trials]
   tx, schedule = optim.make_optimizer(built.config.optimizer, built.config.trainer.num_steps)
   step = task_step(built.task, tx, schedule, optim.scales_gradients(built.config.optimizer))
   state, keys, hp = trial_batch._initial_state(build, built, base, trials, configs)

@@ -46,14 +46,27 @@ def finish(c: ml_collections.ConfigDict, variants: Mapping[str, Mapping[str, Any
 
 # Keys that were renamed, and their names now: a config or flag that uses an old name
 # is refused with one line naming the new one (``renamed``).
-RENAMED = {"model.kind": "model.cell", "model.encoder": "model.cell"}
+RENAMED = {"model.kind": "model.cell", "model.encoder": "model.cell",
+           # each optimizer's own arguments live in its section (lib.train.optim)
+           "optimizer.momentum": "optimizer.sgd.momentum",
+           "optimizer.nesterov": "optimizer.sgd.nesterov",
+           "optimizer.decay": "optimizer.rmsprop.decay",
+           "optimizer.b1": "optimizer.adam.b1 or optimizer.adamw.b1",
+           "optimizer.b2": "optimizer.adam.b2 or optimizer.adamw.b2",
+           "optimizer.eps": "optimizer.<name>.eps (rmsprop, adam, adamw, adagrad)",
+           "optimizer.initial_accumulator": "optimizer.adagrad.initial_accumulator",
+           **{f"optimizer.{k}": f"optimizer.rprop.{k}"
+              for k in ("eta_minus", "eta_plus", "min_step", "max_step")}}
 
 
 def renamed(key: str) -> str:
-  """``' (renamed: use model.cell)'`` when ``key`` (dotted, without ``config.``) is an
-  old name, else ``''``."""
-  new = RENAMED.get(key.removeprefix("config."))
-  return f" ({key.removeprefix('config.')} is now {new}: use {new})" if new else ""
+  """``' (model.kind is now model.cell: use model.cell)'`` when ``key`` (dotted,
+  without ``config.``) is an old name, else ``''``."""
+  old = key.removeprefix("config.")
+  new = RENAMED.get(old)
+  if not new:
+    return ""
+  return f" ({old} is now {new})" if " " in new else f" ({old} is now {new}: use {new})"
 
 
 def value(config: ml_collections.ConfigDict, key: str):

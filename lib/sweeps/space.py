@@ -6,7 +6,7 @@ the product of its blocks::
   def sweep(add, name=""):
     add.grid("optimizer.lr", [1e-3, 3e-3, 1e-2])              # 3 values ...
     add.zip({"seed": [1, 2], "data.seed": [1, 2]})            # x 2 paired values
-    add.random(4, {"optimizer.b1": uniform(0.8, 0.99)}, seed=0)  # x 4 draws
+    add.random(4, {"optimizer.adam.b1": uniform(0.8, 0.99)}, seed=0)  # x 4 draws
 
 A trial is a dict of config overrides (dotted keys), applied to a locked
 config with :func:`apply`, so a mistyped key is an error before anything runs.

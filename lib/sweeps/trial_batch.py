@@ -40,7 +40,7 @@ import numpy as np
 
 from lib.errors import ConfigError
 from lib.runtime import files
-from lib.sweeps import space as sweeps, tunable
+from lib.sweeps import space, tunable
 from lib.train import checkpoint, optim
 from lib.train.loop import Loop
 from lib.train.state import init_state
@@ -129,14 +129,14 @@ def fit(build: Callable[..., Built], base: ml_collections.ConfigDict,
   trials that many at a time inside the same program (:class:`lib.train.stepping.Steps`); -1 picks
   0 or 1, whichever is faster here (:func:`fastest_block`)."""
   t0 = time.perf_counter()
-  if any(sweeps.apply(base, t).trainer.get("early_stop_patience") for t in trials):
+  if any(space.apply(base, t).trainer.get("early_stop_patience") for t in trials):
     raise ConfigError("trainer.early_stop_patience: vmapped trials run to a common end; stop "
                       "the worst ones with --halving, or run early stopping with "
                       "--backend=local or ray.")
-  built = build(sweeps.apply(base, trials[0]))
+  built = build(space.apply(base, trials[0]))
   task, tc = built.task, built.config.trainer
-  configs = [sweeps.apply(built.config, t) for t in trials]
-  check_same_batches(build, [sweeps.apply(base, t) for t in trials], task)
+  configs = [space.apply(built.config, t) for t in trials]
+  check_same_batches(build, [space.apply(base, t) for t in trials], task)
   swept = [k.split(".", 1)[1] for k in tunable.varying(trials) if k.startswith("optimizer.")]
   tx, schedule = optim.make_optimizer(built.config.optimizer, tc.num_steps, keep=swept)
   state, keys, hp = _initial_state(build, built, base, trials, configs)
@@ -173,7 +173,7 @@ def _initial_state(build, built: Built, base, trials, configs):
   own_init = [k for k in tunable.varying(trials) if k not in traced]
   states, step_keys, hps = [], [], []
   for t, c in zip(trials, configs):
-    trial_task = build(sweeps.apply(base, t), built.data).task if own_init else task
+    trial_task = build(space.apply(base, t), built.data).task if own_init else task
     state, _, _, step_key = init_state(trial_task, c)  # its optimizer state holds c's values
     states.append(state)
     step_keys.append(step_key)

@@ -12,15 +12,44 @@ import optax
 from lib.errors import ConfigError
 from lib.runtime import durations
 
-OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam", "adamw", "adagrad", "rprop")
+# Each optimizer's own arguments and their defaults: ``optimizer.<name>.<argument>``.
+OPTIMIZERS = {
+    "sgd": dict(momentum=0.0, nesterov=False),  # momentum 0: plain SGD
+    "rmsprop": dict(decay=0.9, eps=1e-8),       # decay: of the squared-gradient average (TF/Keras 0.9)
+    "adam": dict(b1=0.9, b2=0.999, eps=1e-8),
+    "adamw": dict(b1=0.9, b2=0.999, eps=1e-8),  # decoupled decay: optimizer.weight_decay
+    "adagrad": dict(initial_accumulator=0.1, eps=1e-8),
+    "rprop": dict(eta_minus=0.5, eta_plus=1.2, min_step=1e-6, max_step=50.0),  # lr: first step size
+}
 SCHEDULES = ("constant", "linear", "cosine", "step")
+# What every optimizer shares: float fields, then structural ones.
+_SHARED = dict(
+    clip_norm=0.0,   # gradient clipping (0 = off)
+    clip_value=0.0,
+    weight_decay=0.0,  # adamw's decoupled decay; added to the gradient (L2) by the others
+    schedule="constant",  # or linear, cosine, step
+    decay_rate=0.5,      # step: factor per decay (Zaremba et al.: 0.5 / 0.8 / 1/1.15)
+    end_lr_fraction=0.0,  # linear / cosine: final lr as a fraction of lr
+    # reduce on plateau (optax.contrib): multiply the lr by plateau_factor when the
+    # training loss, averaged over plateau_every steps, has not improved on its best
+    # for plateau_patience such windows. Notes 001: factor 0.5, patience 1, every
+    # evaluation ("halve the learning rate when the loss increases"). 0 = off.
+    plateau_factor=0.0,
+    plateau_patience=1,
+    plateau_rtol=1e-9,
+    plateau_cooldown=0,
+)
 
 
 def default_config(name: str = "sgd", lr: float = 1e-3, **overrides) -> ml_collections.ConfigDict:
-  """Every optimizer field, so any of them can be set from the command line.
-
+  """``name``, ``lr``, the shared fields (clipping, weight decay, schedule, plateau)
+  and one section per optimizer with its own arguments (``optimizer.adam.b1``); the
+  named optimizer reads its section. ``overrides`` set shared fields and the named
+  optimizer's arguments: ``default_config('rmsprop', 1e-3, decay=0.95, clip_norm=5.0)``.
   Its durations (:mod:`lib.runtime.durations`) take any unit: ``decay_every_epochs=1``.
   """
+  own = OPTIMIZERS.get(name, {})
+  args = {k: overrides.pop(k) for k in list(overrides) if k in own}
   c = ml_collections.ConfigDict(durations.fields(dict(
       warmup=("steps", 0),
       # step: lr * decay_rate ** floor((step - decay_start) / decay_every), step >= decay_start
@@ -29,64 +58,37 @@ def default_config(name: str = "sgd", lr: float = 1e-3, **overrides) -> ml_colle
       # reduce on plateau: the window the training loss is averaged over
       plateau_every=("steps", 1),
   ), overrides))
-  c.update(dict(
-      name=name,
-      lr=lr,
-      # momentum / sgd
-      momentum=0.9,
-      nesterov=False,
-      # adam / adamw
-      b1=0.9,
-      b2=0.999,
-      eps=1e-8,
-      weight_decay=0.0,
-      # rmsprop: running average of squared gradients (TF/Keras default 0.9)
-      decay=0.9,
-      # adagrad
-      initial_accumulator=0.1,
-      # rprop (Riedmiller & Braun): lr is the initial step size
-      eta_minus=0.5,
-      eta_plus=1.2,
-      min_step=1e-6,
-      max_step=50.0,
-      # gradient clipping (0 = off)
-      clip_norm=0.0,
-      clip_value=0.0,
-      schedule="constant",  # or linear, cosine, step
-      decay_rate=0.5,      # step: factor per decay (Zaremba et al.: 0.5 / 0.8 / 1/1.15)
-      end_lr_fraction=0.0,  # linear / cosine: final lr as a fraction of lr
-      # reduce on plateau (optax.contrib): multiply the lr by plateau_factor when the
-      # training loss, averaged over plateau_every steps, has not improved on its best
-      # for plateau_patience such windows. Notes 001: factor 0.5, patience 1, every
-      # evaluation ("halve the learning rate when the loss increases"). 0 = off.
-      plateau_factor=0.0,
-      plateau_patience=1,
-      plateau_rtol=1e-9,
-      plateau_cooldown=0,
-  ))
+  c.update(dict(name=name, lr=lr, **_SHARED))
+  c.update({n: dict(a, **(args if n == name else {})) for n, a in OPTIMIZERS.items()})
   durations.set_fields(c, overrides, "optimizer")
   return c
 
 
-# Float fields the optimizer reads as traced values (``optax.inject_hyperparams``):
-# they live in the optimizer state, so trials vmapped together may differ in any of them.
-TUNABLE = ("lr", "momentum", "b1", "b2", "eps", "weight_decay", "decay", "initial_accumulator",
-           "eta_minus", "eta_plus", "min_step", "max_step", "clip_norm", "clip_value",
-           "decay_rate", "end_lr_fraction")
-# Fields that change the optimizer's structure: trials differing in them train apart.
-STRUCTURAL = ("name", "schedule", "nesterov", "warmup", "decay_start", "decay_every",
+# The values the optimizer state holds (``optax.inject_hyperparams``), traced: trials
+# vmapped together may differ in any of them. Each optimizer argument's comes from
+# the named optimizer's section (an argument it does not take: its default).
+HYPERPARAMS = ("lr", "momentum", "b1", "b2", "eps", "weight_decay", "decay",
+               "initial_accumulator", "eta_minus", "eta_plus", "min_step", "max_step",
+               "clip_norm", "clip_value", "decay_rate", "end_lr_fraction")
+_DEFAULTS = {k: v for a in reversed(list(OPTIMIZERS.values())) for k, v in a.items()}
+# Config keys (under ``optimizer.``) a vmapped sweep may vary in one program...
+TUNABLE = ("lr", "clip_norm", "clip_value", "weight_decay", "decay_rate", "end_lr_fraction",
+           *(f"{n}.{k}" for n, a in OPTIMIZERS.items() for k, v in a.items()
+             if isinstance(v, float)))
+# ...and those that change the optimizer's structure: trials differing in them train apart.
+STRUCTURAL = ("name", "schedule", "sgd.nesterov", "warmup", "decay_start", "decay_every",
               "plateau_factor", "plateau_patience", "plateau_rtol", "plateau_cooldown",
               "plateau_every")
-
-
 def values(cfg: ml_collections.ConfigDict) -> dict[str, float]:
-  """The config's :data:`TUNABLE` fields, as the optimizer state holds them."""
-  return {k: float(cfg[k]) for k in TUNABLE}
+  """The :data:`HYPERPARAMS` of a config, as the optimizer state holds them."""
+  own = cfg[cfg.name] if cfg.name in OPTIMIZERS else {}
+  return {k: float(own[k] if k in own else cfg[k] if k in cfg else _DEFAULTS[k])
+          for k in HYPERPARAMS}
 
 
 def make_schedule(cfg: ml_collections.ConfigDict, total_steps: int) -> Callable:
   """``schedule(step, hyper=None) -> lr``: the config's schedule; ``hyper`` (traced
-  :data:`TUNABLE` values, e.g. :func:`hyperparams` of a state) replaces its numbers."""
+  :data:`HYPERPARAMS` values, e.g. :func:`hyperparams` of a state) replaces its numbers."""
   if cfg.schedule not in SCHEDULES:
     raise ConfigError(f"optimizer.schedule={cfg.schedule!r}: expected one of {SCHEDULES}.")
   base = values(cfg)
@@ -118,17 +120,19 @@ def make_optimizer(cfg: ml_collections.ConfigDict, total_steps: int, keep: Seque
   """Returns ``(tx, schedule)``; clipping is applied before the update rule.
 
   ``tx`` is ``optax.inject_hyperparams`` over the whole chain: its state holds
-  the :data:`TUNABLE` values (traced: trials vmapped together each hold their own).
-  Clipping and weight decay at 0 are off: an ``optax.identity`` in their place
+  the :data:`HYPERPARAMS` values (traced: trials vmapped together each hold their own).
+  Clipping, weight decay and SGD's momentum at 0 are off: an ``optax.identity`` in their place
   (the same empty state, so checkpoints do not depend on them), except for the
-  fields in ``keep`` (e.g. ``('clip_norm',)``), which stay in the chain at any
+  fields in ``keep`` (e.g. ``('clip_norm', 'sgd.momentum')``), which stay in the chain at any
   value, 0 an exact no-op, for trials vmapped together that differ in them. A
   clipping or decay transform that is off costs a pass over the gradients each
   step (about a quarter of the notes' Elman LM step vmapped over 32 trials)."""
   if not cfg.lr > 0:
     raise ConfigError(f"optimizer.lr={cfg.lr}: expected a positive learning rate.")
   if cfg.name not in OPTIMIZERS:
-    raise ConfigError(f"optimizer.name={cfg.name!r}: expected one of {OPTIMIZERS}.")
+    hint = " (SGD with momentum is 'sgd' with optimizer.sgd.momentum > 0)" \
+        if cfg.name == "momentum" else ""
+    raise ConfigError(f"optimizer.name={cfg.name!r}: expected one of {tuple(OPTIMIZERS)}{hint}.")
   if cfg.name == "rprop" and cfg.schedule != "constant":
     raise ConfigError("rprop adapts its own step sizes; use optimizer.schedule='constant'.")
   sched = make_schedule(cfg, total_steps)
@@ -140,7 +144,7 @@ def make_optimizer(cfg: ml_collections.ConfigDict, total_steps: int, keep: Seque
              part("clip_norm", lambda v: optax.clip_by_global_norm(off(v)))]
     if cfg.name != "adamw":
       parts.append(part("weight_decay", optax.add_decayed_weights))
-    parts.append(_rule(cfg, h, lambda step: sched(step, h)))
+    parts.append(_rule(cfg, h, lambda step: sched(step, h), _momentum_on(cfg, keep)))
     if cfg.plateau_factor:
       # Scales the final updates; its ``update`` takes ``value=`` (the loss), which
       # the trainer always passes (optax.chain forwards it only to who takes it).
@@ -151,7 +155,7 @@ def make_optimizer(cfg: ml_collections.ConfigDict, total_steps: int, keep: Seque
 
   # inject_hyperparams reads the factory's parameters from its signature.
   chain.__signature__ = inspect.Signature(
-      [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY) for k in TUNABLE])
+      [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY) for k in HYPERPARAMS])
   return optax.inject_hyperparams(chain)(**values(cfg)), sched
 
 
@@ -161,15 +165,20 @@ def scales_gradients(cfg: ml_collections.ConfigDict, keep: Sequence[str] = ()) -
   clipping and no weight decay, none of them in ``keep``. Such an update may be
   applied to a table's rows alone (:attr:`lib.train.task.Task.row_tables`)."""
   on = [k for k in ("clip_norm", "clip_value", "weight_decay") if cfg[k] or k in keep]
-  return cfg.name == "sgd" and not on
+  return cfg.name == "sgd" and not on and not _momentum_on(cfg, keep)
 
 
-def _rule(cfg, h, sched) -> optax.GradientTransformation:
+def _momentum_on(cfg, keep: Sequence[str]) -> bool:
+  """SGD keeps a momentum trace when its momentum is above 0 or vmapped trials vary it."""
+  return cfg.name == "sgd" and (cfg.sgd.momentum > 0 or "sgd.momentum" in keep)
+
+
+def _rule(cfg, h, sched, momentum: bool) -> optax.GradientTransformation:
   name = cfg.name
-  if name == "sgd":
+  if name == "sgd" and not momentum:
     return optax.sgd(sched)
-  if name == "momentum":
-    return optax.sgd(sched, momentum=h["momentum"], nesterov=cfg.nesterov)
+  if name == "sgd":
+    return optax.sgd(sched, momentum=h["momentum"], nesterov=cfg.sgd.nesterov)
   if name == "rmsprop":
     return optax.rmsprop(sched, decay=h["decay"], eps=h["eps"], momentum=None)
   if name == "adam":
@@ -183,7 +192,7 @@ def _rule(cfg, h, sched) -> optax.GradientTransformation:
 
 
 def hyperparams(opt_state) -> Optional[dict]:
-  """The :data:`TUNABLE` values an optimizer state holds (traced under jit/vmap);
+  """The :data:`HYPERPARAMS` values an optimizer state holds (traced under jit/vmap);
   None for a state that holds none (a hand-built one)."""
   return getattr(opt_state, "hyperparams", None)
 

@@ -17,13 +17,13 @@ assert jax.device_count() == 8, jax.devices()
 import numpy as np
 from experiments.counting import config as counting, experiment
 from lib.runtime import parallel
-from lib.sweeps import space as sweeps
+from lib.sweeps import space
 
 out = {}
-base = sweeps.apply(counting.get_config("rmsprop"),
+base = space.apply(counting.get_config("rmsprop"),
                     {"trainer.num_epochs": 40, "data.num_samples": 32, "data.batch_size": 16})
 for dp in (False, True):
-  c = sweeps.apply(base, {"trainer.data_parallel": dp})
+  c = space.apply(base, {"trainer.data_parallel": dp})
   with tempfile.TemporaryDirectory() as d:
     s = experiment.run(c, d, verbose=False)
   out[str(dp)] = {k: s["final"][k] for k in ("train/cost", "eval/mse")} | s["extra"]

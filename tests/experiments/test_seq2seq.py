@@ -105,8 +105,8 @@ def test_compare_writes_one_figure_and_a_table(tmp_path, monkeypatch):
 
 
 def _tiny_quick(over=None):
-  from lib.sweeps import space as sweeps
-  return sweeps.apply(config_lib.get_config("quick"), {
+  from lib.sweeps import space
+  return space.apply(config_lib.get_config("quick"), {
       "data.num": 1500, "trainer.num_epochs": 1, "model.hidden": 32, "trainer.tensorboard": False,
       **(over or {})})
 
@@ -127,9 +127,9 @@ def test_vmap_refuses_seeds_whose_minibatch_order_differs_before_anything_runs(t
 
 
 def test_quick_config_and_its_sweeps():
-  from lib.sweeps import space as sweeps
+  from lib.sweeps import space
   c = config_lib.get_config("quick")
   assert (c.variant, c.data.num, c.trainer.num_epochs, c.model.reverse_input) == ("quick", 10_000, 2, True)
-  seeds = sweeps.build(config_lib.sweep, "seeds")
+  seeds = space.build(config_lib.sweep, "seeds")
   assert len(seeds) == 32 and {t["data.shuffle_seed"] for t in seeds} == {0}
-  assert len(sweeps.build(config_lib.sweep, "")) == 8
+  assert len(space.build(config_lib.sweep, "")) == 8

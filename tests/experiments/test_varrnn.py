@@ -235,7 +235,7 @@ def test_sick_file_end_to_end_with_matching_features(tmp_path):
 def test_configs_are_locked_and_variants_checked():
   c = config_lib.get_config("notes")
   assert (c.vi.sampling, c.vi.sigma, c.vi.prior_sigma, c.data.batch_size) == ("example", "shared", 1000.0, 25)
-  assert c.optimizer.name == "adagrad" and c.optimizer.initial_accumulator == 0.0
+  assert c.optimizer.name == "adagrad" and c.optimizer.adagrad.initial_accumulator == 0.0
   with pytest.raises(AttributeError):
     c.vi.sampeling = "flipout"
   with pytest.raises(ValueError, match="Unknown varrnn variant"):

@@ -12,7 +12,6 @@ import pytest
 from launch import sweep as sweep_lib, trials as trials_lib, vmap_backend
 from lib.errors import ConfigError
 from lib.runtime import cli, writers
-from lib.train.state import restore_params
 
 pytestmark = pytest.mark.slow  # trains or starts processes: left out of `make test-fast`
 
@@ -113,7 +112,7 @@ def test_trials_per_block_takes_a_count_or_auto():
 def test_a_structural_key_splits_a_vmap_sweep_into_groups_merged_in_one_summary(tmp_path, caplog):
   from experiments.counting import config as counting_config, experiment
   caplog.set_level("INFO")
-  from lib.sweeps import space as sweeps
+  from lib.sweeps import space
   grid = ["optimizer.name=rmsprop,adam", "optimizer.lr=0.01,0.03"]
   common = {"trainer.num_epochs": 40}
   s = sweep_lib.sweep("experiments/counting/config.py:rmsprop", "", str(tmp_path), backend="vmap",
@@ -127,8 +126,8 @@ def test_a_structural_key_splits_a_vmap_sweep_into_groups_merged_in_one_summary(
   for r in s["rows"]:  # each vmapped trial draws what a single run does
     assert (tmp_path / r["trial"] / "loss_curve.png").stat().st_size > 5000
   trial = {"optimizer.name": "adam", "optimizer.lr": 0.03}  # the second group's second trial
-  base = sweeps.apply(counting_config.get_config("rmsprop"), common)
-  alone = experiment.run(sweeps.apply(base, trial), str(tmp_path / "alone"), verbose=False)
+  base = space.apply(counting_config.get_config("rmsprop"), common)
+  alone = experiment.run(space.apply(base, trial), str(tmp_path / "alone"), verbose=False)
   assert s["rows"][3]["train/cost"] == pytest.approx(alone["final"]["train/cost"], rel=1e-4)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from launch import registry
-from lib.sweeps import space as sweeps, trial_batch
+from lib.sweeps import space, trial_batch
 from lib.train import trainer
 from lib.train.state import restore_params
 
@@ -19,8 +19,8 @@ QUIET = {"trainer.tensorboard": False, "trainer.plot": False}
 # name -> (config variant, tiny overrides, two trials: lr and one more key)
 CASES = {
     "counting": ("rmsprop", {"trainer.num_epochs": 30},
-                 [{"optimizer.lr": 0.01, "optimizer.decay": 0.9},
-                  {"optimizer.lr": 0.03, "optimizer.decay": 0.5}]),
+                 [{"optimizer.lr": 0.01, "optimizer.rmsprop.decay": 0.9},
+                  {"optimizer.lr": 0.03, "optimizer.rmsprop.decay": 0.5}]),
     "rnnlm": ("ptb_small", {"model.hidden": 16, "data.batch_size": 4, "data.eval_batch_size": 4,
                             "data.num_steps": 5, "trainer.num_steps": 12,
                             "trainer.eval_every_steps": 6},
@@ -29,12 +29,12 @@ CASES = {
     "seq2seq": ("quick", {"data.num": 400, "data.valid": 40, "data.batch_size": 32,
                           "data.eval_batch_size": 40, "model.hidden": 16,
                           "trainer.num_steps": 10, "data.shuffle_seed": 0},
-                [{"optimizer.lr": 1e-3, "optimizer.b1": 0.9},
-                 {"optimizer.lr": 3e-3, "optimizer.b1": 0.5, "seed": 1}]),
+                [{"optimizer.lr": 1e-3, "optimizer.adam.b1": 0.9},
+                 {"optimizer.lr": 3e-3, "optimizer.adam.b1": 0.5, "seed": 1}]),
     "translation": ("lstm", {"data.num": 200, "data.batch_size": 32, "data.eval_batch_size": 40,
                              "model.hidden": 16, "trainer.num_steps": 8},
-                    [{"optimizer.lr": 1e-3, "optimizer.decay": 0.9},
-                     {"optimizer.lr": 3e-3, "optimizer.decay": 0.6}]),
+                    [{"optimizer.lr": 1e-3, "optimizer.rmsprop.decay": 0.9},
+                     {"optimizer.lr": 3e-3, "optimizer.rmsprop.decay": 0.6}]),
     "varrnn": ("notes", {"data.num": 100, "trainer.num_steps": 6, "trainer.eval_every_steps": 3,
                          "data.eval_batch_size": 64, "eval.num_samples": 2, "data.eval_draws": 2},
                [{"optimizer.lr": 0.01, "vi.kl_weight": 1.0, "vi.prior_sigma": 1000.0},
@@ -43,8 +43,8 @@ CASES = {
     "long_range": ("adding_100", {"data.train_len": 10, "data.test_lens": (10, 20),
                                   "data.test_size": 16, "model.hidden": 8,
                                   "trainer.num_steps": 6, "trainer.eval_every_steps": 3},
-                   [{"optimizer.lr": 1e-2, "optimizer.b1": 0.9},
-                    {"optimizer.lr": 3e-2, "optimizer.b1": 0.5, "seed": 1}]),
+                   [{"optimizer.lr": 1e-2, "optimizer.adam.b1": 0.9},
+                    {"optimizer.lr": 3e-2, "optimizer.adam.b1": 0.5, "seed": 1}]),
     "word2vec": ("embedded", {"trainer.num_epochs": 1, "model.dim": 16,
                               "train.minibatches_per_step": 4},
                  [{"optimizer.lr": 0.025, "model.negatives": 5},
@@ -65,7 +65,7 @@ def _base(name, variant, overrides, tmp_path):
       lines = [" ".join(rng.choice(words, rng.integers(3, 10))) for _ in range(n)]
       (tmp_path / f"ptb.{split}.txt").write_text("\n".join(lines) + "\n")
     overrides = {**overrides, "data.path": str(tmp_path)}
-  return sweeps.apply(config, {**overrides, **QUIET})
+  return space.apply(config, {**overrides, **QUIET})
 
 
 def _check(name, variant, overrides, trials, tmp_path, evaluate=True, seeds=False):
@@ -87,7 +87,7 @@ def _check(name, variant, overrides, trials, tmp_path, evaluate=True, seeds=Fals
     configs = sweep_lib.summarize(str(tmp_path), plan, metric)["configs"]
     assert [c["completed"] for c in configs] == [2, 2], configs
     assert all(np.isfinite(c["mean"]) and np.isfinite(c["std"]) for c in configs), configs
-  built = build(sweeps.apply(base, trials[-1]))
+  built = build(space.apply(base, trials[-1]))
   alone = trainer.fit(built.task, built.config, str(tmp_path / "alone"))
   assert together[-1]["final"].keys() == alone["final"].keys()
   for k, v in alone["final"].items():

@@ -11,7 +11,7 @@ import pytest
 from tests.lib import toy
 from lib import errors
 from lib.runtime import writers
-from lib.sweeps import space as sweeps, trial_batch
+from lib.sweeps import space, trial_batch
 from lib.train import trainer
 from lib.train.state import restore_params
 from lib.train.summary import read_summary
@@ -26,7 +26,7 @@ def built(c):
 
 
 def _config(**trainer_fields):
-  c = sweeps.apply(toy.get_config("rmsprop"), {"trainer.num_epochs": 60})
+  c = space.apply(toy.get_config("rmsprop"), {"trainer.num_epochs": 60})
   c.unlock()
   c.trainer.update(trainer_fields)
   c.lock()
@@ -40,7 +40,7 @@ def test_every_record_equals_a_separate_run(tmp_path):
   dirs = [str(tmp_path / f"t{i}") for i in range(2)]
   trial_batch.fit(toy.build, base, trials, dirs, max_chunk=7)
   for i, t in enumerate(trials):
-    c = sweeps.apply(base, t)
+    c = space.apply(base, t)
     trainer.fit(*built(c), str(tmp_path / f"alone{i}"))
     together = writers.read_records(dirs[i])
     alone = writers.read_records(str(tmp_path / f"alone{i}"))
@@ -61,7 +61,7 @@ def test_trials_differing_in_clipping_and_decay_equal_separate_runs(tmp_path):
   trial_batch.fit(toy.build, base, trials, dirs)
   finals = []
   for i, t in enumerate(trials):
-    trainer.fit(*built(sweeps.apply(base, t)), str(tmp_path / f"alone{i}"))
+    trainer.fit(*built(space.apply(base, t)), str(tmp_path / f"alone{i}"))
     together = writers.read_records(dirs[i])[-1]
     alone = writers.read_records(str(tmp_path / f"alone{i}"))[-1]
     for k in set(alone) - {"step", "split", "time"}:
@@ -125,7 +125,7 @@ def test_an_evaluator_split_in_outputs_and_score_is_vmapped_then_scored_per_tria
   trial_batch.fit(build, base, trials, dirs)
   assert calls and all(t is np.ndarray for t in calls)  # scored on the host, per trial
   for i, t in enumerate(trials):
-    b = build(sweeps.apply(base, t))
+    b = build(space.apply(base, t))
     trainer.fit(b.task, b.config, str(tmp_path / f"alone{i}"))
     together = [r for r in writers.read_records(dirs[i]) if r["split"] == "eval"]
     alone = [r for r in writers.read_records(str(tmp_path / f"alone{i}")) if r["split"] == "eval"]
@@ -218,7 +218,7 @@ def test_halving_stops_the_worst_trials_at_each_rung(tmp_path):
     assert recs[-1]["step"] == stop
     for a, b in zip(recs, writers.read_records(ref[i], "train")):  # the same numbers until then
       assert a["cost"] == pytest.approx(b["cost"], rel=2e-4, abs=1e-6)
-    params, step = restore_params(*built(sweeps.apply(base, trials[i])), dirs[i])
+    params, step = restore_params(*built(space.apply(base, trials[i])), dirs[i])
     assert step == stop
   # The sweep's summary and curves say where each trial stopped.
   from launch import sweep as sweep_lib
@@ -259,7 +259,7 @@ def test_sigterm_is_taken_at_a_chunk_end_where_the_trials_save(tmp_path, signal_
     assert s["status"] == "interrupted" and s["steps"] == s["checkpoint_step"], s
     end = s["steps"]
     assert signal_at < end < 60 and writers.read_records(d, "train")[-1]["step"] == end
-    params, step = restore_params(*built(sweeps.apply(base, trials[i])), d)
+    params, step = restore_params(*built(space.apply(base, trials[i])), d)
     assert step == end  # the single-run trainer restores where the group stopped
   assert trial_batch.group_workdirs(group)  # kept for the rerun
   got = trial_batch.fit(build, base, trials, dirs, max_chunk=7, group_dir=group)
@@ -301,7 +301,7 @@ def test_vmapped_trials_compile_with_the_tasks_compiler_options(tmp_path):
 
 
 def test_early_stopping_is_refused_in_vmapped_trials(tmp_path):
-  base = sweeps.apply(_config(eval_every_steps=5), {"trainer.early_stop_metric": "mse",
+  base = space.apply(_config(eval_every_steps=5), {"trainer.early_stop_metric": "mse",
                                                     "trainer.early_stop_patience": 2})
   with pytest.raises(ValueError, match="--halving"):
     trial_batch.fit(toy.build, base, [{"seed": 1}, {"seed": 2}],

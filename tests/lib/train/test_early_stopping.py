@@ -6,7 +6,7 @@ from tests import interrupt
 from tests.lib import toy
 from lib.errors import ConfigError
 from lib.runtime import writers
-from lib.sweeps import space as sweeps
+from lib.sweeps import space
 from lib.train import early_stopping, trainer
 from lib.train.state import restore_params
 
@@ -18,7 +18,7 @@ def _config(**trainer_fields):
             "trainer.checkpoint_every_steps": 4, "trainer.log_every_steps": 1,
             "trainer.flush_every": 3, "trainer.early_stop_metric": "mse",
             "trainer.early_stop_mode": "max", "trainer.early_stop_patience": 3}
-  return sweeps.apply(toy.get_config("rmsprop"), {**fields, **trainer_fields})
+  return space.apply(toy.get_config("rmsprop"), {**fields, **trainer_fields})
 
 
 def _train(c, workdir):

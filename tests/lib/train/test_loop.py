@@ -4,14 +4,14 @@ import pytest
 
 from tests.lib import toy
 from lib.runtime import writers
-from lib.sweeps import space as sweeps, trial_batch
+from lib.sweeps import space, trial_batch
 from lib.train import trainer
 
 pytestmark = pytest.mark.slow  # trains: left out of `make test-fast`
 
 
 def _config(**trainer_fields):
-  c = sweeps.apply(toy.get_config("rmsprop"), {"trainer.num_epochs": 30})
+  c = space.apply(toy.get_config("rmsprop"), {"trainer.num_epochs": 30})
   c.unlock()
   c.trainer.update({"log_every_steps": 4, "eval_every_steps": 10, "checkpoint_every_steps": 10,
                     **trainer_fields})

@@ -1,3 +1,5 @@
+import re
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -9,7 +11,7 @@ from lib.train import optim
 
 @pytest.mark.parametrize("name", optim.OPTIMIZERS)
 def test_every_optimizer_minimises_a_quadratic(name):
-  lr = {"sgd": 0.1, "momentum": 0.05, "rprop": 0.01, "adagrad": 0.5}.get(name, 0.05)
+  lr = {"sgd": 0.1, "rprop": 0.01, "adagrad": 0.5}.get(name, 0.05)
   tx, _ = optim.make_optimizer(optim.default_config(name, lr), total_steps=200)
   x = jnp.asarray([3.0, -2.0])
   state = tx.init(x)
@@ -84,3 +86,53 @@ def test_clipping_and_decay_at_zero_are_off_with_the_same_state():
   state.hyperparams["clip_norm"] = jnp.asarray(0.5)
   updates, _ = plain.update(g, state, params)
   assert float(optax.tree.norm(updates)) == pytest.approx(50.0)
+
+
+def test_each_optimizer_reads_its_own_section():
+  cfg = optim.default_config("rmsprop", 1e-3, decay=0.95, eps=1e-7, clip_norm=5.0)
+  assert (cfg.rmsprop.decay, cfg.rmsprop.eps, cfg.clip_norm) == (0.95, 1e-7, 5.0)
+  assert cfg.adam.eps == 1e-8  # another optimizer's section keeps its defaults
+  v = optim.values(cfg)
+  assert (v["decay"], v["eps"], v["clip_norm"]) == (0.95, 1e-7, 5.0)
+  with pytest.raises(Exception, match="b1"):  # not an argument of rmsprop, nor shared
+    optim.default_config("rmsprop", 1e-3, b1=0.5)
+
+
+def test_sgd_with_momentum_is_optax_sgd_with_momentum_and_the_state_keeps_its_names():
+  params = {"w": jnp.asarray([3.0, -4.0])}
+  g = {"w": jnp.asarray([1.0, 2.0])}
+  cfg = optim.default_config("sgd", 0.1, momentum=0.9, nesterov=True)
+  tx, _ = optim.make_optimizer(cfg, 10)
+  ref = optax.sgd(0.1, momentum=0.9, nesterov=True)
+  s, r = tx.init(params), ref.init(params)
+  for _ in range(3):
+    (u, s), (v, r) = tx.update(g, s, params), ref.update(g, r, params)
+    assert jnp.allclose(u["w"], v["w"], rtol=1e-6)
+  # The state holds the same hyperparameter names as the flat layout's checkpoints.
+  assert sorted(s.hyperparams) == sorted([
+      "lr", "momentum", "b1", "b2", "eps", "weight_decay", "decay", "initial_accumulator",
+      "eta_minus", "eta_plus", "min_step", "max_step", "clip_norm", "clip_value",
+      "decay_rate", "end_lr_fraction"])
+  # Momentum 0 is plain SGD (no trace) unless vmapped trials vary it, then 0 is exact.
+  plain = optim.default_config("sgd", 0.1)
+  assert optim.scales_gradients(plain) and not optim.scales_gradients(cfg)
+  kept, _ = optim.make_optimizer(plain, 10, keep=("sgd.momentum",))
+  u, _ = kept.update(g, kept.init(params), params)
+  assert jnp.array_equal(u["w"], -0.1 * g["w"])
+
+
+@pytest.mark.parametrize("old, new", [("optimizer.b1", "optimizer.adam.b1 or optimizer.adamw.b1"),
+                                      ("optimizer.decay", "optimizer.rmsprop.decay"),
+                                      ("optimizer.momentum", "optimizer.sgd.momentum")])
+def test_a_flat_optimizer_key_is_refused_naming_its_section(old, new):
+  from lib.runtime import cli
+  from lib.sweeps import space
+  config = "experiments/counting/config.py:rmsprop"
+  message = cli.unknown_override([f"--config={config}", f"--config.{old}=0.5"])
+  assert message.endswith(f"({old} is now {new})" if " or " in new else
+                          f"({old} is now {new}: use {new})"), message
+  from experiments.counting import config as counting
+  with pytest.raises(KeyError, match=re.escape(f"{old} is now {new}")):
+    space.apply(counting.get_config("rmsprop"), {old: 0.5})
+  with pytest.raises(ConfigError, match=r"'momentum'.*'sgd' with optimizer.sgd.momentum"):
+    optim.make_optimizer(optim.default_config("momentum", 0.1), 10)

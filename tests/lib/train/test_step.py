@@ -60,7 +60,7 @@ def test_row_updates_equal_the_dense_step(plateau):
 
 def test_only_plain_sgd_without_clipping_or_decay_scales_gradients():
   assert optim.scales_gradients(optim.default_config("sgd", 0.1, plateau_factor=0.5))
-  assert not optim.scales_gradients(optim.default_config("momentum", 0.1))
+  assert not optim.scales_gradients(optim.default_config("sgd", 0.1, momentum=0.9))
   for key in ("clip_norm", "clip_value", "weight_decay"):
     assert not optim.scales_gradients(optim.default_config("sgd", 0.1, **{key: 1.0}))
     # a vmapped sweep over the key keeps it in the chain, even where it is 0
