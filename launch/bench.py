@@ -27,6 +27,8 @@ BENCHMARKS = {
     "ptb_orders": "launch.benchmarks.lm_step:run_ptb_orders",
     "varrnn_step": "launch.benchmarks.varrnn_step",
     "attention_step": "launch.benchmarks.attention_step",
+    "encoder_orders": "launch.benchmarks.encoder_step",
+    "input_product": "launch.benchmarks.input_product",
     "flax_rnn": "launch.benchmarks.flax_rnn",
     "trial_step": "launch.benchmarks.trial_step",
     "step_floor": "launch.benchmarks.step_floor",

@@ -6,7 +6,8 @@ freeze the carry (notes 000's ``masked_step``: ``switch(mask, new, old)``) and
 emit zeros, so padding changes neither the final state nor any gradient.
 
 The input product ``x @ w_x + b`` is one matrix product for all steps, outside
-the scan; the recurrence itself is the cell's ``run`` (:mod:`lib.nn.cells.base`),
+the scan, except for a dense cell whose input is much narrower than its projection
+(:class:`InputProduct`); the recurrence itself is the cell's ``run`` (:mod:`lib.nn.cells.base`),
 which calls the scan algorithms of :mod:`lib.nn.scans`: for dense cells the
 one-product gradient of ``w_rec`` (``fast_grad``), for linear cells the scan the
 cell names (``scan='auto'`` picks by platform and length). ``fast_grad=False``
@@ -16,13 +17,15 @@ Hessian-vector products).
 from __future__ import annotations
 
 import dataclasses
+import enum
 from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
 
 from lib.nn import variational
-from lib.nn.cells import Cell, Params, acc_dtype
+from lib.errors import ConfigError
+from lib.nn.cells import Cell, DenseCell, Params, acc_dtype
 
 
 def _initial_carry(cell: Cell, batch: tuple[int, ...], acc, initial_carry):
@@ -33,6 +36,41 @@ def _initial_carry(cell: Cell, batch: tuple[int, ...], acc, initial_carry):
   return jax.tree.map(lambda c, z: jnp.asarray(c).astype(z.dtype), initial_carry, zero)
 
 
+class InputProduct(enum.Enum):
+  """Where a dense cell takes its input product ``x @ w_x + b``. ``HOISTED``: one product
+  for all steps before the scan (its gradient through the scan's own backward pass,
+  ``fast_grad``); ``IN_STEP``: inside each step, as Flax's cells do, differentiated by
+  autodiff (:func:`lib.nn.scans.dense_scan_inputs`); ``AUTO``: ``IN_STEP`` where the
+  projection is at least :data:`IN_STEP_RATIO` times wider than the input (on the
+  backends listed there), where storing
+  the ``T x B x G`` products and their cotangents costs more than one large product
+  saves. Projected inputs (embedding rows) and the other cell families are hoisted."""
+  AUTO = "auto"
+  HOISTED = "hoisted"
+  IN_STEP = "in_step"
+
+
+# ``AUTO``'s rule per backend: in step from this projection / input width ratio on; a
+# backend not listed hoists. ``launch.bench input_product`` (x86_64, 2 cores, jax 0.10.2
+# CPU): the LSTM's, GRU's and Elman's train steps at ratios 8-32 run faster in step,
+# at 1-4 hoisted.
+IN_STEP_RATIO = {"cpu": 8}
+
+
+def in_step(cell: Cell, in_dim: int, input_product: str | InputProduct = InputProduct.AUTO,
+            projected: bool = False) -> bool:
+  """Whether :func:`unroll` takes this cell's input product inside the step."""
+  try:
+    kind = InputProduct(input_product)
+  except ValueError:
+    raise ConfigError(f"unroll: input_product={input_product!r}; expected one of "
+                      f"{[k.value for k in InputProduct]}.") from None
+  if projected or not isinstance(cell, DenseCell) or kind is InputProduct.HOISTED:
+    return False
+  ratio = IN_STEP_RATIO.get(jax.default_backend())
+  return kind is InputProduct.IN_STEP or (ratio is not None and cell.proj_width >= ratio * in_dim)
+
+
 def unroll(cell: Cell, params: Params, x_BxTxD: jax.Array, *,
            mask_BxT: Optional[jax.Array] = None,
            seq_lengths: Optional[jax.Array] = None,
@@ -41,7 +79,8 @@ def unroll(cell: Cell, params: Params, x_BxTxD: jax.Array, *,
            unroll: int | bool | None = None,
            fast_grad: bool = True,
            projected: bool = False,
-           dtype: Any = None) -> tuple[Any, jax.Array]:
+           dtype: Any = None,
+           input_product: str | InputProduct = InputProduct.AUTO) -> tuple[Any, jax.Array]:
   """Runs ``cell`` over the time axis.
 
   Args:
@@ -62,6 +101,7 @@ def unroll(cell: Cell, params: Params, x_BxTxD: jax.Array, *,
     projected: ``x_BxTxD`` is already the input projection ``x @ w_x + b``
       (``D = cell.proj_width``), e.g. rows of an embedding table (notes 001's ``U[:, x_t]``).
     dtype: the compute type (overrides the cell's ``dtype``; see :mod:`lib.nn.cells.base`).
+    input_product: where a dense cell takes ``x @ w_x + b`` (:class:`InputProduct`).
 
   Returns:
     ``(final_carry, y_BxTxH)``; ``y`` is zero at masked steps, in the compute type.
@@ -72,8 +112,9 @@ def unroll(cell: Cell, params: Params, x_BxTxD: jax.Array, *,
   if initial_carry is not None:
     initial_carry = jax.tree.map(lambda c: jnp.reshape(c, (-1, *jnp.shape(c)[len(batch):])),
                                  initial_carry)
+  inside = in_step(cell, x_BxTxD.shape[-1], input_product, projected)
   carry, y = _run(cell, params, x_BxTxD, mask_BxT, initial_carry, reverse, unroll, fast_grad,
-                  projected, dtype)
+                  projected, dtype, inside)
   unflat = lambda a: jnp.reshape(a, (*batch, *a.shape[1:]))  # noqa: E731
   return jax.tree.map(unflat, carry), unflat(y)
 
@@ -121,22 +162,32 @@ def _mask(mask, seq_lengths, batch: tuple[int, ...], T: int) -> Optional[jax.Arr
 
 
 def _run(cell, params, x_BxTxD, mask_BxT, initial_carry, reverse, unroll, fast_grad, projected,
-         dtype):
+         dtype, inside=False):
   """:func:`unroll` on one batch axis."""
   if dtype is not None:
     cell = dataclasses.replace(cell, dtype=dtype)
   out_dtype = cell.compute_dtype(x_BxTxD, params)
-  xp = x_BxTxD if projected else cell.project(params, x_BxTxD)
-  acc = acc_dtype(xp.dtype if cell.dtype is None else cell.dtype)
-  xp_TxBxG = jnp.swapaxes(xp.astype(acc), 0, 1)
+  if inside:
+    xs = x_BxTxD
+    acc = acc_dtype(cell.dtype if cell.dtype is not None else out_dtype)
+  else:
+    xs = x_BxTxD if projected else cell.project(params, x_BxTxD)
+    acc = acc_dtype(xs.dtype if cell.dtype is None else cell.dtype)
+    xs = xs.astype(acc)
+  xs_TxBxD = jnp.swapaxes(xs, 0, 1)
   carry = _initial_carry(cell, x_BxTxD.shape[:1], acc, initial_carry)
   m_TxBx1 = None
   if mask_BxT is not None:
     m_TxBx1 = jnp.swapaxes(mask_BxT, 0, 1)[..., None].astype(acc)
   if unroll is True:
     unroll = x_BxTxD.shape[1]
-  carry, y_TxBxH = cell.run(params, xp_TxBxG, m_TxBx1, carry, reverse=reverse,
-                            unroll=None if unroll is None else int(unroll), fast_grad=fast_grad)
+  unroll = None if unroll is None else int(unroll)
+  if inside:
+    carry, y_TxBxH = cell.run_inputs(params, xs_TxBxD, m_TxBx1, carry, acc=acc, reverse=reverse,
+                                     unroll=unroll)
+  else:
+    carry, y_TxBxH = cell.run(params, xs_TxBxD, m_TxBx1, carry, reverse=reverse, unroll=unroll,
+                              fast_grad=fast_grad)
   return carry, jnp.swapaxes(y_TxBxH, 0, 1).astype(out_dtype)
 
 

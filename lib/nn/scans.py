@@ -299,6 +299,22 @@ def _dense_fast_bwd(cell, reverse, unroll, res, cts):
 _dense_fast.defvjp(_dense_fast_fwd, _dense_fast_bwd)
 
 
+def dense_scan_inputs(cell: Any, project: Callable, w_rec: jax.Array, extra: dict,
+                      x_TxBxD: jax.Array, m_TxBx1: Optional[jax.Array], carry0: Any, *,
+                      reverse: bool = False, unroll: int = 1) -> tuple[Any, jax.Array]:
+  """:func:`dense_scan` with the input product inside each step (``project(x_t)``, as
+  Flax's cells compute it), differentiated by autodiff: the weights' gradients add up in
+  the backward loop's carry and no ``T x B x G`` array of products or their cotangents
+  is stored. Where the input is much narrower than the projection that storage costs
+  XLA:CPU more than one large input product saves (``launch.bench input_product``)."""
+  fn, additive = cell.elementwise_in_step()
+
+  def body(c, inputs):
+    x_t, m_t = inputs
+    return _masked(fn, additive, extra, c, project(x_t), _recurrent_product(cell, c, w_rec), m_t)
+  return jax.lax.scan(body, carry0, (x_TxBxD, m_TxBx1), reverse=reverse, unroll=unroll)
+
+
 def dense_scan(cell: Any, w_rec: jax.Array, extra: dict, xp_TxBxG: jax.Array,
                m_TxBx1: Optional[jax.Array], carry0: Any, *, reverse: bool = False,
                unroll: int = 1, fast_grad: bool = True) -> tuple[Any, jax.Array]:

@@ -99,3 +99,11 @@ def test_ptb_orders_runs_at_a_tiny_size_and_compares_orders():
             "cudnn": lm.RecurrentLM(20, 8, cell="lstm", layers=2, order="wavefront")}
   ids = np.arange(8).reshape(2, 4) % 20
   assert lm_step._max_diff(models, ids[:, :-1], ids[:, 1:]) < 1e-5
+
+
+def test_input_product_and_encoder_orders_run_at_tiny_sizes():
+  from launch.benchmarks import encoder_step, input_product
+  rows = input_product.run(peers=(), repeats=1, shapes=((4, 3, 2, 6),), kinds=("lstm",))
+  assert rows[0]["ratio"] == 12 and rows[0]["hoisted_ms"] > 0 and rows[0]["in_step_ms"] > 0
+  rows = encoder_step.run(repeats=1, layers=(2,), hidden=8)
+  assert rows[0]["layers_ms"] > 0 and rows[0]["wavefront_ms"] > 0

@@ -186,6 +186,11 @@ class DenseCell(Cell):
     ``xp + hw`` (one argument) rather than both products."""
     return self.combine, False
 
+  def elementwise_in_step(self) -> tuple[Callable, bool]:
+    """:meth:`elementwise` for :meth:`run_inputs`, whose gradient is autodiff's: a cell
+    may give the same function in a form autodiff differentiates faster."""
+    return self.elementwise()
+
   def step(self, params, carry, xp_t):
     cd = self.dtype or params["w_rec"].dtype
     hw = matmul(self.output(carry), params["w_rec"], cd)
@@ -199,6 +204,15 @@ class DenseCell(Cell):
     extra = {k: v.astype(acc) for k, v in self.extra_params(params).items()}
     return scans.dense_scan(self, w_rec, extra, xp_TxBxG, m_TxBx1, carry0, reverse=reverse,
                             unroll=1 if unroll is None else unroll, fast_grad=fast_grad)
+
+  def run_inputs(self, params, x_TxBxD, m_TxBx1, carry0, *, acc, reverse=False, unroll=None):
+    """:meth:`run` on the inputs themselves, their product with ``w_x`` taken inside each
+    step (:func:`lib.nn.scans.dense_scan_inputs`), accumulated in ``acc``."""
+    w_rec = params["w_rec"].astype(self.dtype or params["w_rec"].dtype)
+    extra = {k: v.astype(acc) for k, v in self.extra_params(params).items()}
+    return scans.dense_scan_inputs(
+        self, lambda x_t: self.project(params, x_t).astype(acc), w_rec, extra, x_TxBxD,
+        m_TxBx1, carry0, reverse=reverse, unroll=1 if unroll is None else unroll)
 
 
 @dataclasses.dataclass(frozen=True)

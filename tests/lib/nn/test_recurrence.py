@@ -180,3 +180,32 @@ def test_a_flipout_view_is_refused_naming_the_parameter():
   with pytest.raises(TypeError, match=r"^unroll: parameter \['w_rec'\] is a flipout view"):
     jax.eval_shape(lambda w: vi.per_example(lambda w_b, x_b: recurrence.unroll(cell, w_b, x_b)[1],
                                             w, axes, jnp.ones((2, 5, 3))), w)
+
+
+@pytest.mark.parametrize("name", DENSE_CLASSES)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_the_input_product_taken_in_the_step_equals_the_hoisted_one(name, reverse):
+  cell, p, x, mask = setup(name, seed=4)
+  c0 = jax.tree.map(lambda z: z + 0.3, cell.zero_carry((B,)))
+
+  def run(where):
+    def loss(p, x, c0):
+      c, y = recurrence.unroll(cell, p, x, mask_BxT=mask, reverse=reverse, initial_carry=c0,
+                               input_product=where)
+      return jnp.sum(jnp.tanh(y)) + jnp.sum(cell.output(c)), (c, y)
+    return jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True)(p, x, c0)
+
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+               run("in_step"), run("hoisted"))
+
+
+def test_auto_takes_the_input_product_in_the_step_where_the_input_is_narrow():
+  lstm = cells.make("lstm", 16)  # a projection 64 wide
+  on_cpu = jax.default_backend() == "cpu"
+  assert recurrence.in_step(lstm, 8) == on_cpu and not recurrence.in_step(lstm, 9)
+  assert not recurrence.in_step(lstm, 2, projected=True)  # embedding rows: already projected
+  assert not recurrence.in_step(cells.make("lru", 16), 2)  # a linear cell's scan
+  assert recurrence.in_step(lstm, 64, "in_step") and not recurrence.in_step(lstm, 2, "hoisted")
+  with pytest.raises(ValueError, match=r"input_product='inside'; expected one of \['auto'"):
+    recurrence.unroll(lstm, lstm.init(jax.random.key(0), 2), jnp.zeros((1, 3, 2)),
+                      input_product="inside")
