@@ -33,10 +33,11 @@ def _batch(seed: int = 0) -> dict:
           "tgt_mask": jnp.asarray(np.arange(T)[None] < tgt_len[:, None], jnp.float32)}
 
 
-def step_fn(attention: str, batch: dict):
-  """A closure running one jitted RMSprop step of the translation model."""
-  model = seq2seq.Seq2Seq(V_SRC, V_TGT, embed_dim=0, hidden=H, bidirectional=True,
-                          attention=attention)
+def step_fn(attention: str, batch: dict, **model_fields):
+  """A closure running one jitted RMSprop step of the translation model (bidirectional
+  LSTM ``H`` unless ``model_fields`` say otherwise)."""
+  model = seq2seq.Seq2Seq(V_SRC, V_TGT, **{"embed_dim": 0, "hidden": H, "bidirectional": True,
+                                           "attention": attention, **model_fields})
 
   def loss_fn(params, b, rng):
     del rng

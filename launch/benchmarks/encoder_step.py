@@ -9,27 +9,12 @@ wavefront's (``lib.nn.stacks.Order``).
 from __future__ import annotations
 
 import jax
-import optax
 
-from launch.benchmarks.attention_step import H, V_SRC, V_TGT, _batch
-from launch.benchtools import jitted_step, time_alternating_ms
-from lib.nn import seq2seq
+from launch.benchmarks.attention_step import H, _batch, step_fn
+from launch.benchtools import time_alternating_ms
 
 COLUMNS = ("case", "layers_ms", "wavefront_ms", "wavefront_speedup")
 LAYERS = (2, 4)
-
-
-def step_fn(layers: int, order: str, batch: dict, hidden: int = H):
-  """A closure running one jitted RMSprop step of the model."""
-  model = seq2seq.Seq2Seq(V_SRC, V_TGT, embed_dim=0, hidden=hidden, attention="dot",
-                          encoder_layers=layers, order=order)
-
-  def loss_fn(params, b, rng):
-    del rng
-    return seq2seq.token_loss(model.apply(params, b), b["tgt_out"], b["tgt_mask"])
-
-  return jitted_step(loss_fn, optax.rmsprop(1e-3, decay=0.9, eps=1e-7),
-                     model.init(jax.random.key(0)), batch)
 
 
 def run(peers=(), repeats: int = 5, layers=LAYERS, hidden: int = H) -> list[dict]:
@@ -37,7 +22,8 @@ def run(peers=(), repeats: int = 5, layers=LAYERS, hidden: int = H) -> list[dict
   batch = _batch()
   rows = []
   for n in layers:
-    fns = {o: step_fn(n, o, batch, hidden) for o in ("layers", "wavefront")}
+    fns = {o: step_fn("dot", batch, bidirectional=False, hidden=hidden, encoder_layers=n,
+                      order=o) for o in ("layers", "wavefront")}
     ms = time_alternating_ms(fns, number=5, repeats=repeats, warmup=1,
                              syncs={o: jax.block_until_ready for o in fns})
     rows.append({"case": f"{n}-layer LSTM {hidden} encoder, dot attention",

@@ -8,12 +8,10 @@ over the input's, the quantity ``lib.nn.recurrence.IN_STEP_RATIO`` thresholds;
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
-import optax
 
 from launch.benchmarks import flax_rnn
-from launch.benchmarks.rnn_step import SHAPES, _data, choose_unroll
-from launch.benchtools import jitted_step, time_alternating_ms
+from launch.benchmarks.rnn_step import SHAPES, choose_unroll, rnnlab_step
+from launch.benchtools import time_alternating_ms
 from lib.nn import cells, recurrence
 
 COLUMNS = ("cell", "batch", "steps", "input", "hidden", "ratio", "hoisted_ms", "in_step_ms",
@@ -21,25 +19,11 @@ COLUMNS = ("cell", "batch", "steps", "input", "hidden", "ratio", "hoisted_ms", "
 KINDS = ("lstm", "gru", "elman")
 
 
-def step(kind: str, B: int, T: int, D: int, H: int, where: str):
-  """A closure running one jitted train step with the input product ``where``."""
-  cell = cells.make(kind, H)
-  x, y = map(jnp.asarray, _data(B, T, D, H))
-
-  def loss_fn(params, batch, rng):
-    del rng
-    _, out = recurrence.unroll(cell, params, batch["x"], unroll=choose_unroll(T),
-                               input_product=where)
-    return jnp.mean((out - batch["y"]) ** 2), {}
-
-  return jitted_step(loss_fn, optax.sgd(0.01), cell.init(jax.random.key(0), D), {"x": x, "y": y})
-
-
 def run(peers=("flax",), repeats: int = 5, shapes=SHAPES, kinds=KINDS) -> list[dict]:
   rows = []
   for kind in kinds:
     for B, T, D, H in shapes:
-      fns = {w: step(kind, B, T, D, H, w) for w in ("hoisted", "in_step")}
+      fns = {w: rnnlab_step(kind, B, T, D, H, choose_unroll(T), w) for w in ("hoisted", "in_step")}
       if "flax" in peers and kind in flax_rnn.FLAX_CELLS:
         fns["flax"] = flax_rnn.train_step(kind, B, T, D, H, choose_unroll(T))
       ms = time_alternating_ms(fns, number=20, repeats=repeats,

@@ -37,12 +37,14 @@ def choose_unroll(T: int) -> int:
   return T if T <= 8 else 1
 
 
-def rnnlab_step(kind: str, B: int, T: int, D: int, H: int, unroll: int):
+def rnnlab_step(kind: str, B: int, T: int, D: int, H: int, unroll: int,
+                input_product: str = "auto"):
   cell = cells.make(kind, H)
   x, y = map(jnp.asarray, _data(B, T, D, H))
 
   def loss_fn(params, batch, rng):
-    _, out = recurrence.unroll(cell, params, batch["x"], unroll=unroll)
+    _, out = recurrence.unroll(cell, params, batch["x"], unroll=unroll,
+                               input_product=input_product)
     return jnp.mean((out - batch["y"]) ** 2), {}
 
   return jitted_step(loss_fn, optax.sgd(0.01), cell.init(jax.random.key(0), D), {"x": x, "y": y})

@@ -20,6 +20,7 @@ from typing import Optional, Protocol, Sequence
 
 from absl import logging
 import jax
+import numpy as np
 
 from lib import metrics as metrics_lib
 from lib.errors import StorageError
@@ -112,20 +113,19 @@ class Loop:
   """Trains the ``active`` trials (indices into ``workdirs``; rows of the stacked
   ``state``, ``keys`` and ``hp``) from step ``start`` to ``trainer.num_steps``.
 
-  ``steps`` dispatches the steps, ``saver`` checkpoints. ``label`` names the trials
-  in the progress line (``None``: a single run's line, with its evaluations logged).
-  ``exact_stops``: a stop request is taken only where every log window is closed (so
-  a resumed run writes the records an uninterrupted one writes); else at the next
-  step. ``end_on_error``: a failure or interruption ends the trials ``failed`` or
-  ``interrupted`` with a checkpoint of the last step taken (a single run); else they
-  are left for the saver's last checkpoint. ``halving`` (with ``rungs`` in steps)
-  stops the worst trials at each rung. Only the ``chief`` writes files.
+  ``steps`` dispatches the steps, ``saver`` checkpoints. ``alone``: a single run. Its
+  trial is evaluated without a trial axis, its progress line and evaluations are
+  logged as a run's, a stop request is taken at the next step, and a failure or
+  interruption ends it ``failed`` or ``interrupted`` with a checkpoint of the last step
+  taken. A group instead takes a stop only where every log window is closed (so a
+  resumed group writes the records an uninterrupted one writes) and leaves a failure to
+  the saver's last checkpoint. ``halving`` (with ``rungs`` in steps) stops the worst
+  trials at each rung. Only the ``chief`` writes files.
   """
 
   def __init__(self, task: Task, tc, workdirs: Sequence[str], configs, state, keys, hp, *,
                steps: Steps, saver: Saver, start: int = 0, active: Optional[Sequence[int]] = None,
-               vmapped: bool = True, label: Optional[str] = "vmap", exact_stops: bool = True,
-               end_on_error: bool = False, halving=None, rungs: Sequence[int] = (),
+               alone: bool = False, halving=None, rungs: Sequence[int] = (),
                summary_fields: Optional[dict] = None, chief: bool = True,
                t0: Optional[float] = None):
     self.task, self.tc, self.steps, self.saver = task, tc, steps, saver
@@ -133,11 +133,11 @@ class Loop:
     self.active = list(range(len(workdirs)) if active is None else active)
     self.state, self.keys, self.hp = state, keys, hp
     self.start = self.step = start
-    self.label, self.exact_stops, self.end_on_error = label, exact_stops, end_on_error
+    self.alone = alone
     self.halving, self.rungs = halving, set(rungs)
     self.fields, self.chief = dict(summary_fields or {}), chief
     self.t0 = time.perf_counter() if t0 is None else t0
-    self.evaluator = Evaluator(task.evaluators, vmapped)
+    self.evaluator = Evaluator(task.evaluators, vmapped=not alone)
     self.records = Records(tc.log_every_steps, tc.num_steps)
     self.pending: list = []
     self.summaries: dict[int, dict] = {}
@@ -150,7 +150,7 @@ class Loop:
     """Writers, last values (read back on a resume) and early-stopping trackers."""
     n, start = len(self.workdirs), self.start
     self.last_train, self.last_eval = [{} for _ in range(n)], [{} for _ in range(n)]
-    self.diverged: dict[int, tuple[int, str]] = {}
+    self.diverged: dict[int, tuple[int, dict]] = {}  # trial -> (step, non-finite values)
     self.early = [early_stopping.from_config(c.trainer) for c in self.configs]
     self.stopped_early: dict[int, int] = {}
     for i in self.active:
@@ -171,7 +171,7 @@ class Loop:
   # -- the loop ---------------------------------------------------------------
   def run(self) -> dict[int, dict]:
     """Trains to the end; returns the summaries of the trials that ended here. On an
-    exception, ends the trials as ``end_on_error`` says, then re-raises it."""
+    exception, ends a single run's trial (see the class), then re-raises it."""
     try:
       with StopRequests() as self.stops:
         self._train()
@@ -233,11 +233,11 @@ class Loop:
 
   def _maybe_stop(self) -> None:
     """Takes a noted stop request where it may: before the last step, and (with
-    ``exact_stops``) where every log window is closed."""
+    a group) where every log window is closed."""
     if self.stops is None or self.stops.signum is None or not self.active:
       return
     if self.step >= self.tc.num_steps or (
-        self.exact_stops and self.step % self.tc.log_every_steps):
+        not self.alone and self.step % self.tc.log_every_steps):
       return
     why = (f"Preempted: signal {self.stops.signum}" if self.stops.signum == signal.SIGTERM
            else "KeyboardInterrupt")
@@ -247,7 +247,7 @@ class Loop:
     self.stops.check()
 
   def _on_error(self, e: BaseException) -> None:
-    if not self.end_on_error or not self.active:
+    if not self.alone or not self.active:
       return
     status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
     error = str(e) if isinstance(e, StorageError) else f"{type(e).__name__}: {e}"
@@ -272,9 +272,10 @@ class Loop:
     fetched = jax.device_get(self.pending)
     with files.signals_held():  # taken off the queue and written as one: no record lost or doubled
       self.pending = []
-      for first, m, n in fetched:
-        m = jax.tree.map(lambda x: x[None] if n is None else x[:n], m)
-        self._write_train(*self.records.add(first, m))
+      # The queued dispatches cover consecutive steps: their metrics as one (K, trials) block.
+      blocks = [jax.tree.map(lambda x: x[None] if n is None else x[:n], m) for _, m, n in fetched]
+      self._write_train(*self.records.add(fetched[0][0], jax.tree.map(
+          lambda *xs: np.concatenate(xs), *blocks)))
       bad = [p for p, i in enumerate(self.active) if i in self.diverged]
       self._end(bad, "diverged")
 
@@ -288,7 +289,7 @@ class Loop:
       bad = first_bad(steps, names, rows)
       if bad is not None:  # written up to and including the first bad record
         rows = rows[:bad[0] + 1]
-        self.diverged[i] = (bad[1], f"Non-finite training metrics at step {bad[1]}: {bad[2]}.")
+        self.diverged[i] = bad[1:]  # (step, the non-finite values)
       if i in self.outs:
         self.outs[i].write_block(steps[:len(rows)], "train", names, rows)
         self.outs[i].flush()
@@ -310,7 +311,7 @@ class Loop:
       if i in self.outs:
         self.outs[i].write(end, "eval", values)
         self.outs[i].flush()
-      if self.label is None:
+      if self.alone:
         logging.info("eval @ %d: %s", end, " ".join(f"{k}={v:.4g}" for k, v in values.items()))
       if self.early[i] is not None and self.early[i].update(end, values) and self.chief:
         self.best[i].save(end, row(self.state, p))
@@ -332,12 +333,12 @@ class Loop:
     self._last_print, self._printed = now, step
     if not self.chief:
       return
-    if self.label is None:
+    if self.alone:
       logging.info("%s", self.progress.line(step, self.last_train[0]))
       return
     losses = [self.last_train[i].get("loss") for i in self.active]
     losses = [v for v in losses if v is not None and math.isfinite(v)]
-    logging.info("%s: %d trial(s) training | %s", self.label, len(self.active),
+    logging.info("vmap: %d trial(s) training | %s", len(self.active),
                  self.progress.line(step, {"best loss": min(losses)} if losses else None))
 
   # -- checkpoints and endings ------------------------------------------------
@@ -401,9 +402,10 @@ class Loop:
         plot_loss_curve(self.task, self.workdirs[i])
 
   def _diverged_error(self, i: int) -> str:
+    step, bad = self.diverged[i]
     kept = self.saver.kept(i)
     where = (f"the last good checkpoint (step {kept}) in {self.workdirs[i]}/checkpoints is "
              "intact and a re-run resumes from it" if kept is not None else
              "there is no checkpoint yet, so a re-run starts over")
-    return (f"{self.diverged[i][1][:-1]}. Training stopped; {where}. Lower "
-            "--config.optimizer.lr or set --config.optimizer.clip_norm.")
+    return (f"Non-finite training metrics at step {step}: {bad}. Training stopped; {where}. "
+            "Lower --config.optimizer.lr or set --config.optimizer.clip_norm.")

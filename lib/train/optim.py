@@ -70,6 +70,7 @@ def default_config(name: str = "sgd", lr: float = 1e-3, **overrides) -> ml_colle
 HYPERPARAMS = ("lr", "momentum", "b1", "b2", "eps", "weight_decay", "decay",
                "initial_accumulator", "eta_minus", "eta_plus", "min_step", "max_step",
                "clip_norm", "clip_value", "decay_rate", "end_lr_fraction")
+# Each argument's default, from the first optimizer that takes it (read in reverse: the first writes last).
 _DEFAULTS = {k: v for a in reversed(list(OPTIMIZERS.values())) for k, v in a.items()}
 # Config keys (under ``optimizer.``) a vmapped sweep may vary in one program...
 TUNABLE = ("lr", "clip_norm", "clip_value", "weight_decay", "decay_rate", "end_lr_fraction",

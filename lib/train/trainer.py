@@ -169,7 +169,6 @@ def _train(task: Task, config, workdir: str, t0: float, saver: RunSaver, chief: 
                 compiler_options=task.compiler_options, shard=dp and dp.shard,
                 max_chunk=2 ** 31)
   loop = Loop(task, config.trainer, [workdir], [config], state, step_key[None], {},
-              steps=steps, saver=saver, start=start, vmapped=False, label=None,
-              exact_stops=False, end_on_error=True, chief=chief, t0=t0,
+              steps=steps, saver=saver, start=start, alone=True, chief=chief, t0=t0,
               summary_fields=dict(processes=jax.process_count(), devices=jax.device_count()))
   return loop.run()[0]
