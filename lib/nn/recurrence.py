@@ -23,7 +23,7 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 
-from lib.nn import variational
+from lib.nn import scans, variational
 from lib.errors import ConfigError
 from lib.nn.cells import Cell, DenseCell, Params, acc_dtype
 
@@ -58,14 +58,20 @@ IN_STEP_RATIO = {"cpu": 8}
 
 
 def in_step(cell: Cell, in_dim: int, input_product: str | InputProduct = InputProduct.AUTO,
-            projected: bool = False) -> bool:
-  """Whether :func:`unroll` takes this cell's input product inside the step."""
+            projected: bool = False, fused: bool = False) -> bool:
+  """Whether :func:`unroll` takes this cell's input product inside the step; ``fused``:
+  the recurrence runs through the fused kernel, which takes the product hoisted."""
   try:
     kind = InputProduct(input_product)
   except ValueError:
     raise ConfigError(f"unroll: input_product={input_product!r}; expected one of "
                       f"{[k.value for k in InputProduct]}.") from None
   if projected or not isinstance(cell, DenseCell) or kind is InputProduct.HOISTED:
+    return False
+  if fused:
+    if kind is InputProduct.IN_STEP:
+      raise ConfigError("unroll: kernel='fused' takes the input product hoisted; use "
+                        "input_product='hoisted' or 'auto', or kernel='scan'.")
     return False
   ratio = IN_STEP_RATIO.get(jax.default_backend())
   return kind is InputProduct.IN_STEP or (ratio is not None and cell.proj_width >= ratio * in_dim)
@@ -80,7 +86,8 @@ def unroll(cell: Cell, params: Params, x_BxTxD: jax.Array, *,
            fast_grad: bool = True,
            projected: bool = False,
            dtype: Any = None,
-           input_product: str | InputProduct = InputProduct.AUTO) -> tuple[Any, jax.Array]:
+           input_product: str | InputProduct = InputProduct.AUTO,
+           kernel: str | scans.DenseKernel = scans.DenseKernel.AUTO) -> tuple[Any, jax.Array]:
   """Runs ``cell`` over the time axis.
 
   Args:
@@ -102,6 +109,8 @@ def unroll(cell: Cell, params: Params, x_BxTxD: jax.Array, *,
       (``D = cell.proj_width``), e.g. rows of an embedding table (notes 001's ``U[:, x_t]``).
     dtype: the compute type (overrides the cell's ``dtype``; see :mod:`lib.nn.cells.base`).
     input_product: where a dense cell takes ``x @ w_x + b`` (:class:`InputProduct`).
+    kernel: what runs a dense cell's recurrence (:class:`lib.nn.scans.DenseKernel`):
+      ``auto`` runs an LSTM or GRU through the fused CPU kernels where they can run.
 
   Returns:
     ``(final_carry, y_BxTxH)``; ``y`` is zero at masked steps, in the compute type.
@@ -112,9 +121,8 @@ def unroll(cell: Cell, params: Params, x_BxTxD: jax.Array, *,
   if initial_carry is not None:
     initial_carry = jax.tree.map(lambda c: jnp.reshape(c, (-1, *jnp.shape(c)[len(batch):])),
                                  initial_carry)
-  inside = in_step(cell, x_BxTxD.shape[-1], input_product, projected)
   carry, y = _run(cell, params, x_BxTxD, mask_BxT, initial_carry, reverse, unroll, fast_grad,
-                  projected, dtype, inside)
+                  projected, dtype, input_product, kernel)
   unflat = lambda a: jnp.reshape(a, (*batch, *a.shape[1:]))  # noqa: E731
   return jax.tree.map(unflat, carry), unflat(y)
 
@@ -162,11 +170,17 @@ def _mask(mask, seq_lengths, batch: tuple[int, ...], T: int) -> Optional[jax.Arr
 
 
 def _run(cell, params, x_BxTxD, mask_BxT, initial_carry, reverse, unroll, fast_grad, projected,
-         dtype, inside=False):
+         dtype, input_product=InputProduct.AUTO, kernel=scans.DenseKernel.AUTO):
   """:func:`unroll` on one batch axis."""
   if dtype is not None:
     cell = dataclasses.replace(cell, dtype=dtype)
   out_dtype = cell.compute_dtype(x_BxTxD, params)
+  hoisted_acc = acc_dtype((x_BxTxD.dtype if projected else out_dtype)
+                          if cell.dtype is None else cell.dtype)
+  carry = _initial_carry(cell, x_BxTxD.shape[:1], hoisted_acc, initial_carry)
+  fused = isinstance(cell, DenseCell) and _fused(cell, params, hoisted_acc, carry, fast_grad,
+                                                 kernel)
+  inside = in_step(cell, x_BxTxD.shape[-1], input_product, projected, fused)
   if inside:
     xs = x_BxTxD
     acc = acc_dtype(cell.dtype if cell.dtype is not None else out_dtype)
@@ -185,10 +199,22 @@ def _run(cell, params, x_BxTxD, mask_BxT, initial_carry, reverse, unroll, fast_g
   if inside:
     carry, y_TxBxH = cell.run_inputs(params, xs_TxBxD, m_TxBx1, carry, acc=acc, reverse=reverse,
                                      unroll=unroll)
+  elif isinstance(cell, DenseCell):
+    carry, y_TxBxH = cell.run(params, xs_TxBxD, m_TxBx1, carry, reverse=reverse, unroll=unroll,
+                              fast_grad=fast_grad, kernel=kernel)
   else:
     carry, y_TxBxH = cell.run(params, xs_TxBxD, m_TxBx1, carry, reverse=reverse, unroll=unroll,
                               fast_grad=fast_grad)
   return carry, jnp.swapaxes(y_TxBxH, 0, 1).astype(out_dtype)
+
+
+def _fused(cell, params, acc, carry, fast_grad, kernel) -> bool:
+  """Whether the dense cell's recurrence runs through the fused kernel (its hoisted
+  input product in ``acc``)."""
+  w_rec = params["w_rec"]
+  w_rec = jax.ShapeDtypeStruct(w_rec.shape, cell.dtype or w_rec.dtype)
+  xp = jax.ShapeDtypeStruct((1, 1, cell.proj_width), acc)
+  return scans.resolve_kernel(kernel, cell, w_rec, xp, carry, fast_grad) is scans.DenseKernel.FUSED
 
 
 def last_real_output(y_BxTxH: jax.Array, mask_BxT: jax.Array) -> jax.Array:

@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 
 from lib.errors import ConfigError
+from lib.nn import kernels
 
 
 class ScanType(str, enum.Enum):
@@ -315,16 +316,72 @@ def dense_scan_inputs(cell: Any, project: Callable, w_rec: jax.Array, extra: dic
   return jax.lax.scan(body, carry0, (x_TxBxD, m_TxBx1), reverse=reverse, unroll=unroll)
 
 
+class DenseKernel(str, enum.Enum):
+  """What runs a dense cell's recurrence. ``SCAN``: ``lax.scan`` (any cell, dtype and
+  transformation); ``FUSED``: one call of :mod:`lib.nn.kernels` each way (LSTM and GRU in
+  float32 on CPU, reverse-mode gradients); ``AUTO``: ``FUSED`` where it can run, on one
+  device (XLA's SPMD partitioner would gather a sharded batch to run the call whole on
+  every device) and where :data:`DENSE_AUTO_RULES` names it for the backend, else
+  ``SCAN``."""
+  AUTO = "auto"
+  SCAN = "scan"
+  FUSED = "fused"
+
+
+DENSE_KERNELS = tuple(k.value for k in DenseKernel)
+# backend -> the kernel AUTO runs where the fused one can. cpu: measured, x86_64 2 cores,
+# jax 0.10.2 (``python -m launch.bench rnn_step``, ``fused_rnn``): the fused LSTM and GRU
+# train steps are faster at every shape timed (launch/benchmarks/README.md).
+DENSE_AUTO_RULES: dict[str, DenseKernel] = {"cpu": DenseKernel.FUSED}
+
+
+def fused_unsupported(cell: Any, w_rec: jax.Array, xp_TxBxG: jax.Array, carry0: Any,
+                      fast_grad: bool = True) -> str:
+  """Why this recurrence cannot run through :mod:`lib.nn.kernels` ('' when it can)."""
+  if cell.fused_kernel() is None:
+    return "an LSTM or GRU cell"
+  if any(a.dtype != jnp.float32 for a in (w_rec, xp_TxBxG, *jax.tree.leaves(carry0))):
+    return "float32 weights, inputs and carry"
+  if not fast_grad:
+    return "fast_grad=True (the kernels have reverse-mode gradients only)"
+  return kernels.unsupported()
+
+
+def resolve_kernel(kernel: str | DenseKernel, cell: Any, w_rec: jax.Array, xp_TxBxG: jax.Array,
+                   carry0: Any, fast_grad: bool = True) -> DenseKernel:
+  """The kernel that runs: ``kernel`` itself (``FUSED`` where it cannot run is a one-line
+  error saying why), or ``AUTO``'s choice."""
+  try:
+    kernel = DenseKernel(kernel)
+  except ValueError:
+    raise ConfigError(f"Unknown dense kernel {kernel!r}; expected one of "
+                      f"{list(DENSE_KERNELS)}.") from None
+  if kernel is DenseKernel.SCAN:
+    return kernel
+  why = fused_unsupported(cell, w_rec, xp_TxBxG, carry0, fast_grad)
+  if kernel is DenseKernel.FUSED and why:
+    raise ConfigError(f"dense_scan: kernel='fused' needs {why}; use kernel='scan'.")
+  if kernel is DenseKernel.AUTO:
+    if why or jax.device_count() > 1:
+      return DenseKernel.SCAN
+    return DENSE_AUTO_RULES.get(jax.default_backend(), DenseKernel.SCAN)
+  return kernel
+
+
 def dense_scan(cell: Any, w_rec: jax.Array, extra: dict, xp_TxBxG: jax.Array,
                m_TxBx1: Optional[jax.Array], carry0: Any, *, reverse: bool = False,
-               unroll: int = 1, fast_grad: bool = True) -> tuple[Any, jax.Array]:
+               unroll: int = 1, fast_grad: bool = True,
+               kernel: str | DenseKernel = DenseKernel.AUTO) -> tuple[Any, jax.Array]:
   """``(final_carry, y_TxBxH)`` of a dense cell (:class:`lib.nn.cells.DenseCell`).
 
   The scan and its gradient both call the one element-wise function the cell
   names in ``elementwise()``: a cell whose step reads the input and recurrent
   products only through their sum (``AdditiveCell.activate``) gets the cheaper
   backward pass, and any other reads both (``DenseCell.combine``), so no flag can
-  make the gradient disagree with the forward pass.
+  make the gradient disagree with the forward pass. ``kernel`` (:class:`DenseKernel`)
+  runs an LSTM or GRU through the fused kernels instead, equal up to rounding.
   """
+  if resolve_kernel(kernel, cell, w_rec, xp_TxBxG, carry0, fast_grad) is DenseKernel.FUSED:
+    return cell.fused_kernel()(w_rec, extra, xp_TxBxG, m_TxBx1, carry0, reverse=reverse)
   scan = _dense_fast if fast_grad else _dense_plain
   return scan(cell, reverse, int(unroll), w_rec, extra, xp_TxBxG, m_TxBx1, carry0)

@@ -62,8 +62,14 @@ def _as_dtype(value):
 
 
 def matmul(x: jax.Array, w: jax.Array, dtype) -> jax.Array:
-  """``x @ w`` with both operands in ``dtype``, accumulated in :func:`acc_dtype`."""
-  return jnp.matmul(x.astype(dtype), w.astype(dtype), preferred_element_type=acc_dtype(dtype))
+  """``x @ w`` with both operands in ``dtype``, accumulated in :func:`acc_dtype`; ``x``'s
+  leading axes are flattened into one, so the weight's gradient is a 2-D product (XLA:CPU
+  runs a contraction over two axes, ``(B, T)``, through a slower path)."""
+  if w.ndim != 2 or x.ndim < 2:
+    return jnp.matmul(x.astype(dtype), w.astype(dtype), preferred_element_type=acc_dtype(dtype))
+  y = jnp.matmul(x.reshape(-1, x.shape[-1]).astype(dtype), w.astype(dtype),
+                 preferred_element_type=acc_dtype(dtype))
+  return y.reshape(*x.shape[:-1], w.shape[-1])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,6 +197,11 @@ class DenseCell(Cell):
     may give the same function in a form autodiff differentiates faster."""
     return self.elementwise()
 
+  def fused_kernel(self) -> Optional[Callable]:
+    """The fused layer of :mod:`lib.nn.kernels.rnn` equal to this cell's scan, called as
+    ``fn(w_rec, extra, xp_TxBxG, m_TxBx1, carry0, reverse=)``; ``None``: no such kernel."""
+    return None
+
   def step(self, params, carry, xp_t):
     cd = self.dtype or params["w_rec"].dtype
     hw = matmul(self.output(carry), params["w_rec"], cd)
@@ -198,12 +209,13 @@ class DenseCell(Cell):
     return self.combine(extra, carry, xp_t.astype(hw.dtype), hw)
 
   def run(self, params, xp_TxBxG, m_TxBx1, carry0, *, reverse=False, unroll=None,
-          fast_grad=True):
+          fast_grad=True, kernel=scans.DenseKernel.AUTO):
     acc = xp_TxBxG.dtype
     w_rec = params["w_rec"].astype(self.dtype or params["w_rec"].dtype)
     extra = {k: v.astype(acc) for k, v in self.extra_params(params).items()}
     return scans.dense_scan(self, w_rec, extra, xp_TxBxG, m_TxBx1, carry0, reverse=reverse,
-                            unroll=1 if unroll is None else unroll, fast_grad=fast_grad)
+                            unroll=1 if unroll is None else unroll, fast_grad=fast_grad,
+                            kernel=kernel)
 
   def run_inputs(self, params, x_TxBxD, m_TxBx1, carry0, *, acc, reverse=False, unroll=None):
     """:meth:`run` on the inputs themselves, their product with ``w_x`` taken inside each

@@ -13,6 +13,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from lib.nn.kernels import rnn
 from lib.nn.cells.base import AdditiveCell, DenseCell, acc_dtype, register
 
 _ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
@@ -91,6 +92,10 @@ class LSTM(AdditiveCell):
     h = jax.nn.sigmoid(o) * jnp.tanh(c)
     return (h, c), h
 
+  def fused_kernel(self):
+    return lambda w_rec, extra, xp, m, carry0, reverse: rnn.lstm(w_rec, xp, m, carry0,
+                                                                 reverse=reverse)
+
   def _gate_scale(self, dtype):
     """1/2 on the sigmoid gates (i, f, o), 1 on the candidate z."""
     block = jnp.arange(4 * self.hidden) // self.hidden
@@ -120,6 +125,10 @@ class GRU(DenseCell):
 
   def extra_params(self, params):
     return {"b_rec": params["b_rec"]} if "b_rec" in params else {}
+
+  def fused_kernel(self):
+    return lambda w_rec, extra, xp, m, carry0, reverse: rnn.gru(
+        w_rec, extra.get("b_rec"), xp, m, carry0, reverse=reverse)
 
   def combine(self, extra, carry, xp_t, hw_t):
     hu = hw_t + extra["b_rec"] if "b_rec" in extra else hw_t

@@ -1,0 +1,500 @@
+// Fused LSTM and GRU layers for XLA:CPU, through the XLA FFI (jax.ffi).
+//
+// One call runs a whole layer's recurrence, forward or backward, over time-major
+// arrays. Each step splits the batch rows among XLA's intra-op threads; each thread
+// runs its rows' recurrent product as one single-threaded BLAS sgemm (added onto the
+// step's gate block in place) and then its rows' gates, so one step costs one
+// synchronisation. Why by hand: XLA:CPU's dot inside a scan runs the 64x256 by
+// 256x1024 product at about 130 GFLOP/s on two cores where an optimized BLAS reaches
+// 220-290 (launch/benchmarks/README.md). The BLAS is numpy's bundled OpenBLAS, handed
+// over as function pointers (rnnlab_set_blas); its own threads are set to one for the
+// duration of a call (they would spin against XLA's), then restored.
+//
+// Every array may carry leading "problem" axes (vmap with broadcast_all): the kernels
+// loop over them. The input product, the weight gradients and the outputs' zeros at
+// masked steps are left to XLA (lib/nn/kernels/rnn.py): large products over all steps.
+//
+// Layouts (per problem, row-major, time-major): xp [T,B,G] (input product plus bias),
+// w [H,G], h0, c0 [B,H], mask [T,B] (nonzero: a real step), ct_y [T,B,H].
+// LSTM: G = 4H, gates (i, f, z, o); residual a [T,B,4H] = the activated gates.
+// GRU: G = 3H, gates (r, z, n), b_rec [G] added to h@w; residual a [T,B,4H] =
+// (r, z, n, (h@w + b_rec)_n). hc, cc [T,B,H]: the carry after each step (a masked
+// step keeps the one before).
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <thread>
+
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+// cblas_sgemm with 64-bit integers (numpy's scipy-openblas64 build), and its thread count.
+using Sgemm = void (*)(int order, int transa, int transb, int64_t m, int64_t n, int64_t k,
+                       float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
+                       float beta, float* c, int64_t ldc);
+using SetThreads = void (*)(int);
+using GetThreads = int (*)();
+Sgemm g_sgemm = nullptr;
+SetThreads g_set_threads = nullptr;
+GetThreads g_get_threads = nullptr;
+constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
+
+// c[m x n] = beta * c + a[m x k] @ b, b being [k x n], or [n x k] used transposed.
+inline void Gemm(const float* a, const float* b, bool trans_b, float* c, int64_t m, int64_t n,
+                 int64_t k, float beta) {
+  if (m > 0) {
+    g_sgemm(kRowMajor, kNoTrans, trans_b ? kTrans : kNoTrans, m, n, k, 1.0f, a, k, b,
+            trans_b ? k : n, beta, c, n);
+  }
+}
+
+// c[m x n] += a[m x k] @ b[k x n], each with its own row stride (sub-blocks).
+inline void GemmCols(const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+                     int64_t ldc, int64_t m, int64_t n, int64_t k) {
+  if (m > 0 && n > 0) {
+    g_sgemm(kRowMajor, kNoTrans, kNoTrans, m, n, k, 1.0f, a, lda, b, ldb, 1.0f, c, ldc);
+  }
+}
+
+// c[m x n] += a[m x k] @ b^T, b being [n x k]; each with its own row stride.
+inline void GemmT(const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+                  int64_t ldc, int64_t m, int64_t n, int64_t k) {
+  if (m > 0 && n > 0) {
+    g_sgemm(kRowMajor, kNoTrans, kTrans, m, n, k, 1.0f, a, lda, b, ldb, 1.0f, c, ldc);
+  }
+}
+
+// c[m x n] = beta * c + a^T @ b, a being [k x m] and b [k x n]; each with its row stride.
+inline void GemmTN(const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+                   int64_t ldc, int64_t m, int64_t n, int64_t k, float beta) {
+  if (m > 0 && n > 0 && k > 0) {
+    g_sgemm(kRowMajor, kTrans, kNoTrans, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
+  }
+}
+
+// BLAS on one thread while a kernel runs (RAII), restored afterwards.
+struct SingleThreadedBlas {
+  int previous;
+  SingleThreadedBlas() : previous(g_get_threads()) {
+    if (previous != 1) g_set_threads(1);
+  }
+  ~SingleThreadedBlas() {
+    if (previous != 1) g_set_threads(previous);
+  }
+};
+
+// Runs fn(part) for part in [0, parts): the caller takes parts, and so do parts - 1
+// tasks on XLA's intra-op pool; each part is claimed once, whoever comes first, so a
+// task that starts late finds nothing left. Returns when every part has finished.
+class Team {
+ public:
+  Team(ffi::ThreadPool pool, int64_t parts) : pool_(pool), parts_(parts) {}
+  int64_t parts() const { return parts_; }
+
+  void For(const std::function<void(int64_t)>& fn) const {
+    if (parts_ <= 1) {
+      fn(0);
+      return;
+    }
+    struct State {
+      std::atomic<int64_t> next{0}, done{0};
+    };
+    auto state = std::make_shared<State>();
+    auto work = [state, &fn, parts = parts_]() {
+      for (int64_t p; (p = state->next.fetch_add(1)) < parts;) {
+        fn(p);
+        state->done.fetch_add(1, std::memory_order_release);
+      }
+    };
+    for (int64_t i = 1; i < parts_; ++i) {
+      auto task = work;
+      const_cast<ffi::ThreadPool&>(pool_).Schedule(std::move(task));
+    }
+    work();
+    while (state->done.load(std::memory_order_acquire) < parts_) std::this_thread::yield();
+  }
+
+ private:
+  ffi::ThreadPool pool_;
+  int64_t parts_;
+};
+
+// Rows [first, last) of part p of B rows.
+inline void Rows(int64_t B, int64_t parts, int64_t p, int64_t* first, int64_t* last) {
+  *first = B * p / parts;
+  *last = B * (p + 1) / parts;
+}
+
+// Sigmoid and tanh through expf only, which the compiler vectorizes (libmvec); the
+// argument is clamped where the result is already 0 or 1 (-1 or 1) in float32.
+inline float Sigmoid(float x) {
+  x = std::min(std::max(x, -40.0f), 40.0f);
+  return 1.0f / (1.0f + std::exp(-x));
+}
+inline float Tanh(float x) {
+  x = std::min(std::max(x, -20.0f), 20.0f);
+  return 2.0f / (1.0f + std::exp(-2.0f * x)) - 1.0f;
+}
+void SigmoidInPlace(float* __restrict x, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) x[j] = Sigmoid(x[j]);
+}
+void TanhInPlace(float* __restrict x, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) x[j] = Tanh(x[j]);
+}
+
+struct Dims {
+  int64_t problems, T, B, H, G;
+  int64_t step(int64_t s, bool reverse) const { return reverse ? T - 1 - s : s; }
+};
+
+// Dims from xp or ct_y [..., T, B, X] and a carry [..., B, H]; G from w [..., H, G].
+template <typename A, typename C, typename W>
+Dims DimsOf(const A& seq, const C& carry, const W& w) {
+  auto sd = seq.dimensions();
+  auto hd = carry.dimensions();
+  auto wd = w.dimensions();
+  const size_t r = sd.size();
+  Dims d{1, sd[r - 3], sd[r - 2], hd[hd.size() - 1], wd[wd.size() - 1]};
+  for (size_t i = 0; i + 3 < r; ++i) d.problems *= sd[i];
+  return d;
+}
+
+ffi::Error Check(const Dims& d, int64_t gates) {
+  if (g_sgemm == nullptr) return ffi::Error::Internal("rnnlab kernels: no BLAS was set");
+  if (d.G != gates * d.H) return ffi::Error::InvalidArgument("rnnlab kernels: G != gates * H");
+  return ffi::Error::Success();
+}
+
+// Threads for a step split into n rows or units: at least 8 each, at most the pool's;
+// one where a step's product is too small to pay for a synchronisation (a few
+// microseconds: under 2^17 multiply-adds).
+int64_t PartsFor(const ffi::ThreadPool& pool, const Dims& d, int64_t n) {
+  if (d.B * d.H * d.G < (int64_t{1} << 17)) return 1;
+  return std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), n / 8));
+}
+
+// ---------------------------------------------------------------------------- LSTM
+// Units [j0, j1) of one row: the gates in place (sigmoid on i, f, o, tanh on z), then
+// the new cell and output.
+void LstmUnits(float* __restrict g, const float* __restrict cp, float* __restrict h,
+               float* __restrict c, int64_t H, int64_t j0, int64_t j1) {
+  SigmoidInPlace(g + j0, j1 - j0);
+  SigmoidInPlace(g + H + j0, j1 - j0);
+  TanhInPlace(g + 2 * H + j0, j1 - j0);
+  SigmoidInPlace(g + 3 * H + j0, j1 - j0);
+  for (int64_t j = j0; j < j1; ++j) {
+    const float cj = g[H + j] * cp[j] + g[j] * g[2 * H + j];
+    c[j] = cj;
+    h[j] = g[3 * H + j] * Tanh(cj);
+  }
+}
+
+// a [T,B,G] holds xp on entry (XLA aliases the two) and the activated gates on exit.
+// Each thread takes a range of hidden units: its columns of the four gate blocks (a
+// quarter of w's columns each to pack) and then those units' cells, for every row.
+void LstmForward(const Team& par, const Dims& d, bool reverse, const float* w,
+                 const float* h0, const float* c0, const float* mask, float* a, float* hc,
+                 float* cc) {
+  const int64_t B = d.B, H = d.H, G = d.G;
+  for (int64_t s = 0; s < d.T; ++s) {
+    const int64_t t = d.step(s, reverse), p = s ? d.step(s - 1, reverse) : -1;
+    const float* hp = p < 0 ? h0 : hc + p * B * H;
+    const float* cp = p < 0 ? c0 : cc + p * B * H;
+    float* at = a + t * B * G;
+    par.For([&](int64_t part) {
+      int64_t j0, j1;
+      Rows(H, par.parts(), part, &j0, &j1);
+      for (int64_t gate = 0; gate < 4; ++gate) {
+        GemmCols(hp, H, w + gate * H + j0, G, at + gate * H + j0, G, B, j1 - j0, H);
+      }
+      for (int64_t b = 0; b < B; ++b) {
+        float* hb = hc + (t * B + b) * H;
+        float* cb = cc + (t * B + b) * H;
+        if (mask[t * B + b] == 0.0f) {
+          std::memcpy(hb + j0, hp + b * H + j0, sizeof(float) * (j1 - j0));
+          std::memcpy(cb + j0, cp + b * H + j0, sizeof(float) * (j1 - j0));
+          continue;
+        }
+        LstmUnits(at + b * G, cp + b * H, hb, cb, H, j0, j1);
+      }
+    });
+  }
+}
+
+// Units [j0, j1) of one row's gate cotangents, written over its gates (g and dz may be
+// the same array); the cell's cotangent moves one step back, the output's is cleared
+// for the recurrent product to fill.
+void LstmUnitsBackward(const float* g, const float* __restrict c, const float* __restrict cp,
+                       const float* __restrict cty, float* dz, float* __restrict dh,
+                       float* __restrict dc, int64_t H, int64_t j0, int64_t j1) {
+  for (int64_t j = j0; j < j1; ++j) {
+    const float i = g[j], f = g[H + j], z = g[2 * H + j], o = g[3 * H + j];
+    const float tc = Tanh(c[j]);
+    const float dhj = dh[j] + cty[j];
+    const float dcj = dc[j] + dhj * o * (1.0f - tc * tc);
+    dz[j] = dcj * z * i * (1.0f - i);
+    dz[H + j] = dcj * cp[j] * f * (1.0f - f);
+    dz[2 * H + j] = dcj * i * (1.0f - z * z);
+    dz[3 * H + j] = dhj * tc * o * (1.0f - o);
+    dc[j] = dcj * f;
+    dh[j] = 0.0f;
+  }
+}
+
+// dz [T,B,G] holds the activated gates on entry (XLA aliases it to a) and the cotangent
+// of the gate pre-activations on exit; dh, dc [B,H] enter as the final carry's cotangent
+// and leave as the initial carry's. A masked row passes its carry's cotangent through.
+// Each step is two passes split by hidden units: the gates' cotangents, then
+// dh[:, units] += dz_t @ w[units, :]^T (each thread packs its rows of w).
+void LstmBackward(const Team& par, const Dims& d, bool reverse, const float* w,
+                  const float* cc, const float* c0, const float* mask, const float* ct_y,
+                  float* dz, float* dh, float* dc) {
+  const int64_t B = d.B, H = d.H, G = d.G;
+  for (int64_t s = d.T - 1; s >= 0; --s) {
+    const int64_t t = d.step(s, reverse), p = s ? d.step(s - 1, reverse) : -1;
+    const float* cp = p < 0 ? c0 : cc + p * B * H;
+    float* dzt = dz + t * B * G;
+    par.For([&](int64_t part) {
+      int64_t j0, j1;
+      Rows(H, par.parts(), part, &j0, &j1);
+      for (int64_t b = 0; b < B; ++b) {
+        float* dzb = dzt + b * G;
+        if (mask[t * B + b] == 0.0f) {
+          for (int64_t gate = 0; gate < 4; ++gate) {
+            std::memset(dzb + gate * H + j0, 0, sizeof(float) * (j1 - j0));
+          }
+          continue;
+        }
+        LstmUnitsBackward(dzb, cc + (t * B + b) * H, cp + b * H, ct_y + (t * B + b) * H, dzb,
+                          dh + b * H, dc + b * H, H, j0, j1);
+      }
+    });
+    par.For([&](int64_t part) {
+      int64_t j0, j1;
+      Rows(H, par.parts(), part, &j0, &j1);
+      GemmT(dzt, G, w + j0 * G, G, dh + j0, H, B, j1 - j0, G);
+    });
+  }
+}
+
+// ----------------------------------------------------------------------------- GRU
+// hu [B,G]: scratch for h@w + b_rec.
+void GruForward(const Team& par, const Dims& d, bool reverse, const float* xp,
+                const float* w, const float* b_rec, const float* h0, const float* mask,
+                float* a, float* hc, float* hu) {
+  const int64_t B = d.B, H = d.H, G = d.G;
+  for (int64_t s = 0; s < d.T; ++s) {
+    const int64_t t = d.step(s, reverse), p = s ? d.step(s - 1, reverse) : -1;
+    const float* hp = p < 0 ? h0 : hc + p * B * H;
+    par.For([&](int64_t part) {
+      int64_t b0, b1;
+      Rows(B, par.parts(), part, &b0, &b1);
+      for (int64_t b = b0; b < b1; ++b) std::memcpy(hu + b * G, b_rec, sizeof(float) * G);
+      Gemm(hp + b0 * H, w, false, hu + b0 * G, b1 - b0, G, H, 1.0f);
+      for (int64_t b = b0; b < b1; ++b) {
+        const float* __restrict x = xp + (t * B + b) * G;
+        const float* __restrict u = hu + b * G;
+        const float* __restrict hpb = hp + b * H;
+        float* __restrict r = a + (t * B + b) * 4 * H;
+        float* __restrict hb = hc + (t * B + b) * H;
+        if (mask[t * B + b] == 0.0f) {
+          std::memcpy(hb, hpb, sizeof(float) * H);
+          continue;
+        }
+        for (int64_t j = 0; j < 2 * H; ++j) r[j] = Sigmoid(x[j] + u[j]);
+        for (int64_t j = 0; j < H; ++j) {
+          const float n = Tanh(x[2 * H + j] + r[j] * u[2 * H + j]);
+          const float z = r[H + j];
+          r[2 * H + j] = n;
+          r[3 * H + j] = u[2 * H + j];
+          hb[j] = (1.0f - z) * n + z * hpb[j];
+        }
+      }
+    });
+  }
+}
+
+// dxp, dhw [T,B,G]: the cotangents of the input and recurrent products (h@w + b_rec);
+// dh [B,H] enters as the final carry's cotangent and leaves as the initial carry's.
+void GruBackward(const Team& par, const Dims& d, bool reverse, const float* w,
+                 const float* a, const float* hc, const float* h0, const float* mask,
+                 const float* ct_y, float* dxp, float* dhw, float* dh) {
+  const int64_t B = d.B, H = d.H, G = d.G;
+  for (int64_t s = d.T - 1; s >= 0; --s) {
+    const int64_t t = d.step(s, reverse), p = s ? d.step(s - 1, reverse) : -1;
+    const float* hp = p < 0 ? h0 : hc + p * B * H;
+    float* dut = dhw + t * B * G;
+    par.For([&](int64_t part) {
+      int64_t b0, b1;
+      Rows(B, par.parts(), part, &b0, &b1);
+      for (int64_t b = b0; b < b1; ++b) {
+        float* __restrict dx = dxp + (t * B + b) * G;
+        float* __restrict du = dut + b * G;
+        if (mask[t * B + b] == 0.0f) {
+          std::memset(dx, 0, sizeof(float) * G);
+          std::memset(du, 0, sizeof(float) * G);
+          continue;
+        }
+        const float* __restrict g = a + (t * B + b) * 4 * H;
+        const float* __restrict hpb = hp + b * H;
+        const float* __restrict cty = ct_y + (t * B + b) * H;
+        float* __restrict dhb = dh + b * H;
+        for (int64_t j = 0; j < H; ++j) {
+          const float r = g[j], z = g[H + j], n = g[2 * H + j], un = g[3 * H + j];
+          const float dhj = dhb[j] + cty[j];
+          const float dn = dhj * (1.0f - z) * (1.0f - n * n);
+          const float dr = dn * un * r * (1.0f - r);
+          const float dzz = dhj * (hpb[j] - n) * z * (1.0f - z);
+          dx[j] = dr;
+          dx[H + j] = dzz;
+          dx[2 * H + j] = dn;
+          du[j] = dr;
+          du[H + j] = dzz;
+          du[2 * H + j] = dn * r;
+          dhb[j] = dhj * z;
+        }
+      }
+      Gemm(dut + b0 * G, w, true, dh + b0 * H, b1 - b0, H, G, 1.0f);
+    });
+  }
+}
+
+// ------------------------------------------------------------------ weight gradient
+// dw [H,G] = sum_t h_{t-1}^T dz_t over steps in processing order (h_{-1} = h0): two
+// products (the first step, then all others at once), split by columns of dw.
+void WeightGrad(const Team& par, const Dims& d, bool reverse, const float* h0, const float* hc,
+                const float* dz, float* dw) {
+  const int64_t B = d.B, H = d.H, G = d.G, T = d.T;
+  const int64_t first = reverse ? T - 1 : 0;
+  const float* h_rest = reverse ? hc + B * H : hc;    // h_{t-1} of the other steps
+  const float* dz_rest = reverse ? dz : dz + B * G;  // their dz, contiguous
+  par.For([&](int64_t part) {
+    int64_t g0, g1;
+    Rows(G, par.parts(), part, &g0, &g1);
+    std::fill(dw + g0, dw + g1, 0.0f);
+    for (int64_t j = 1; j < H; ++j) std::fill(dw + j * G + g0, dw + j * G + g1, 0.0f);
+    GemmTN(h0, H, dz + first * B * G + g0, G, dw + g0, G, H, g1 - g0, B, 1.0f);
+    GemmTN(h_rest, H, dz_rest + g0, G, dw + g0, G, H, g1 - g0, (T - 1) * B, 1.0f);
+  });
+}
+
+// ------------------------------------------------------------------ FFI handlers
+using F32 = ffi::Buffer<ffi::F32>;
+using OutF32 = ffi::ResultBuffer<ffi::F32>;
+
+void CopyUnlessAliased(float* to, const float* from, int64_t n) {
+  if (to != from) std::memcpy(to, from, sizeof(float) * n);
+}
+
+ffi::Error LstmFwdImpl(ffi::ThreadPool pool, F32 xp, F32 w, F32 h0, F32 c0, F32 mask,
+                       bool reverse, OutF32 a, OutF32 hc, OutF32 cc) {
+  const Dims d = DimsOf(xp, h0, w);
+  if (auto e = Check(d, 4); e.failure()) return e;
+  SingleThreadedBlas blas;
+  const Team par(pool, PartsFor(pool, d, d.H));
+  const int64_t TBG = d.T * d.B * d.G, TBH = d.T * d.B * d.H, BH = d.B * d.H;
+  CopyUnlessAliased(a->typed_data(), xp.typed_data(), d.problems * TBG);
+  for (int64_t n = 0; n < d.problems; ++n) {
+    LstmForward(par, d, reverse, w.typed_data() + n * d.H * d.G, h0.typed_data() + n * BH,
+                c0.typed_data() + n * BH, mask.typed_data() + n * d.T * d.B,
+                a->typed_data() + n * TBG, hc->typed_data() + n * TBH,
+                cc->typed_data() + n * TBH);
+  }
+  return ffi::Error::Success();
+}
+
+ffi::Error LstmBwdImpl(ffi::ThreadPool pool, F32 a, F32 w, F32 cc, F32 c0, F32 mask, F32 ct_y,
+                       F32 ct_h, F32 ct_c, F32 h0, F32 hc, bool reverse, OutF32 dz, OutF32 dh0,
+                       OutF32 dc0, OutF32 dw) {
+  const Dims d = DimsOf(ct_y, ct_h, w);
+  if (auto e = Check(d, 4); e.failure()) return e;
+  SingleThreadedBlas blas;
+  const Team par(pool, PartsFor(pool, d, d.H));
+  const int64_t TBG = d.T * d.B * d.G, TBH = d.T * d.B * d.H, BH = d.B * d.H;
+  CopyUnlessAliased(dz->typed_data(), a.typed_data(), d.problems * TBG);
+  std::memcpy(dh0->typed_data(), ct_h.typed_data(), sizeof(float) * d.problems * BH);
+  std::memcpy(dc0->typed_data(), ct_c.typed_data(), sizeof(float) * d.problems * BH);
+  for (int64_t n = 0; n < d.problems; ++n) {
+    LstmBackward(par, d, reverse, w.typed_data() + n * d.H * d.G, cc.typed_data() + n * TBH,
+                 c0.typed_data() + n * BH, mask.typed_data() + n * d.T * d.B,
+                 ct_y.typed_data() + n * TBH, dz->typed_data() + n * TBG,
+                 dh0->typed_data() + n * BH, dc0->typed_data() + n * BH);
+    WeightGrad(par, d, reverse, h0.typed_data() + n * BH, hc.typed_data() + n * TBH,
+               dz->typed_data() + n * TBG, dw->typed_data() + n * d.H * d.G);
+  }
+  return ffi::Error::Success();
+}
+
+ffi::Error GruFwdImpl(ffi::ThreadPool pool, F32 xp, F32 w, F32 b_rec, F32 h0, F32 mask,
+                      bool reverse, OutF32 a, OutF32 hc, OutF32 hu) {
+  const Dims d = DimsOf(xp, h0, w);
+  if (auto e = Check(d, 3); e.failure()) return e;
+  SingleThreadedBlas blas;
+  const Team par(pool, PartsFor(pool, d, d.B));
+  const int64_t TBG = d.T * d.B * d.G, TBH = d.T * d.B * d.H, BH = d.B * d.H;
+  for (int64_t n = 0; n < d.problems; ++n) {
+    GruForward(par, d, reverse, xp.typed_data() + n * TBG, w.typed_data() + n * d.H * d.G,
+               b_rec.typed_data() + n * d.G, h0.typed_data() + n * BH,
+               mask.typed_data() + n * d.T * d.B, a->typed_data() + n * 4 * TBH,
+               hc->typed_data() + n * TBH, hu->typed_data() + n * d.B * d.G);
+  }
+  return ffi::Error::Success();
+}
+
+ffi::Error GruBwdImpl(ffi::ThreadPool pool, F32 w, F32 a, F32 hc, F32 h0, F32 mask, F32 ct_y,
+                      F32 ct_h, bool reverse, OutF32 dxp, OutF32 dhw, OutF32 dh0, OutF32 dw) {
+  const Dims d = DimsOf(ct_y, ct_h, w);
+  if (auto e = Check(d, 3); e.failure()) return e;
+  SingleThreadedBlas blas;
+  const Team par(pool, PartsFor(pool, d, d.B));
+  const int64_t TBG = d.T * d.B * d.G, TBH = d.T * d.B * d.H, BH = d.B * d.H;
+  std::memcpy(dh0->typed_data(), ct_h.typed_data(), sizeof(float) * d.problems * BH);
+  for (int64_t n = 0; n < d.problems; ++n) {
+    GruBackward(par, d, reverse, w.typed_data() + n * d.H * d.G, a.typed_data() + n * 4 * TBH,
+                hc.typed_data() + n * TBH, h0.typed_data() + n * BH,
+                mask.typed_data() + n * d.T * d.B, ct_y.typed_data() + n * TBH,
+                dxp->typed_data() + n * TBG, dhw->typed_data() + n * TBG,
+                dh0->typed_data() + n * BH);
+    WeightGrad(par, d, reverse, h0.typed_data() + n * BH, hc.typed_data() + n * TBH,
+               dhw->typed_data() + n * TBG, dw->typed_data() + n * d.H * d.G);
+  }
+  return ffi::Error::Success();
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlabLstmFwd, LstmFwdImpl,
+                              ffi::Ffi::Bind().Ctx<ffi::ThreadPool>()
+                                  .Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
+                                  .Attr<bool>("reverse")
+                                  .Ret<F32>().Ret<F32>().Ret<F32>());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlabLstmBwd, LstmBwdImpl,
+                              ffi::Ffi::Bind().Ctx<ffi::ThreadPool>()
+                                  .Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
+                                  .Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
+                                  .Attr<bool>("reverse")
+                                  .Ret<F32>().Ret<F32>().Ret<F32>().Ret<F32>());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlabGruFwd, GruFwdImpl,
+                              ffi::Ffi::Bind().Ctx<ffi::ThreadPool>()
+                                  .Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
+                                  .Attr<bool>("reverse")
+                                  .Ret<F32>().Ret<F32>().Ret<F32>());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlabGruBwd, GruBwdImpl,
+                              ffi::Ffi::Bind().Ctx<ffi::ThreadPool>()
+                                  .Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
+                                  .Arg<F32>().Arg<F32>()
+                                  .Attr<bool>("reverse")
+                                  .Ret<F32>().Ret<F32>().Ret<F32>().Ret<F32>());
+
+extern "C" void rnnlab_set_blas(void* sgemm, void* set_threads, void* get_threads) {
+  g_sgemm = reinterpret_cast<Sgemm>(sgemm);
+  g_set_threads = reinterpret_cast<SetThreads>(set_threads);
+  g_get_threads = reinterpret_cast<GetThreads>(get_threads);
+}

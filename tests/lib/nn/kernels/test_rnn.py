@@ -1,0 +1,125 @@
+"""The fused LSTM and GRU kernels equal the lax.scan unroll: outputs, final carries and
+gradients of every input, with ragged masks, both directions, under vmap."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lib.errors import ConfigError
+from lib.nn import cells, kernels, recurrence, scans
+
+B, T, D, H = 5, 9, 3, 16
+LENGTHS = np.array([9, 4, 7, 1, 9])
+
+pytestmark = pytest.mark.skipif(bool(kernels.unsupported()),
+                                reason=f"fused kernels unavailable: {kernels.unsupported()}")
+
+
+def _setup(name, seed=0):
+  cell = cells.make(name, H)
+  key = jax.random.key(seed)
+  p = jax.tree.map(lambda v: v + 0.1 * jax.random.normal(key, v.shape), cell.init(key, D))
+  x = jnp.asarray(np.random.default_rng(seed).standard_normal((B, T, D)), jnp.float32)
+  mask = jnp.asarray(np.arange(T)[None] < LENGTHS[:, None], jnp.float32)
+  leaves, tree = jax.tree.flatten(cell.zero_carry((B,)))
+  keys = jax.random.split(jax.random.fold_in(key, 1), len(leaves))
+  carry0 = jax.tree.unflatten(tree, [jax.random.normal(k, z.shape) for k, z in zip(keys, leaves)])
+  return cell, p, x, mask, carry0
+
+
+def _values_and_grads(cell, p, x, mask, carry0, kernel):
+  """Both directions' outputs and final carries, and the gradients of a loss on all of
+  them with respect to the parameters, the inputs and the initial carry."""
+  r = jax.random.normal(jax.random.key(7), (2, B, T, H))
+
+  def loss(p, x, c0):
+    total, outs = 0.0, []
+    for i, reverse in enumerate((False, True)):
+      c, y = recurrence.unroll(cell, p, x, mask_BxT=mask, initial_carry=c0, reverse=reverse,
+                               kernel=kernel)
+      total = total + jnp.sum(y * r[i]) + 0.1 * sum(jnp.sum(c_ ** 2) for c_ in jax.tree.leaves(c))
+      outs.append((c, y))
+    return total, outs
+
+  (_, out), grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True))(
+      p, x, carry0)
+  return out, grads
+
+
+def _assert_close(a, b, tol=2e-5):
+  for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+    np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+@pytest.mark.parametrize("masked", [False, True])
+def test_fused_equals_the_scan(name, masked):
+  cell, p, x, mask, carry0 = _setup(name)
+  mask = mask if masked else None
+  ref = _values_and_grads(cell, p, x, mask, carry0, "scan")
+  got = _values_and_grads(cell, p, x, mask, carry0, "fused")
+  _assert_close(got, ref)
+  if masked:  # outputs past each sequence's end are exactly zero
+    y = got[0][0][1]
+    assert float(jnp.abs(y * (1 - mask[..., None])).max()) == 0.0
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_fused_under_vmap_of_per_trial_weights(name):
+  """Two nested vmaps (trials x seeds): the kernel loops over the problems it is given."""
+  cell, p, x, mask, carry0 = _setup(name)
+  p_2x3 = jax.tree.map(lambda v: v * jnp.linspace(0.5, 1.5, 6).reshape(2, 3, *([1] * v.ndim)), p)
+
+  def grads(kernel):
+    def loss(q):
+      return jnp.sum(recurrence.unroll(cell, q, x, mask_BxT=mask, initial_carry=carry0,
+                                       kernel=kernel)[1] ** 2)
+    return jax.jit(jax.vmap(jax.vmap(jax.value_and_grad(loss))))(p_2x3)
+
+  _assert_close(grads("fused"), grads("scan"), tol=5e-5)
+
+
+def test_fused_without_a_recurrent_bias():
+  cell = cells.make("gru", H, use_bias=False)
+  p = cell.init(jax.random.key(3), D)
+  x = jax.random.normal(jax.random.key(4), (B, T, D))
+
+  def grads(kernel):
+    return jax.value_and_grad(lambda q: jnp.sum(recurrence.unroll(cell, q, x, kernel=kernel)[1]))(p)
+
+  _assert_close(grads("fused"), grads("scan"))
+
+
+def test_auto_picks_fused_where_it_can_run():
+  lstm = cells.make("lstm", H)
+  w, xp = jnp.zeros((H, 4 * H)), jnp.zeros((T, B, 4 * H))
+  carry = lstm.zero_carry((B,))
+  auto = scans.resolve_kernel("auto", lstm, w, xp, carry)
+  assert auto is (scans.DenseKernel.FUSED if jax.device_count() == 1 else scans.DenseKernel.SCAN)
+  assert scans.resolve_kernel("auto", lstm, w, xp, carry, fast_grad=False) is scans.DenseKernel.SCAN
+  bf16 = scans.resolve_kernel("auto", lstm, w.astype(jnp.bfloat16), xp, carry)
+  assert bf16 is scans.DenseKernel.SCAN
+  elman = cells.make("elman", H)
+  assert scans.resolve_kernel("auto", elman, w[:, :H], xp[..., :H],
+                              elman.zero_carry((B,))) is scans.DenseKernel.SCAN
+
+
+def test_forward_mode_autodiff_takes_the_scan():
+  """fast_grad=False (jvp, Hessian-vector products) runs lax.scan under AUTO."""
+  cell, p, x, _, _ = _setup("lstm")
+  f = lambda q: recurrence.unroll(cell, q, x, fast_grad=False)[1]  # noqa: E731
+  _, tangent = jax.jvp(f, (p,), (jax.tree.map(jnp.ones_like, p),))
+  assert np.isfinite(np.asarray(tangent)).all()
+
+
+def test_bad_kernel_choices_are_one_line_errors():
+  cell, p, x, _, _ = _setup("lstm")
+  with pytest.raises(ConfigError, match=r"Unknown dense kernel 'fast'.*\['auto', 'scan', 'fused'\]"):
+    recurrence.unroll(cell, p, x, kernel="fast")
+  with pytest.raises(ConfigError, match="kernel='fused' needs float32"):
+    recurrence.unroll(cell, p, x, kernel="fused", dtype=jnp.bfloat16)
+  with pytest.raises(ConfigError, match="kernel='fused' needs an LSTM or GRU cell"):
+    recurrence.unroll(cells.make("elman", H), cells.make("elman", H).init(jax.random.key(0), D), x,
+                      kernel="fused")
+  with pytest.raises(ConfigError, match="kernel='fused' takes the input product hoisted"):
+    recurrence.unroll(cell, p, x, kernel="fused", input_product="in_step")
