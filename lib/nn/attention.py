@@ -7,6 +7,10 @@ Scores, for a query ``q`` (a decoder state) and a key ``k`` (an encoder output):
 * ``general``: ``q W k`` (Luong's bilinear form);
 * ``additive``: ``v . tanh(q W_q + k W_k)`` (Bahdanau).
 
+On the CPU, with one device and float32 operands, ``additive`` scores run through a
+fused kernel (:mod:`lib.nn.kernels.attention`) that never writes the ``B x T x S x A``
+tanh to memory; ``kernel='xla'`` keeps XLA's form.
+
 Padded memory steps get zero weight. Queries are ``BxTxQ`` so a teacher-forced
 decoder attends for every step in one batched product, and greedy decoding
 calls the same code with ``T = 1``.
@@ -19,7 +23,8 @@ import jax
 import jax.numpy as jnp
 
 from lib.errors import ConfigError
-from lib.nn import initializers
+from lib.nn import initializers, kernels
+from lib.nn.kernels import attention as kernel_attention
 
 KINDS = ("dot", "general", "additive")
 
@@ -42,22 +47,46 @@ def init(kind: str, key: jax.Array, query_dim: int, key_dim: int, dim: int = 0) 
   raise ConfigError(f"Unknown attention {kind!r}; expected one of {KINDS}.")
 
 
-def scores(kind: str, params: dict, q_BxTxQ: jax.Array, k_BxSxK: jax.Array) -> jax.Array:
-  """``BxTxS`` unnormalised scores."""
+KERNELS = ("auto", "xla", "fused")
+
+
+def _fused_additive(kernel: str, *arrays: jax.Array) -> bool:
+  """Whether additive scores run through the fused kernel (``kernel``: one of
+  :data:`KERNELS`); ``fused`` where it cannot run is a one-line error saying why."""
+  if kernel not in KERNELS:
+    raise ConfigError(f"Unknown attention kernel {kernel!r}; expected one of {list(KERNELS)}.")
+  if kernel == "xla":
+    return False
+  why = kernels.unsupported()
+  if not why and any(a.dtype != jnp.float32 for a in arrays):
+    why = "float32 operands"
+  if kernel == "fused" and why:
+    raise ConfigError(f"attention: kernel='fused' needs {why}; use kernel='xla'.")
+  return not why and (kernel == "fused" or jax.device_count() == 1)
+
+
+def scores(kind: str, params: dict, q_BxTxQ: jax.Array, k_BxSxK: jax.Array,
+           kernel: str = "auto") -> jax.Array:
+  """``BxTxS`` unnormalised scores (``kernel``: additive attention's, see the module
+  docstring)."""
   if kind == "dot":
     return jnp.einsum("btq,bsq->bts", q_BxTxQ, k_BxSxK)
   if kind == "general":
     return jnp.einsum("btq,qk,bsk->bts", q_BxTxQ, params["w"], k_BxSxK)
   if kind == "additive":
-    e_BxTxSxA = jnp.tanh((q_BxTxQ @ params["w_q"])[:, :, None] + (k_BxSxK @ params["w_k"])[:, None])
+    qp_BxTxA, kp_BxSxA = q_BxTxQ @ params["w_q"], k_BxSxK @ params["w_k"]
+    if _fused_additive(kernel, qp_BxTxA, kp_BxSxA, params["v"]):
+      return kernel_attention.additive_scores(qp_BxTxA, kp_BxSxA, params["v"])
+    e_BxTxSxA = jnp.tanh(qp_BxTxA[:, :, None] + kp_BxSxA[:, None])
     return e_BxTxSxA @ params["v"]
   raise ConfigError(f"Unknown attention {kind!r}; expected one of {KINDS}.")
 
 
 def attend(kind: str, params: dict, q_BxTxQ: jax.Array, memory_BxSxK: jax.Array,
-           mask_BxS: Optional[jax.Array] = None) -> tuple[jax.Array, jax.Array]:
+           mask_BxS: Optional[jax.Array] = None, kernel: str = "auto"
+           ) -> tuple[jax.Array, jax.Array]:
   """``(context_BxTxK, weights_BxTxS)``: the weighted sum of the memory per query."""
-  s = scores(kind, params, q_BxTxQ, memory_BxSxK)
+  s = scores(kind, params, q_BxTxQ, memory_BxSxK, kernel)
   if mask_BxS is not None:
     s = jnp.where(mask_BxS[:, None, :] > 0, s, jnp.finfo(s.dtype).min)
   w = jax.nn.softmax(s, axis=-1)

@@ -28,6 +28,7 @@
 #include <functional>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include "xla/ffi/api/ffi.h"
 
@@ -385,6 +386,47 @@ void WeightGrad(const Team& par, const Dims& d, bool reverse, const float* h0, c
   });
 }
 
+// ------------------------------------------------------------- additive attention
+// scores[t,s] = sum_a v[a] tanh(qp[t,a] + kp[s,a]) for one sequence (qp [T,A], kp [S,A]),
+// without the T x S x A tensor of tanh XLA would write to memory and read back.
+void AdditiveForward(const float* __restrict qp, const float* __restrict kp,
+                     const float* __restrict v, float* __restrict out, int64_t T, int64_t S,
+                     int64_t A) {
+  for (int64_t t = 0; t < T; ++t) {
+    const float* q = qp + t * A;
+    for (int64_t s = 0; s < S; ++s) {
+      const float* k = kp + s * A;
+      float acc = 0.0f;
+      for (int64_t a = 0; a < A; ++a) acc += v[a] * Tanh(q[a] + k[a]);
+      out[t * S + s] = acc;
+    }
+  }
+}
+
+// The backward pass of one sequence, the tanh recomputed: dqp, dkp [.,A] += and dv [A] +=.
+void AdditiveBackward(const float* __restrict qp, const float* __restrict kp,
+                      const float* __restrict v, const float* __restrict g,
+                      float* __restrict dqp, float* __restrict dkp, float* __restrict dv,
+                      int64_t T, int64_t S, int64_t A) {
+  for (int64_t t = 0; t < T; ++t) {
+    const float* q = qp + t * A;
+    float* dq = dqp + t * A;
+    for (int64_t s = 0; s < S; ++s) {
+      const float gts = g[t * S + s];
+      if (gts == 0.0f) continue;
+      const float* k = kp + s * A;
+      float* dk = dkp + s * A;
+      for (int64_t a = 0; a < A; ++a) {
+        const float e = Tanh(q[a] + k[a]);
+        const float de = gts * v[a] * (1.0f - e * e);
+        dq[a] += de;
+        dk[a] += de;
+        dv[a] += gts * e;
+      }
+    }
+  }
+}
+
 // ------------------------------------------------------------------ FFI handlers
 using F32 = ffi::Buffer<ffi::F32>;
 using OutF32 = ffi::ResultBuffer<ffi::F32>;
@@ -468,8 +510,75 @@ ffi::Error GruBwdImpl(ffi::ThreadPool pool, F32 w, F32 a, F32 hc, F32 h0, F32 ma
   return ffi::Error::Success();
 }
 
+// Additive attention over a batch of sequences (leading axes flattened), split by
+// sequence among the pool's threads.
+struct AttnDims {
+  int64_t N, T, S, A;
+};
+
+template <typename Q, typename K>
+AttnDims AttnDimsOf(const Q& qp, const K& kp) {
+  auto qd = qp.dimensions();
+  auto kd = kp.dimensions();
+  const size_t r = qd.size();
+  AttnDims d{1, qd[r - 2], kd[r - 2], qd[r - 1]};
+  for (size_t i = 0; i + 2 < r; ++i) d.N *= qd[i];
+  return d;
+}
+
+ffi::Error AdditiveFwdImpl(ffi::ThreadPool pool, F32 qp, F32 kp, F32 v, OutF32 out) {
+  const AttnDims d = AttnDimsOf(qp, kp);
+  const int64_t per_v = v.element_count() / d.A;  // one v, or one per sequence (vmap)
+  const Team par(pool, std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), d.N)));
+  par.For([&](int64_t part) {
+    int64_t n0, n1;
+    Rows(d.N, par.parts(), part, &n0, &n1);
+    for (int64_t n = n0; n < n1; ++n) {
+      AdditiveForward(qp.typed_data() + n * d.T * d.A, kp.typed_data() + n * d.S * d.A,
+                      v.typed_data() + (per_v > 1 ? n * per_v / d.N * d.A : 0),
+                      out->typed_data() + n * d.T * d.S, d.T, d.S, d.A);
+    }
+  });
+  return ffi::Error::Success();
+}
+
+ffi::Error AdditiveBwdImpl(ffi::ThreadPool pool, F32 qp, F32 kp, F32 v, F32 g, OutF32 dqp,
+                           OutF32 dkp, OutF32 dv) {
+  const AttnDims d = AttnDimsOf(qp, kp);
+  const int64_t per_v = v.element_count() / d.A;
+  std::fill(dqp->typed_data(), dqp->typed_data() + d.N * d.T * d.A, 0.0f);
+  std::fill(dkp->typed_data(), dkp->typed_data() + d.N * d.S * d.A, 0.0f);
+  std::fill(dv->typed_data(), dv->typed_data() + per_v * d.A, 0.0f);
+  const Team par(pool, std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), d.N)));
+  // Each part sums dv for its sequences apart; the parts' sums are added at the end.
+  std::vector<float> dv_parts(par.parts() * per_v * d.A, 0.0f);
+  par.For([&](int64_t part) {
+    int64_t n0, n1;
+    Rows(d.N, par.parts(), part, &n0, &n1);
+    for (int64_t n = n0; n < n1; ++n) {
+      const int64_t vi = per_v > 1 ? n * per_v / d.N : 0;
+      AdditiveBackward(qp.typed_data() + n * d.T * d.A, kp.typed_data() + n * d.S * d.A,
+                       v.typed_data() + vi * d.A, g.typed_data() + n * d.T * d.S,
+                       dqp->typed_data() + n * d.T * d.A, dkp->typed_data() + n * d.S * d.A,
+                       dv_parts.data() + (part * per_v + vi) * d.A, d.T, d.S, d.A);
+    }
+  });
+  for (int64_t part = 0; part < par.parts(); ++part) {
+    for (int64_t i = 0; i < per_v * d.A; ++i) dv->typed_data()[i] += dv_parts[part * per_v * d.A + i];
+  }
+  return ffi::Error::Success();
+}
+
 }  // namespace
 
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlabAdditiveFwd, AdditiveFwdImpl,
+                              ffi::Ffi::Bind().Ctx<ffi::ThreadPool>()
+                                  .Arg<F32>().Arg<F32>().Arg<F32>()
+                                  .Ret<F32>());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlabAdditiveBwd, AdditiveBwdImpl,
+                              ffi::Ffi::Bind().Ctx<ffi::ThreadPool>()
+                                  .Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
+                                  .Ret<F32>().Ret<F32>().Ret<F32>());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlabLstmFwd, LstmFwdImpl,
                               ffi::Ffi::Bind().Ctx<ffi::ThreadPool>()
                                   .Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
