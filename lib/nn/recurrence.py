@@ -181,14 +181,14 @@ def _run(cell, params, x_BxTxD, mask_BxT, initial_carry, reverse, unroll, fast_g
   fused = isinstance(cell, DenseCell) and _fused(cell, params, hoisted_acc, carry, fast_grad,
                                                  kernel)
   inside = in_step(cell, x_BxTxD.shape[-1], input_product, projected, fused)
+  x_TxBxD = jnp.swapaxes(x_BxTxD, 0, 1)  # time-major before the projection: the narrower copy
   if inside:
-    xs = x_BxTxD
+    xs_TxBxD = x_TxBxD
     acc = acc_dtype(cell.dtype if cell.dtype is not None else out_dtype)
   else:
-    xs = x_BxTxD if projected else cell.project(params, x_BxTxD)
-    acc = acc_dtype(xs.dtype if cell.dtype is None else cell.dtype)
-    xs = xs.astype(acc)
-  xs_TxBxD = jnp.swapaxes(xs, 0, 1)
+    xs_TxBxD = x_TxBxD if projected else cell.project(params, x_TxBxD)
+    acc = acc_dtype(xs_TxBxD.dtype if cell.dtype is None else cell.dtype)
+    xs_TxBxD = xs_TxBxD.astype(acc)
   carry = _initial_carry(cell, x_BxTxD.shape[:1], acc, initial_carry)
   m_TxBx1 = None
   if mask_BxT is not None:

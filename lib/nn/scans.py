@@ -3,10 +3,12 @@
 Two recurrences cover every cell of :mod:`lib.nn.cells`:
 
 * **dense**: ``carry_t = f(carry_{t-1}, xp_t, h_{t-1} @ w_rec)`` (Elman, LSTM, GRU).
-  Only a sequential ``lax.scan`` can run it. :func:`dense_scan` keeps the input
+  Only a sequential loop can run it. :func:`dense_scan` keeps the input
   product out of the loop and, under ``fast_grad``, forms the recurrent weight's
   gradient as one product over all steps, ``dW_rec = sum_t h_{t-1}^T dz_t`` (as
   cuDNN and PyTorch do), instead of the per-step product autodiff of ``scan`` makes.
+  The loop is a ``lax.scan``, or for an LSTM or GRU in float32 on the CPU one call of
+  the fused kernels of :mod:`lib.nn.kernels` each way (:class:`DenseKernel`).
 * **linear**: ``h_t = a_t * h_{t-1} + b_t`` element-wise (the notes' linear cell,
   LRU, minGRU, minLSTM, RG-LRU; mLSTM's matrix memory with ``a_t`` broadcast over
   it). :func:`linear_scan` runs it as a sequential ``lax.scan``, an associative

@@ -346,34 +346,81 @@ void LstmBackward(const Team& par, const Dims& d, bool reverse, const float* w,
                   float* dz, float* dh, float* dc) {
   const int64_t B = d.B, H = d.H, G = d.G;
   const std::vector<Packed> wt = PackParts(par, w, G, true, G, H, 1, 0);  // w^T's columns
-  for (int64_t s = d.T - 1; s >= 0; --s) {
+  // Units [j0, j1) of step s's gate cotangents.
+  auto gates = [&](int64_t s, int64_t j0, int64_t j1) {
     const int64_t t = d.step(s, reverse), p = s ? d.step(s - 1, reverse) : -1;
     const float* cp = p < 0 ? c0 : cc + p * B * H;
     float* dzt = dz + t * B * G;
-    par.For([&](int64_t part) {
-      int64_t j0, j1;
-      Rows(H, par.parts(), part, &j0, &j1);
-      for (int64_t b = 0; b < B; ++b) {
-        float* dzb = dzt + b * G;
-        if (mask[t * B + b] == 0.0f) {
-          for (int64_t gate = 0; gate < 4; ++gate) {
-            std::memset(dzb + gate * H + j0, 0, sizeof(float) * (j1 - j0));
-          }
-          continue;
+    for (int64_t b = 0; b < B; ++b) {
+      float* dzb = dzt + b * G;
+      if (mask[t * B + b] == 0.0f) {
+        for (int64_t gate = 0; gate < 4; ++gate) {
+          std::memset(dzb + gate * H + j0, 0, sizeof(float) * (j1 - j0));
         }
-        LstmUnitsBackward(dzb, cc + (t * B + b) * H, cp + b * H, ct_y + (t * B + b) * H, dzb,
-                          dh + b * H, dc + b * H, H, j0, j1);
+        continue;
       }
-    });
+      LstmUnitsBackward(dzb, cc + (t * B + b) * H, cp + b * H, ct_y + (t * B + b) * H, dzb,
+                        dh + b * H, dc + b * H, H, j0, j1);
+    }
+  };
+  // dh[:, units] += dz_s @ w[units, :]^T needs every unit's dz_s, so a step is two
+  // passes; the second's units and the next step's first pass over the same units run
+  // on one thread without a barrier between them: one barrier a step.
+  par.For([&](int64_t part) {
+    int64_t j0, j1;
+    Rows(H, par.parts(), part, &j0, &j1);
+    gates(d.T - 1, j0, j1);
+  });
+  for (int64_t s = d.T - 1; s >= 0; --s) {
+    const float* dzt = dz + d.step(s, reverse) * B * G;
     par.For([&](int64_t part) {
       int64_t j0, j1;
       Rows(H, par.parts(), part, &j0, &j1);
       GemmPacked(dzt, G, B, wt[part], dh + j0, H);
+      if (s > 0) gates(s - 1, j0, j1);
     });
   }
 }
 
 // ----------------------------------------------------------------------------- GRU
+// Units [j0, j1) of one row: the gates r, z, n and the recurrent product's n block
+// (kept for the backward pass), then the new output. One pointer per block, so the
+// compiler vectorizes every loop.
+void GruUnits(const float* __restrict x, const float* __restrict u, const float* __restrict hp,
+              float* __restrict r, float* __restrict z, float* __restrict n,
+              float* __restrict un, float* __restrict h, int64_t H, int64_t j0, int64_t j1) {
+  for (int64_t j = j0; j < j1; ++j) r[j] = Sigmoid(x[j] + u[j]);
+  for (int64_t j = j0; j < j1; ++j) z[j] = Sigmoid(x[H + j] + u[H + j]);
+  for (int64_t j = j0; j < j1; ++j) {
+    n[j] = Tanh(x[2 * H + j] + r[j] * u[2 * H + j]);
+    un[j] = u[2 * H + j];
+    h[j] = (1.0f - z[j]) * n[j] + z[j] * hp[j];
+  }
+}
+
+// One row's units [j0, j1) of the backward pass: the input and recurrent products'
+// cotangents (dx, du: blocks r, z, n) and the output's, carried one step back.
+void GruUnitsBackward(const float* __restrict r, const float* __restrict z,
+                      const float* __restrict n, const float* __restrict un,
+                      const float* __restrict hp, const float* __restrict cty,
+                      float* __restrict dx_r, float* __restrict dx_z, float* __restrict dx_n,
+                      float* __restrict du_r, float* __restrict du_z, float* __restrict du_n,
+                      float* __restrict dh, int64_t j0, int64_t j1) {
+  for (int64_t j = j0; j < j1; ++j) {
+    const float dhj = dh[j] + cty[j];
+    const float dn = dhj * (1.0f - z[j]) * (1.0f - n[j] * n[j]);
+    const float dr = dn * un[j] * r[j] * (1.0f - r[j]);
+    const float dzz = dhj * (hp[j] - n[j]) * z[j] * (1.0f - z[j]);
+    dx_r[j] = dr;
+    dx_z[j] = dzz;
+    dx_n[j] = dn;
+    du_r[j] = dr;
+    du_z[j] = dzz;
+    du_n[j] = dn * r[j];
+    dh[j] = dhj * z[j];
+  }
+}
+
 // hu [B,G]: scratch for h@w + b_rec. Each thread takes a range of hidden units: its
 // columns of the three gate blocks, then those units' gates, for every row.
 void GruForward(const Team& par, const Dims& d, bool reverse, const float* xp,
@@ -395,24 +442,14 @@ void GruForward(const Team& par, const Dims& d, bool reverse, const float* xp,
         GemmPacked(hp, H, B, wp[part * 3 + gate], hu + c0, G);
       }
       for (int64_t b = 0; b < B; ++b) {
-        const float* __restrict x = xp + (t * B + b) * G;
-        const float* __restrict u = hu + b * G;
-        const float* __restrict hpb = hp + b * H;
-        float* __restrict r = a + (t * B + b) * 4 * H;
-        float* __restrict hb = hc + (t * B + b) * H;
+        float* hb = hc + (t * B + b) * H;
         if (mask[t * B + b] == 0.0f) {
-          std::memcpy(hb + j0, hpb + j0, sizeof(float) * (j1 - j0));
+          std::memcpy(hb + j0, hp + b * H + j0, sizeof(float) * (j1 - j0));
           continue;
         }
-        for (int64_t j = j0; j < j1; ++j) r[j] = Sigmoid(x[j] + u[j]);
-        for (int64_t j = H + j0; j < H + j1; ++j) r[j] = Sigmoid(x[j] + u[j]);
-        for (int64_t j = j0; j < j1; ++j) {
-          const float n = Tanh(x[2 * H + j] + r[j] * u[2 * H + j]);
-          const float z = r[H + j];
-          r[2 * H + j] = n;
-          r[3 * H + j] = u[2 * H + j];
-          hb[j] = (1.0f - z) * n + z * hpb[j];
-        }
+        float* g = a + (t * B + b) * 4 * H;
+        GruUnits(xp + (t * B + b) * G, hu + b * G, hp + b * H, g, g + H, g + 2 * H, g + 3 * H,
+                 hb, H, j0, j1);
       }
     });
   }
@@ -426,47 +463,36 @@ void GruBackward(const Team& par, const Dims& d, bool reverse, const float* w,
                  const float* ct_y, float* dxp, float* dhw, float* dh) {
   const int64_t B = d.B, H = d.H, G = d.G;
   const std::vector<Packed> wt = PackParts(par, w, G, true, G, H, 1, 0);  // w^T's columns
-  for (int64_t s = d.T - 1; s >= 0; --s) {
+  auto gates = [&](int64_t s, int64_t j0, int64_t j1) {
     const int64_t t = d.step(s, reverse), p = s ? d.step(s - 1, reverse) : -1;
     const float* hp = p < 0 ? h0 : hc + p * B * H;
-    float* dut = dhw + t * B * G;
-    par.For([&](int64_t part) {
-      int64_t j0, j1;
-      Rows(H, par.parts(), part, &j0, &j1);
-      for (int64_t b = 0; b < B; ++b) {
-        float* __restrict dx = dxp + (t * B + b) * G;
-        float* __restrict du = dut + b * G;
-        if (mask[t * B + b] == 0.0f) {
-          for (int64_t gate = 0; gate < 3; ++gate) {
-            std::memset(dx + gate * H + j0, 0, sizeof(float) * (j1 - j0));
-            std::memset(du + gate * H + j0, 0, sizeof(float) * (j1 - j0));
-          }
-          continue;
+    for (int64_t b = 0; b < B; ++b) {
+      float* dx = dxp + (t * B + b) * G;
+      float* du = dhw + (t * B + b) * G;
+      if (mask[t * B + b] == 0.0f) {
+        for (int64_t gate = 0; gate < 3; ++gate) {
+          std::memset(dx + gate * H + j0, 0, sizeof(float) * (j1 - j0));
+          std::memset(du + gate * H + j0, 0, sizeof(float) * (j1 - j0));
         }
-        const float* __restrict g = a + (t * B + b) * 4 * H;
-        const float* __restrict hpb = hp + b * H;
-        const float* __restrict cty = ct_y + (t * B + b) * H;
-        float* __restrict dhb = dh + b * H;
-        for (int64_t j = j0; j < j1; ++j) {
-          const float r = g[j], z = g[H + j], n = g[2 * H + j], un = g[3 * H + j];
-          const float dhj = dhb[j] + cty[j];
-          const float dn = dhj * (1.0f - z) * (1.0f - n * n);
-          const float dr = dn * un * r * (1.0f - r);
-          const float dzz = dhj * (hpb[j] - n) * z * (1.0f - z);
-          dx[j] = dr;
-          dx[H + j] = dzz;
-          dx[2 * H + j] = dn;
-          du[j] = dr;
-          du[H + j] = dzz;
-          du[2 * H + j] = dn * r;
-          dhb[j] = dhj * z;
-        }
+        continue;
       }
-    });
+      const float* g = a + (t * B + b) * 4 * H;
+      GruUnitsBackward(g, g + H, g + 2 * H, g + 3 * H, hp + b * H, ct_y + (t * B + b) * H, dx,
+                       dx + H, dx + 2 * H, du, du + H, du + 2 * H, dh + b * H, j0, j1);
+    }
+  };
+  par.For([&](int64_t part) {  // one barrier a step, as the LSTM's
+    int64_t j0, j1;
+    Rows(H, par.parts(), part, &j0, &j1);
+    gates(d.T - 1, j0, j1);
+  });
+  for (int64_t s = d.T - 1; s >= 0; --s) {
+    const float* dut = dhw + d.step(s, reverse) * B * G;
     par.For([&](int64_t part) {
       int64_t j0, j1;
       Rows(H, par.parts(), part, &j0, &j1);
       GemmPacked(dut, G, B, wt[part], dh + j0, H);
+      if (s > 0) gates(s - 1, j0, j1);
     });
   }
 }
