@@ -179,7 +179,7 @@ def _run(cell, params, x_BxTxD, mask_BxT, initial_carry, reverse, unroll, fast_g
                           if cell.dtype is None else cell.dtype)
   carry = _initial_carry(cell, x_BxTxD.shape[:1], hoisted_acc, initial_carry)
   fused = isinstance(cell, DenseCell) and _fused(cell, params, hoisted_acc, carry, fast_grad,
-                                                 kernel)
+                                                 kernel, input_product)
   inside = in_step(cell, x_BxTxD.shape[-1], input_product, projected, fused)
   x_TxBxD = jnp.swapaxes(x_BxTxD, 0, 1)  # time-major before the projection: the narrower copy
   if inside:
@@ -208,9 +208,13 @@ def _run(cell, params, x_BxTxD, mask_BxT, initial_carry, reverse, unroll, fast_g
   return carry, jnp.swapaxes(y_TxBxH, 0, 1).astype(out_dtype)
 
 
-def _fused(cell, params, acc, carry, fast_grad, kernel) -> bool:
+def _fused(cell, params, acc, carry, fast_grad, kernel, input_product) -> bool:
   """Whether the dense cell's recurrence runs through the fused kernel (its hoisted
-  input product in ``acc``)."""
+  input product in ``acc``); an explicit ``input_product='in_step'`` keeps ``auto`` on
+  the scan, which takes it."""
+  if input_product == InputProduct.IN_STEP.value or input_product is InputProduct.IN_STEP:
+    if kernel in (scans.DenseKernel.AUTO, scans.DenseKernel.AUTO.value):
+      return False
   w_rec = params["w_rec"]
   w_rec = jax.ShapeDtypeStruct(w_rec.shape, cell.dtype or w_rec.dtype)
   xp = jax.ShapeDtypeStruct((1, 1, cell.proj_width), acc)

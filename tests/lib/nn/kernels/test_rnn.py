@@ -123,3 +123,11 @@ def test_bad_kernel_choices_are_one_line_errors():
                       kernel="fused")
   with pytest.raises(ConfigError, match="kernel='fused' takes the input product hoisted"):
     recurrence.unroll(cell, p, x, kernel="fused", input_product="in_step")
+
+
+def test_an_explicit_in_step_product_keeps_auto_on_the_scan():
+  cell, p, x, _, _ = _setup("gru")
+  loss = lambda q, **kw: jnp.sum(recurrence.unroll(cell, q, x, **kw)[1] ** 2)  # noqa: E731
+  in_step = jax.value_and_grad(lambda q: loss(q, input_product="in_step"))(p)
+  fused = jax.value_and_grad(lambda q: loss(q, kernel="fused"))(p)
+  _assert_close(in_step, fused)
