@@ -25,7 +25,8 @@ import optax
 
 from lib.errors import ConfigError
 from lib.metrics import Average
-from lib.nn import cells, initializers, stacks
+from lib.nn import cells, initializers, kernels, stacks
+from lib.nn.kernels import softmax as kernel_softmax
 
 Params = dict[str, Any]
 
@@ -151,8 +152,19 @@ def _softmax_nll(h_NxH, w_HxV, b_V, y_N):
   return _softmax_nll_fwd(h_NxH, w_HxV, b_V, y_N)[0]
 
 
+def _fused_rows(h, w) -> bool:
+  """Whether the element-wise part runs through :mod:`lib.nn.kernels.softmax`: float32
+  operands on the CPU with one device, where the kernels build."""
+  return (h.dtype == w.dtype == jnp.float32 and jax.device_count() == 1
+          and not kernels.unsupported())
+
+
 def _softmax_nll_fwd(h, w, b, y):
   logits = h @ w
+  if _fused_rows(h, w):
+    bias = jnp.zeros((w.shape[-1],), jnp.float32) if b is None else b.astype(jnp.float32)
+    logits, nll, lse = kernel_softmax.forward(logits, bias, y)
+    return nll, (h, w, b, y, logits, lse)
   if b is not None:
     logits = logits + b
   logits = logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
@@ -163,8 +175,11 @@ def _softmax_nll_fwd(h, w, b, y):
 
 def _softmax_nll_bwd(res, g):
   h, w, b, y, logits, lse = res
-  hit = jnp.arange(logits.shape[-1]) == y[..., None]
-  d_NxV = ((jnp.exp(logits - lse[..., None]) - hit) * g[..., None]).astype(h.dtype)
+  if _fused_rows(h, w):
+    d_NxV = kernel_softmax.backward(logits, lse, y, g.astype(jnp.float32))
+  else:
+    hit = jnp.arange(logits.shape[-1]) == y[..., None]
+    d_NxV = ((jnp.exp(logits - lse[..., None]) - hit) * g[..., None]).astype(h.dtype)
   dh = d_NxV @ w.T
   # h^T materialized before its product with d: XLA:CPU runs ``h.T @ d`` with the
   # transposed operand at 178-182 GFLOP/s and the same product on a transposed copy at

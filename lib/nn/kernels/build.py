@@ -17,7 +17,7 @@ import numpy as np
 
 SOURCE = Path(__file__).with_name("rnn_cpu.cc")
 TARGETS = ("RnnlabLstmFwd", "RnnlabLstmBwd", "RnnlabGruFwd", "RnnlabGruBwd",
-           "RnnlabAdditiveFwd", "RnnlabAdditiveBwd")
+           "RnnlabAdditiveFwd", "RnnlabAdditiveBwd", "RnnlabSoftmaxNllFwd", "RnnlabSoftmaxNllBwd")
 FLAGS = ("-O3", "-march=native", "-mprefer-vector-width=512", "-ffast-math", "-fPIC", "-shared", "-std=c++17", "-w")
 # numpy's bundled OpenBLAS (ILP64, scipy-openblas symbol names): sgemm, set and get threads.
 BLAS = ("scipy_cblas_sgemm64_", "scipy_openblas_set_num_threads64_",

@@ -699,8 +699,69 @@ ffi::Error AdditiveBwdImpl(ffi::ThreadPool pool, F32 qp, F32 kp, F32 v, F32 g, O
   return ffi::Error::Success();
 }
 
+// ------------------------------------------------------ softmax cross-entropy rows
+// Rows of logits [N, V] (leading axes flattened), one bias b [V] per problem (vmap), and
+// targets y [N]: the forward pass adds the bias in place (the buffer is aliased) and
+// writes each row's log-sum-exp and -log softmax[y]; the backward pass overwrites the
+// logits with (softmax - onehot(y)) * g. Each row is read once from memory; XLA makes
+// three to four passes over the N x V logits for the same.
+ffi::Error SoftmaxNllFwdImpl(ffi::ThreadPool pool, F32 logits, F32 b, ffi::Buffer<ffi::S32> y,
+                             OutF32 out, OutF32 nll, OutF32 lse) {
+  const auto ld = logits.dimensions();
+  const int64_t V = ld[ld.size() - 1], N = logits.element_count() / V;
+  const int64_t per_b = b.element_count() / V;
+  CopyUnlessAliased(out->typed_data(), logits.typed_data(), N * V);
+  const Team par(pool, std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), N / 8)));
+  par.For([&](int64_t part) {
+    int64_t n0, n1;
+    Rows(N, par.parts(), part, &n0, &n1);
+    for (int64_t n = n0; n < n1; ++n) {
+      float* __restrict l = out->typed_data() + n * V;
+      const float* __restrict bn = b.typed_data() + (n * per_b / N) * V;
+      float m = -INFINITY;
+      for (int64_t v = 0; v < V; ++v) {
+        l[v] += bn[v];
+        m = std::max(m, l[v]);
+      }
+      float sum = 0.0f;
+      for (int64_t v = 0; v < V; ++v) sum += std::exp(l[v] - m);
+      const float row_lse = m + std::log(sum);
+      lse->typed_data()[n] = row_lse;
+      nll->typed_data()[n] = row_lse - l[y.typed_data()[n]];
+    }
+  });
+  return ffi::Error::Success();
+}
+
+ffi::Error SoftmaxNllBwdImpl(ffi::ThreadPool pool, F32 logits, F32 lse, ffi::Buffer<ffi::S32> y,
+                             F32 g, OutF32 d) {
+  const auto ld = logits.dimensions();
+  const int64_t V = ld[ld.size() - 1], N = logits.element_count() / V;
+  CopyUnlessAliased(d->typed_data(), logits.typed_data(), N * V);
+  const Team par(pool, std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), N / 8)));
+  par.For([&](int64_t part) {
+    int64_t n0, n1;
+    Rows(N, par.parts(), part, &n0, &n1);
+    for (int64_t n = n0; n < n1; ++n) {
+      float* __restrict row = d->typed_data() + n * V;
+      const float s = lse.typed_data()[n], gn = g.typed_data()[n];
+      for (int64_t v = 0; v < V; ++v) row[v] = std::exp(row[v] - s) * gn;
+      row[y.typed_data()[n]] -= gn;
+    }
+  });
+  return ffi::Error::Success();
+}
+
 }  // namespace
 
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlabSoftmaxNllFwd, SoftmaxNllFwdImpl,
+                              ffi::Ffi::Bind().Ctx<ffi::ThreadPool>()
+                                  .Arg<F32>().Arg<F32>().Arg<ffi::Buffer<ffi::S32>>()
+                                  .Ret<F32>().Ret<F32>().Ret<F32>());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlabSoftmaxNllBwd, SoftmaxNllBwdImpl,
+                              ffi::Ffi::Bind().Ctx<ffi::ThreadPool>()
+                                  .Arg<F32>().Arg<F32>().Arg<ffi::Buffer<ffi::S32>>().Arg<F32>()
+                                  .Ret<F32>());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnlabAdditiveFwd, AdditiveFwdImpl,
                               ffi::Ffi::Bind().Ctx<ffi::ThreadPool>()
                                   .Arg<F32>().Arg<F32>().Arg<F32>()
