@@ -267,6 +267,32 @@ std::vector<Packed> PackParts(const Team& par, const float* w, int64_t ld, bool 
   return out;
 }
 
+// The backward recurrence's steps, last to first: gates(s, j0, j1) writes units
+// [j0, j1) of step s's gate cotangents du [T,B,G] (from dh, which it then clears or
+// scales), and dh[:, units] += du_s @ w[units, :]^T (wt: each part's columns of w^T)
+// needs every unit's du_s, so a step is two passes. The second's units and the next
+// step's first pass over the same units run on one thread with no barrier between them:
+// one barrier a step.
+void BackwardSteps(const Team& par, const Dims& d, bool reverse, const std::vector<Packed>& wt,
+                   const float* du, float* dh,
+                   const std::function<void(int64_t, int64_t, int64_t)>& gates) {
+  const int64_t B = d.B, H = d.H, G = d.G;
+  par.For([&](int64_t part) {
+    int64_t j0, j1;
+    Rows(H, par.parts(), part, &j0, &j1);
+    gates(d.T - 1, j0, j1);
+  });
+  for (int64_t s = d.T - 1; s >= 0; --s) {
+    const float* dut = du + d.step(s, reverse) * B * G;
+    par.For([&](int64_t part) {
+      int64_t j0, j1;
+      Rows(H, par.parts(), part, &j0, &j1);
+      GemmPacked(dut, G, B, wt[part], dh + j0, H);
+      if (s > 0) gates(s - 1, j0, j1);
+    });
+  }
+}
+
 // ---------------------------------------------------------------------------- LSTM
 // Units [j0, j1) of one row: the gates in place (sigmoid on i, f, o, tanh on z), then
 // the new cell and output.
@@ -363,23 +389,7 @@ void LstmBackward(const Team& par, const Dims& d, bool reverse, const float* w,
                         dh + b * H, dc + b * H, H, j0, j1);
     }
   };
-  // dh[:, units] += dz_s @ w[units, :]^T needs every unit's dz_s, so a step is two
-  // passes; the second's units and the next step's first pass over the same units run
-  // on one thread without a barrier between them: one barrier a step.
-  par.For([&](int64_t part) {
-    int64_t j0, j1;
-    Rows(H, par.parts(), part, &j0, &j1);
-    gates(d.T - 1, j0, j1);
-  });
-  for (int64_t s = d.T - 1; s >= 0; --s) {
-    const float* dzt = dz + d.step(s, reverse) * B * G;
-    par.For([&](int64_t part) {
-      int64_t j0, j1;
-      Rows(H, par.parts(), part, &j0, &j1);
-      GemmPacked(dzt, G, B, wt[part], dh + j0, H);
-      if (s > 0) gates(s - 1, j0, j1);
-    });
-  }
+  BackwardSteps(par, d, reverse, wt, dz, dh, gates);
 }
 
 // ----------------------------------------------------------------------------- GRU
@@ -481,20 +491,7 @@ void GruBackward(const Team& par, const Dims& d, bool reverse, const float* w,
                        dx + H, dx + 2 * H, du, du + H, du + 2 * H, dh + b * H, j0, j1);
     }
   };
-  par.For([&](int64_t part) {  // one barrier a step, as the LSTM's
-    int64_t j0, j1;
-    Rows(H, par.parts(), part, &j0, &j1);
-    gates(d.T - 1, j0, j1);
-  });
-  for (int64_t s = d.T - 1; s >= 0; --s) {
-    const float* dut = dhw + d.step(s, reverse) * B * G;
-    par.For([&](int64_t part) {
-      int64_t j0, j1;
-      Rows(H, par.parts(), part, &j0, &j1);
-      GemmPacked(dut, G, B, wt[part], dh + j0, H);
-      if (s > 0) gates(s - 1, j0, j1);
-    });
-  }
+  BackwardSteps(par, d, reverse, wt, dhw, dh, gates);
 }
 
 // ------------------------------------------------------------------ weight gradient

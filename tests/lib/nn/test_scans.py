@@ -22,25 +22,29 @@ def _random_like(key, tree):
   return jax.tree.unflatten(treedef, out)
 
 
-def _setup(name, seed=0):
+def setup(name, seed=0, *, D=D, H=H, lengths=LENGTHS):
+  """A cell, perturbed parameters, inputs, a right-padded mask of ``lengths`` (the batch;
+  the longest is T) and a random initial carry."""
+  B, T = len(lengths), int(max(lengths))
   cell = cells.make(name, H)
   key = jax.random.key(seed)
   p = jax.tree.map(lambda v: v + 0.1 * jax.random.normal(key, v.shape), cell.init(key, D))
   x = jnp.asarray(np.random.default_rng(seed).standard_normal((B, T, D)), jnp.float32)
-  mask = jnp.asarray(np.arange(T)[None] < LENGTHS[:, None], jnp.float32)
+  mask = jnp.asarray(np.arange(T)[None] < np.asarray(lengths)[:, None], jnp.float32)
   carry0 = _random_like(jax.random.fold_in(key, 1), cell.zero_carry((B,)))
   return cell, p, x, mask, carry0
 
 
-def _values_and_grads(cell, p, x, mask, carry0, fast_grad):
-  """Outputs, final carries and gradients of both directions in one program."""
-  r = jax.random.normal(jax.random.key(7), (2, B, T, H))
+def values_and_grads(cell, p, x, mask, carry0, **unroll_kw):
+  """Outputs, final carries and gradients of both directions in one program
+  (``unroll_kw``: :func:`recurrence.unroll`'s options, e.g. ``fast_grad``, ``kernel``)."""
+  r = jax.random.normal(jax.random.key(7), (2, *x.shape[:2], cell.hidden))
 
   def loss(p, x, c0):
     total, outs = 0.0, []
     for i, reverse in enumerate((False, True)):
       c, y = recurrence.unroll(cell, p, x, mask_BxT=mask, initial_carry=c0, reverse=reverse,
-                               fast_grad=fast_grad)
+                               **unroll_kw)
       tail = sum(jnp.sum(jnp.abs(leaf) ** 2) for leaf in jax.tree.leaves(c))
       total = total + jnp.sum(y * r[i]) + 0.1 * tail
       outs.append((c, y))
@@ -55,12 +59,12 @@ def _values_and_grads(cell, p, x, mask, carry0, fast_grad):
 def test_every_scan_equals_the_sequential_one(name):
   """Masks, an initial state, both directions; each algorithm with its own backward
   pass (fast_grad) against autodiff of the sequential scan."""
-  cell, p, x, mask, carry0 = _setup(name)
-  ref = _values_and_grads(cells.make(name, H, scan="sequential"), p, x, mask, carry0,
+  cell, p, x, mask, carry0 = setup(name)
+  ref = values_and_grads(cells.make(name, H, scan="sequential"), p, x, mask, carry0,
                           fast_grad=False)
   for scan in ("sequential", "associative", "chunked"):
     fast = cells.make(name, H, scan=scan, chunk=4)  # 11 steps: 3 chunks, one padded
-    got = _values_and_grads(fast, p, x, mask, carry0, fast_grad=True)
+    got = values_and_grads(fast, p, x, mask, carry0, fast_grad=True)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5,
                                                          err_msg=f"{name} {scan}"), got, ref)
 

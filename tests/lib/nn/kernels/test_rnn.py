@@ -1,5 +1,9 @@
 """The fused LSTM and GRU kernels equal the lax.scan unroll: outputs, final carries and
 gradients of every input, with ragged masks, both directions, under vmap."""
+import os
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,43 +11,22 @@ import pytest
 
 from lib.errors import ConfigError
 from lib.nn import cells, kernels, recurrence, scans
+from tests.lib.nn.test_scans import setup, values_and_grads
 
-B, T, D, H = 5, 9, 3, 16
-LENGTHS = np.array([9, 4, 7, 1, 9])
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))))
+D, H = 3, 80
+LENGTHS = np.array([9, 4, 7, 1, 9, 2, 9, 8, 3, 9, 5])
+B, T = len(LENGTHS), 9
 
 pytestmark = pytest.mark.skipif(bool(kernels.unsupported()),
                                 reason=f"fused kernels unavailable: {kernels.unsupported()}")
 
 
-def _setup(name, seed=0):
-  cell = cells.make(name, H)
-  key = jax.random.key(seed)
-  p = jax.tree.map(lambda v: v + 0.1 * jax.random.normal(key, v.shape), cell.init(key, D))
-  x = jnp.asarray(np.random.default_rng(seed).standard_normal((B, T, D)), jnp.float32)
-  mask = jnp.asarray(np.arange(T)[None] < LENGTHS[:, None], jnp.float32)
-  leaves, tree = jax.tree.flatten(cell.zero_carry((B,)))
-  keys = jax.random.split(jax.random.fold_in(key, 1), len(leaves))
-  carry0 = jax.tree.unflatten(tree, [jax.random.normal(k, z.shape) for k, z in zip(keys, leaves)])
-  return cell, p, x, mask, carry0
-
-
-def _values_and_grads(cell, p, x, mask, carry0, kernel):
-  """Both directions' outputs and final carries, and the gradients of a loss on all of
-  them with respect to the parameters, the inputs and the initial carry."""
-  r = jax.random.normal(jax.random.key(7), (2, B, T, H))
-
-  def loss(p, x, c0):
-    total, outs = 0.0, []
-    for i, reverse in enumerate((False, True)):
-      c, y = recurrence.unroll(cell, p, x, mask_BxT=mask, initial_carry=c0, reverse=reverse,
-                               kernel=kernel)
-      total = total + jnp.sum(y * r[i]) + 0.1 * sum(jnp.sum(c_ ** 2) for c_ in jax.tree.leaves(c))
-      outs.append((c, y))
-    return total, outs
-
-  (_, out), grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True))(
-      p, x, carry0)
-  return out, grads
+def _setup(name):
+  """Big enough for the kernels to split each step over two threads (2^17 multiply-adds),
+  with 11 rows (a partial 8-row block) and 80 units (a partial 32-column panel a thread)."""
+  return setup(name, D=D, H=H, lengths=LENGTHS)
 
 
 def _assert_close(a, b, tol=2e-5):
@@ -56,8 +39,8 @@ def _assert_close(a, b, tol=2e-5):
 def test_fused_equals_the_scan(name, masked):
   cell, p, x, mask, carry0 = _setup(name)
   mask = mask if masked else None
-  ref = _values_and_grads(cell, p, x, mask, carry0, "scan")
-  got = _values_and_grads(cell, p, x, mask, carry0, "fused")
+  ref = values_and_grads(cell, p, x, mask, carry0, kernel="scan")
+  got = values_and_grads(cell, p, x, mask, carry0, kernel="fused")
   _assert_close(got, ref)
   if masked:  # outputs past each sequence's end are exactly zero
     y = got[0][0][1]
@@ -131,3 +114,21 @@ def test_an_explicit_in_step_product_keeps_auto_on_the_scan():
   in_step = jax.value_and_grad(lambda q: loss(q, input_product="in_step"))(p)
   fused = jax.value_and_grad(lambda q: loss(q, kernel="fused"))(p)
   _assert_close(in_step, fused)
+
+
+@pytest.mark.slow
+def test_auto_runs_the_kernels_on_one_device():
+  """The suite runs on 8 simulated devices, where auto takes the scan; in a plain
+  one-device process auto takes the fused LSTM, attention and softmax kernels."""
+  code = """
+import jax, jax.numpy as jnp
+from lib.nn import attention, cells, lm, recurrence, scans
+cell = cells.make('lstm', 8)
+x = jnp.ones((2, 3, 4))
+print(jax.device_count(), scans.resolve_kernel('auto', cell, jnp.zeros((8, 32)), jnp.zeros((3, 2, 32)),
+      cell.zero_carry((2,))).value, attention._fused_additive('auto', x), lm._fused_rows(x, x))
+"""
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                       cwd=ROOT, env=dict(env, JAX_PLATFORMS="cpu")).stdout
+  assert out.split() == ["1", "fused", "True", "True"], out

@@ -33,11 +33,22 @@ def _close(a, b, tol=1e-5):
     np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=tol, atol=tol)
 
 
+def _calls_the_kernel(monkeypatch, fused: bool):
+  """Force the choice (the tests run on 8 simulated devices, where auto takes XLA's form)
+  and count the kernel's forward calls."""
+  calls = []
+  forward = lm.kernel_softmax.forward
+  monkeypatch.setattr(lm, "_fused_rows", lambda h, w: fused)
+  monkeypatch.setattr(lm.kernel_softmax, "forward", lambda *a: calls.append(1) or forward(*a))
+  return calls
+
+
 def test_fused_rows_equal_xla(monkeypatch):
   h, w, b, y = _setup()
-  assert lm._fused_rows(h, w) == (jax.device_count() == 1)
+  calls = _calls_the_kernel(monkeypatch, True)
   fused = _grads(h, w, b, y)
-  monkeypatch.setattr(lm, "_fused_rows", lambda h, w: False)
+  assert len(calls) == 2
+  _calls_the_kernel(monkeypatch, False)
   _close(fused, _grads(h, w, b, y))
 
 
@@ -45,6 +56,8 @@ def test_fused_rows_under_vmap(monkeypatch):
   h, w, b, y = _setup()
   w_3 = jnp.stack([w, 0.5 * w, 2.0 * w])
   grad = lambda: jax.vmap(jax.grad(lambda w: jnp.sum(lm.softmax_nll(h, w, b, y))))(w_3)  # noqa: E731
+  calls = _calls_the_kernel(monkeypatch, True)
   fused = grad()
-  monkeypatch.setattr(lm, "_fused_rows", lambda h, w: False)
+  assert calls
+  _calls_the_kernel(monkeypatch, False)
   _close(fused, grad())
