@@ -52,17 +52,10 @@ KERNELS = ("auto", "xla", "fused")
 
 def _fused_additive(kernel: str, *arrays: jax.Array) -> bool:
   """Whether additive scores run through the fused kernel (``kernel``: one of
-  :data:`KERNELS`); ``fused`` where it cannot run is a one-line error saying why."""
+  :data:`KERNELS`, chosen by :func:`lib.nn.kernels.choose`)."""
   if kernel not in KERNELS:
     raise ConfigError(f"Unknown attention kernel {kernel!r}; expected one of {list(KERNELS)}.")
-  if kernel == "xla":
-    return False
-  why = kernels.unsupported()
-  if not why and any(a.dtype != jnp.float32 for a in arrays):
-    why = "float32 operands"
-  if kernel == "fused" and why:
-    raise ConfigError(f"attention: kernel='fused' needs {why}; use kernel='xla'.")
-  return not why and (kernel == "fused" or jax.device_count() == 1)
+  return kernels.choose(kernel, kernels.why_not(*arrays), "attention", "xla")
 
 
 def scores(kind: str, params: dict, q_BxTxQ: jax.Array, k_BxSxK: jax.Array,

@@ -153,10 +153,9 @@ def _softmax_nll(h_NxH, w_HxV, b_V, y_N):
 
 
 def _fused_rows(h, w) -> bool:
-  """Whether the element-wise part runs through :mod:`lib.nn.kernels.softmax`: float32
-  operands on the CPU with one device, where the kernels build."""
-  return (h.dtype == w.dtype == jnp.float32 and jax.device_count() == 1
-          and not kernels.unsupported())
+  """Whether the element-wise part runs through :mod:`lib.nn.kernels.softmax`
+  (:func:`lib.nn.kernels.choose`'s ``auto``)."""
+  return kernels.choose("auto", kernels.why_not(h, w), "softmax_nll", "xla")
 
 
 def _softmax_nll_fwd(h, w, b, y):

@@ -57,15 +57,19 @@ class InputProduct(enum.Enum):
 IN_STEP_RATIO = {"cpu": 8}
 
 
+def _input_product(value: str | InputProduct) -> InputProduct:
+  try:
+    return InputProduct(value)
+  except ValueError:
+    raise ConfigError(f"unroll: input_product={value!r}; expected one of "
+                      f"{[k.value for k in InputProduct]}.") from None
+
+
 def in_step(cell: Cell, in_dim: int, input_product: str | InputProduct = InputProduct.AUTO,
             projected: bool = False, fused: bool = False) -> bool:
   """Whether :func:`unroll` takes this cell's input product inside the step; ``fused``:
   the recurrence runs through the fused kernel, which takes the product hoisted."""
-  try:
-    kind = InputProduct(input_product)
-  except ValueError:
-    raise ConfigError(f"unroll: input_product={input_product!r}; expected one of "
-                      f"{[k.value for k in InputProduct]}.") from None
+  kind = _input_product(input_product)
   if projected or not isinstance(cell, DenseCell) or kind is InputProduct.HOISTED:
     return False
   if fused:
@@ -212,9 +216,8 @@ def _fused(cell, params, acc, carry, fast_grad, kernel, input_product) -> bool:
   """Whether the dense cell's recurrence runs through the fused kernel (its hoisted
   input product in ``acc``); an explicit ``input_product='in_step'`` keeps ``auto`` on
   the scan, which takes it."""
-  if input_product == InputProduct.IN_STEP.value or input_product is InputProduct.IN_STEP:
-    if kernel in (scans.DenseKernel.AUTO, scans.DenseKernel.AUTO.value):
-      return False
+  if _input_product(input_product) is InputProduct.IN_STEP and kernel == scans.DenseKernel.AUTO:
+    return False
   w_rec = params["w_rec"]
   w_rec = jax.ShapeDtypeStruct(w_rec.shape, cell.dtype or w_rec.dtype)
   xp = jax.ShapeDtypeStruct((1, 1, cell.proj_width), acc)

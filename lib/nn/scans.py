@@ -322,18 +322,18 @@ class DenseKernel(str, enum.Enum):
   """What runs a dense cell's recurrence. ``SCAN``: ``lax.scan`` (any cell, dtype and
   transformation); ``FUSED``: one call of :mod:`lib.nn.kernels` each way (LSTM and GRU in
   float32 on CPU, reverse-mode gradients); ``AUTO``: ``FUSED`` where it can run, on one
-  device (XLA's SPMD partitioner would gather a sharded batch to run the call whole on
-  every device) and where :data:`DENSE_AUTO_RULES` names it for the backend, else
-  ``SCAN``."""
+  device (:func:`lib.nn.kernels.choose`) and where :data:`DENSE_AUTO_RULES` names it for
+  the backend, else ``SCAN``."""
   AUTO = "auto"
   SCAN = "scan"
   FUSED = "fused"
 
 
 DENSE_KERNELS = tuple(k.value for k in DenseKernel)
-# backend -> the kernel AUTO runs where the fused one can. cpu: measured, x86_64 2 cores,
-# jax 0.10.2 (``python -m launch.bench rnn_step``, ``fused_rnn``): the fused LSTM and GRU
-# train steps are faster at every shape timed (launch/benchmarks/README.md).
+# backend -> the kernel AUTO runs where the fused one can (set "cpu" to SCAN to turn the
+# kernels off for a process). cpu: measured, x86_64 2 cores, jax 0.10.2
+# (``python -m launch.bench rnn_step``): the fused LSTM and GRU train steps are 1.2-1.9x
+# the scan at every shape timed (launch/benchmarks/README.md).
 DENSE_AUTO_RULES: dict[str, DenseKernel] = {"cpu": DenseKernel.FUSED}
 
 
@@ -342,17 +342,16 @@ def fused_unsupported(cell: Any, w_rec: jax.Array, xp_TxBxG: jax.Array, carry0: 
   """Why this recurrence cannot run through :mod:`lib.nn.kernels` ('' when it can)."""
   if cell.fused_kernel() is None:
     return "an LSTM or GRU cell"
-  if any(a.dtype != jnp.float32 for a in (w_rec, xp_TxBxG, *jax.tree.leaves(carry0))):
-    return "float32 weights, inputs and carry"
   if not fast_grad:
     return "fast_grad=True (the kernels have reverse-mode gradients only)"
-  return kernels.unsupported()
+  return kernels.why_not(w_rec, xp_TxBxG, *jax.tree.leaves(carry0))
 
 
 def resolve_kernel(kernel: str | DenseKernel, cell: Any, w_rec: jax.Array, xp_TxBxG: jax.Array,
                    carry0: Any, fast_grad: bool = True) -> DenseKernel:
   """The kernel that runs: ``kernel`` itself (``FUSED`` where it cannot run is a one-line
-  error saying why), or ``AUTO``'s choice."""
+  error saying why), or ``AUTO``'s choice (:func:`lib.nn.kernels.choose`, then
+  :data:`DENSE_AUTO_RULES`)."""
   try:
     kernel = DenseKernel(kernel)
   except ValueError:
@@ -361,11 +360,9 @@ def resolve_kernel(kernel: str | DenseKernel, cell: Any, w_rec: jax.Array, xp_Tx
   if kernel is DenseKernel.SCAN:
     return kernel
   why = fused_unsupported(cell, w_rec, xp_TxBxG, carry0, fast_grad)
-  if kernel is DenseKernel.FUSED and why:
-    raise ConfigError(f"dense_scan: kernel='fused' needs {why}; use kernel='scan'.")
+  if not kernels.choose(kernel.value, why, "dense_scan", DenseKernel.SCAN.value):
+    return DenseKernel.SCAN
   if kernel is DenseKernel.AUTO:
-    if why or jax.device_count() > 1:
-      return DenseKernel.SCAN
     return DENSE_AUTO_RULES.get(jax.default_backend(), DenseKernel.SCAN)
   return kernel
 

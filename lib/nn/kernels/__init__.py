@@ -13,6 +13,6 @@ the CPU, and registered with XLA then: importing this package compiles, loads an
 registers nothing. ``python -m lib.nn.kernels`` builds it ahead and says where it is
 or why it cannot be built.
 """
-from lib.nn.kernels.build import load, unsupported
+from lib.nn.kernels.build import call, choose, load, unsupported, why_not
 
-__all__ = ["load", "unsupported"]
+__all__ = ["call", "choose", "load", "unsupported", "why_not"]

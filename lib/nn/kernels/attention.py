@@ -9,22 +9,16 @@ and recomputes it in the backward pass. Equal to :func:`lib.nn.attention.scores`
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 
 from lib.nn.kernels import build
-
-
-def _call(name, shapes, *args):
-  build.load()
-  outs = [jax.ShapeDtypeStruct(s, jnp.float32) for s in shapes]
-  return jax.ffi.ffi_call(name, outs, vmap_method="broadcast_all")(*args)
 
 
 @jax.custom_vjp
 def additive_scores(qp_BxTxA: jax.Array, kp_BxSxA: jax.Array, v_A: jax.Array) -> jax.Array:
   """``BxTxS`` scores ``sum_a v[a] tanh(qp[b,t,a] + kp[b,s,a])``."""
   B, T, _ = qp_BxTxA.shape
-  return _call("RnnlabAdditiveFwd", [(B, T, kp_BxSxA.shape[1])], qp_BxTxA, kp_BxSxA, v_A)[0]
+  return build.call("RnnlabAdditiveFwd", [(B, T, kp_BxSxA.shape[1])], qp_BxTxA, kp_BxSxA,
+                    v_A)[0]
 
 
 def _fwd(qp, kp, v):
@@ -33,7 +27,7 @@ def _fwd(qp, kp, v):
 
 def _bwd(res, g):
   qp, kp, v = res
-  return tuple(_call("RnnlabAdditiveBwd", [qp.shape, kp.shape, v.shape], qp, kp, v, g))
+  return tuple(build.call("RnnlabAdditiveBwd", [qp.shape, kp.shape, v.shape], qp, kp, v, g))
 
 
 additive_scores.defvjp(_fwd, _bwd)

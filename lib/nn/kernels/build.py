@@ -13,7 +13,10 @@ import tempfile
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+
+from lib.errors import ConfigError
 
 SOURCE = Path(__file__).with_name("rnn_cpu.cc")
 TARGETS = ("RnnlabLstmFwd", "RnnlabLstmBwd", "RnnlabGruFwd", "RnnlabGruBwd",
@@ -102,3 +105,34 @@ def load() -> None:
   why = unsupported()
   if why:
     raise KernelError(f"lib.nn.kernels needs {why}")
+
+
+def why_not(*arrays) -> str:
+  """Why the kernels cannot take these operands ('' when they can): the backend, the
+  build, or an operand not in float32."""
+  why = unsupported()
+  if not why and any(a.dtype != jnp.float32 for a in arrays):
+    why = "float32 operands"
+  return why
+
+
+def choose(kernel: str, why: str, where: str, other: str) -> bool:
+  """Whether a choice of ``'auto'``, ``'fused'`` or ``other`` (the XLA form) runs the
+  fused kernel, given ``why`` it cannot ('' when it can). ``auto`` takes it on one device
+  only: XLA's SPMD partitioner would gather a sharded batch to run each call whole on
+  every device. ``'fused'`` where it cannot run is a one-line error."""
+  if kernel == other:
+    return False
+  if kernel == "fused" and why:
+    raise ConfigError(f"{where}: kernel='fused' needs {why}; use kernel='{other}'.")
+  return not why and (kernel == "fused" or jax.device_count() == 1)
+
+
+def call(name: str, shapes, *args, aliases=None, **attrs):
+  """The registered kernel ``name`` on ``args``: float32 results of ``shapes``, XLA
+  buffers aliased as ``aliases`` (argument -> result), under ``vmap`` one call on the
+  whole batch of problems (``broadcast_all``; the kernels loop over leading axes)."""
+  load()
+  outs = [jax.ShapeDtypeStruct(s, jnp.float32) for s in shapes]
+  return jax.ffi.ffi_call(name, outs, vmap_method="broadcast_all",
+                          input_output_aliases=aliases)(*args, **attrs)

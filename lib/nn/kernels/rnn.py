@@ -20,13 +20,6 @@ import jax.numpy as jnp
 from lib.nn.kernels import build
 
 
-def _call(name: str, shapes, *args, reverse: bool, aliases=None):
-  build.load()
-  outs = [jax.ShapeDtypeStruct(s, jnp.float32) for s in shapes]
-  return jax.ffi.ffi_call(name, outs, vmap_method="broadcast_all",
-                          input_output_aliases=aliases)(*args, reverse=reverse)
-
-
 def _mask(m_TxBx1: Optional[jax.Array], T: int, B: int) -> jax.Array:
   return jnp.ones((T, B), jnp.float32) if m_TxBx1 is None else m_TxBx1[..., 0].astype(jnp.float32)
 
@@ -46,8 +39,8 @@ def _lstm(reverse, masked, w_HxG, xp_TxBxG, m_TxB, h0_BxH, c0_BxH):
 def _lstm_fwd(reverse, masked, w_HxG, xp_TxBxG, m_TxB, h0_BxH, c0_BxH):
   T, B, G = xp_TxBxG.shape
   TBH = (T, B, G // 4)
-  a, hc, cc = _call("RnnlabLstmFwd", [xp_TxBxG.shape, TBH, TBH], xp_TxBxG, w_HxG, h0_BxH,
-                    c0_BxH, m_TxB, reverse=reverse, aliases={0: 0})
+  a, hc, cc = build.call("RnnlabLstmFwd", [xp_TxBxG.shape, TBH, TBH], xp_TxBxG, w_HxG,
+                         h0_BxH, c0_BxH, m_TxB, reverse=reverse, aliases={0: 0})
   last, y = _outputs(hc, m_TxB, masked, reverse)
   return ((hc[last], cc[last]), y), (w_HxG, a, hc, cc, m_TxB, h0_BxH, c0_BxH)
 
@@ -55,8 +48,9 @@ def _lstm_fwd(reverse, masked, w_HxG, xp_TxBxG, m_TxB, h0_BxH, c0_BxH):
 def _lstm_bwd(reverse, masked, res, cts):
   w, a, hc, cc, m, h0, c0 = res
   (ct_h, ct_c), ct_y = cts
-  dz, dh0, dc0, dw = _call("RnnlabLstmBwd", [a.shape, h0.shape, h0.shape, w.shape], a, w, cc,
-                           c0, m, ct_y, ct_h, ct_c, h0, hc, reverse=reverse, aliases={0: 0})
+  dz, dh0, dc0, dw = build.call("RnnlabLstmBwd", [a.shape, h0.shape, h0.shape, w.shape], a,
+                                w, cc, c0, m, ct_y, ct_h, ct_c, h0, hc, reverse=reverse,
+                                aliases={0: 0})
   return dw, dz, jnp.zeros_like(m), dh0, dc0
 
 
@@ -81,8 +75,8 @@ def _gru(reverse, masked, w_HxG, b_rec_G, xp_TxBxG, m_TxB, h0_BxH):
 def _gru_fwd(reverse, masked, w_HxG, b_rec_G, xp_TxBxG, m_TxB, h0_BxH):
   T, B, G = xp_TxBxG.shape
   H = G // 3
-  a, hc, _ = _call("RnnlabGruFwd", [(T, B, 4 * H), (T, B, H), (B, G)], xp_TxBxG, w_HxG, b_rec_G,
-                   h0_BxH, m_TxB, reverse=reverse)
+  a, hc, _ = build.call("RnnlabGruFwd", [(T, B, 4 * H), (T, B, H), (B, G)], xp_TxBxG, w_HxG,
+                        b_rec_G, h0_BxH, m_TxB, reverse=reverse)
   last, y = _outputs(hc, m_TxB, masked, reverse)
   return (hc[last], y), (w_HxG, a, hc, m_TxB, h0_BxH)
 
@@ -92,8 +86,8 @@ def _gru_bwd(reverse, masked, res, cts):
   ct_h, ct_y = cts
   T, B, _ = a.shape
   G = w.shape[-1]
-  dxp, dhw, dh0, dw = _call("RnnlabGruBwd", [(T, B, G), (T, B, G), h0.shape, w.shape], w, a,
-                            hc, h0, m, ct_y, ct_h, reverse=reverse)
+  dxp, dhw, dh0, dw = build.call("RnnlabGruBwd", [(T, B, G), (T, B, G), h0.shape, w.shape],
+                                 w, a, hc, h0, m, ct_y, ct_h, reverse=reverse)
   return dw, dhw.sum(axis=(0, 1)), dxp, jnp.zeros_like(m), dh0
 
 

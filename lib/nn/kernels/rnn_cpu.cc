@@ -1,18 +1,22 @@
-// Fused LSTM and GRU layers for XLA:CPU, through the XLA FFI (jax.ffi).
+// rnnlab's CPU kernels for XLA, through the XLA FFI (jax.ffi): LSTM and GRU layers,
+// additive-attention scores and softmax cross-entropy rows (lib/nn/kernels/*.py).
 //
-// One call runs a whole layer's recurrence, forward or backward, over time-major
-// arrays. Each step splits the batch rows among XLA's intra-op threads; each thread
-// runs its rows' recurrent product as one single-threaded BLAS sgemm (added onto the
-// step's gate block in place) and then its rows' gates, so one step costs one
-// synchronisation. Why by hand: XLA:CPU's dot inside a scan runs the 64x256 by
-// 256x1024 product at about 130 GFLOP/s on two cores where an optimized BLAS reaches
-// 220-290 (launch/benchmarks/README.md). The BLAS is numpy's bundled OpenBLAS, handed
-// over as function pointers (rnnlab_set_blas); its own threads are set to one for the
-// duration of a call (they would spin against XLA's), then restored.
+// Recurrent layers. One call runs a whole layer's recurrence, forward or backward, over
+// time-major arrays. Each step is split by hidden units over XLA's intra-op threads
+// (Team: one task a step, the caller takes a share): a thread computes its units'
+// columns of every gate block, then those units' gates for every row, so a forward step
+// costs one synchronisation, and so does a backward step (BackwardSteps). The recurrent
+// weight is packed once per call into 32-column panels and each step's product is an
+// 8 x 32 AVX-512 register-blocked kernel over them (GemmPacked); a BLAS sgemm would pack
+// it again at every step. Why by hand: XLA:CPU's dot inside a scan runs the 64x256 by
+// 256x1024 product at about 130 GFLOP/s on two cores (launch/benchmarks/README.md). The
+// recurrent weight's gradient, and the products without AVX-512, use numpy's bundled
+// OpenBLAS, handed over as function pointers (rnnlab_set_blas); its own threads are set
+// to one for the duration of a call (they would spin against XLA's), then restored.
 //
 // Every array may carry leading "problem" axes (vmap with broadcast_all): the kernels
-// loop over them. The input product, the weight gradients and the outputs' zeros at
-// masked steps are left to XLA (lib/nn/kernels/rnn.py): large products over all steps.
+// loop over them. The input product and the outputs' zeros at masked steps are left to
+// XLA (lib/nn/kernels/rnn.py).
 //
 // Layouts (per problem, row-major, time-major): xp [T,B,G] (input product plus bias),
 // w [H,G], h0, c0 [B,H], mask [T,B] (nonzero: a real step), ct_y [T,B,H].
@@ -152,12 +156,16 @@ ffi::Error Check(const Dims& d, int64_t gates) {
   return ffi::Error::Success();
 }
 
-// Threads for a step split into n rows or units: at least 8 each, at most the pool's;
-// one where a step's product is too small to pay for a synchronisation (a few
-// microseconds: under 2^17 multiply-adds).
+// Parts for work split into n pieces: at most one per piece and one per pool thread.
+int64_t PartsOf(const ffi::ThreadPool& pool, int64_t n) {
+  return std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), n));
+}
+
+// Threads for a step split into n units: at least 8 each; one where a step's product is
+// too small to pay for a synchronisation (a few microseconds: under 2^17 multiply-adds).
 int64_t PartsFor(const ffi::ThreadPool& pool, const Dims& d, int64_t n) {
   if (d.B * d.H * d.G < (int64_t{1} << 17)) return 1;
-  return std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), n / 8));
+  return PartsOf(pool, n / 8);
 }
 
 // ------------------------------------------------------------------ packed products
@@ -656,7 +664,7 @@ AttnDims AttnDimsOf(const Q& qp, const K& kp) {
 ffi::Error AdditiveFwdImpl(ffi::ThreadPool pool, F32 qp, F32 kp, F32 v, OutF32 out) {
   const AttnDims d = AttnDimsOf(qp, kp);
   const int64_t per_v = v.element_count() / d.A;  // one v, or one per sequence (vmap)
-  const Team par(pool, std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), d.N)));
+  const Team par(pool, PartsOf(pool, d.N));
   par.For([&](int64_t part) {
     int64_t n0, n1;
     Rows(d.N, par.parts(), part, &n0, &n1);
@@ -676,7 +684,7 @@ ffi::Error AdditiveBwdImpl(ffi::ThreadPool pool, F32 qp, F32 kp, F32 v, F32 g, O
   std::fill(dqp->typed_data(), dqp->typed_data() + d.N * d.T * d.A, 0.0f);
   std::fill(dkp->typed_data(), dkp->typed_data() + d.N * d.S * d.A, 0.0f);
   std::fill(dv->typed_data(), dv->typed_data() + per_v * d.A, 0.0f);
-  const Team par(pool, std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), d.N)));
+  const Team par(pool, PartsOf(pool, d.N));
   // Each part sums dv for its sequences apart; the parts' sums are added at the end.
   std::vector<float> dv_parts(par.parts() * per_v * d.A, 0.0f);
   par.For([&](int64_t part) {
@@ -708,7 +716,7 @@ ffi::Error SoftmaxNllFwdImpl(ffi::ThreadPool pool, F32 logits, F32 b, ffi::Buffe
   const int64_t V = ld[ld.size() - 1], N = logits.element_count() / V;
   const int64_t per_b = b.element_count() / V;
   CopyUnlessAliased(out->typed_data(), logits.typed_data(), N * V);
-  const Team par(pool, std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), N / 8)));
+  const Team par(pool, PartsOf(pool, N / 8));
   par.For([&](int64_t part) {
     int64_t n0, n1;
     Rows(N, par.parts(), part, &n0, &n1);
@@ -735,7 +743,7 @@ ffi::Error SoftmaxNllBwdImpl(ffi::ThreadPool pool, F32 logits, F32 lse, ffi::Buf
   const auto ld = logits.dimensions();
   const int64_t V = ld[ld.size() - 1], N = logits.element_count() / V;
   CopyUnlessAliased(d->typed_data(), logits.typed_data(), N * V);
-  const Team par(pool, std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), N / 8)));
+  const Team par(pool, PartsOf(pool, N / 8));
   par.For([&](int64_t part) {
     int64_t n0, n1;
     Rows(N, par.parts(), part, &n0, &n1);

@@ -13,21 +13,14 @@ import jax.numpy as jnp
 from lib.nn.kernels import build
 
 
-def _call(name, shapes, *args, aliases=None):
-  build.load()
-  outs = [jax.ShapeDtypeStruct(s, jnp.float32) for s in shapes]
-  return jax.ffi.ffi_call(name, outs, vmap_method="broadcast_all",
-                          input_output_aliases=aliases)(*args)
-
-
 def forward(logits_NxV: jax.Array, b_V: jax.Array, y_N: jax.Array):
   """``(logits + b, nll_N, lse_N)`` for rows of logits without their bias."""
   N = logits_NxV.shape[0]
-  return _call("RnnlabSoftmaxNllFwd", [logits_NxV.shape, (N,), (N,)], logits_NxV, b_V,
-               y_N.astype(jnp.int32), aliases={0: 0})
+  return build.call("RnnlabSoftmaxNllFwd", [logits_NxV.shape, (N,), (N,)], logits_NxV, b_V,
+                    y_N.astype(jnp.int32), aliases={0: 0})
 
 
 def backward(logits_NxV: jax.Array, lse_N: jax.Array, y_N: jax.Array, g_N: jax.Array):
   """``(softmax(logits) - onehot(y)) * g`` (``logits`` with their bias)."""
-  return _call("RnnlabSoftmaxNllBwd", [logits_NxV.shape], logits_NxV, lse_N,
-               y_N.astype(jnp.int32), g_N, aliases={0: 0})[0]
+  return build.call("RnnlabSoftmaxNllBwd", [logits_NxV.shape], logits_NxV, lse_N,
+                    y_N.astype(jnp.int32), g_N, aliases={0: 0})[0]
